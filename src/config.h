@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Configuration: one schema table, GKeyFile loading, validation, an immutable result. */
+#pragma once
+
+#include <glib.h>
+#include "log.h"
+
+typedef enum {
+	MPOP_FORMAT_MAILDIR,
+	MPOP_FORMAT_MBOX,
+} MpopMailboxFormat;
+
+typedef enum {
+	MPOP_MBOX_SNAPSHOT,     /* lock, index, unlock; verify before reads and at QUIT */
+	MPOP_MBOX_SESSION_LOCK, /* hold the lock for the whole session */
+	MPOP_MBOX_SPOOL,        /* copy to a private spool at login */
+} MpopMboxMode;
+
+typedef enum {
+	MPOP_FROM_MBOXRD, /* remove one '>' from ">+From " lines when sending */
+	MPOP_FROM_RAW,    /* send as stored */
+} MpopFromQuoting;
+
+/* Lock kinds for mbox_locks, a bit set. */
+enum {
+	MPOP_LOCK_DOTLOCK = 1 << 0,
+	MPOP_LOCK_FCNTL = 1 << 1,
+	MPOP_LOCK_FLOCK = 1 << 2,
+};
+
+/* The validated configuration. Immutable once loaded; free with mpop_config_free(). */
+typedef struct {
+	char *path; /* the file it came from, or "(defaults)" */
+
+	/* [server] */
+	char *greeting;
+	guint idle_timeout;     /* seconds */
+	guint max_bad_commands; /* then -ERR and close */
+	char *login_user;       /* unprivileged user for the pre-auth dialogue */
+	char *login_chroot;     /* empty: no chroot */
+	char **listen;          /* legacy daemon / Accept=no bind addresses "host:port" */
+	char *pid_file;
+	guint max_sessions;
+	guint max_sessions_per_source;
+	gboolean privsep;       /* run the pre-auth dialogue in a dropped child */
+
+	/* [mailbox] */
+	MpopMailboxFormat format;
+	char *location; /* pattern: %u user, %h home, %d domain, %n local part */
+	char *mail_spool_dir;
+	char *message_start;
+	char *message_end;
+	MpopFromQuoting from_quoting;
+	guint mbox_locks; /* MPOP_LOCK_* bits */
+	guint lock_retries;
+	guint lock_wait_ms;
+	guint lock_stale_age; /* seconds; 0 = never take over */
+	MpopMboxMode mbox_mode;
+	char *spool_dir;
+	char **uidl_source; /* "x-uidl", "message-id", "digest" */
+	char **show_headers; /* bookkeeping headers to show anyway */
+
+	/* [auth] */
+	char *auth_default; /* backend name */
+	char *userlist;     /* path of the user list file */
+	GHashTable *user_auth; /* user name -> backend name, from [user_auth] */
+	char *pam_service;
+	gboolean reject_unknown_user_early; /* never used for enumeration: kept false */
+
+	/* [log] */
+	MpopLogLevel log_level;
+	char **log_users; /* users logged at debug detail */
+} MpopConfig;
+
+/* Load and validate path (NULL: MPOPD_DEFAULT_CONFIG). A missing file is an error when
+ * must_exist. Errors name the file, group and key. */
+MpopConfig *mpop_config_load(const char *path, gboolean must_exist, GError **error);
+
+/* Load from an in-memory key file text (tests, fuzzing); name is used in messages. */
+MpopConfig *mpop_config_load_data(const char *data, gsize len, const char *name,
+				  GError **error);
+
+/* All defaults, as if from an empty file. */
+MpopConfig *mpop_config_new_default(void);
+
+void mpop_config_free(MpopConfig *cfg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MpopConfig, mpop_config_free)
+
+/* The effective configuration as key file text (for --check-config). */
+char *mpop_config_dump(const MpopConfig *cfg);
+
+/* The sample configuration file text: every key with its default and help (conf/mpopd.conf
+ * is generated from this, so they cannot drift). */
+char *mpop_config_sample(void);
+
+/* The man page section listing every key, in roff (for man/mpopd.conf.5). */
+char *mpop_config_man_section(void);
+
+/* Backend name for a given user: [user_auth] override or auth_default. */
+const char *mpop_config_auth_for_user(const MpopConfig *cfg, const char *user);
+
+/* Whether user is listed in [log] users. */
+gboolean mpop_config_user_logged(const MpopConfig *cfg, const char *user);

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The ways a connection arrives: systemd Accept=yes, Accept=no, inetd, legacy daemon. */
+#pragma once
+
+#include <glib.h>
+#include "config.h"
+
+typedef enum {
+	MPOP_MODE_AUTO,   /* decide from LISTEN_FDS and stdin */
+	MPOP_MODE_INETD,  /* stdin/stdout is the connection */
+	MPOP_MODE_DAEMON, /* bind and accept ourselves (legacy) */
+} MpopRunMode;
+
+typedef struct {
+	MpopRunMode mode;
+	const char *config_path;
+	char *port; /* legacy "mpopd PORT" override, NULL otherwise */
+	gboolean foreground;
+	gboolean no_pidfile;
+} MpopListenOptions;
+
+/* Run mpopd the way it was started. Returns the exit status. */
+int mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts);
+
+/* Describe a socket's peer / local address as "addr:port" ([v6]:port). NULL if not a socket. */
+char *mpop_listener_peer_name(int fd);
+char *mpop_listener_local_name(int fd);

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The backend-neutral message table and the mailbox registry. Backends implement only
+ * open (lock + index), stream one message, commit (UPDATE) and close. */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+#include "config.h"
+#include "dotstuff.h"
+
+/* RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E. */
+#define MPOP_UIDL_MAX 70
+
+typedef struct {
+	char *uidl;       /* valid, unique within the maildrop, stable across sessions */
+	guint64 size;     /* exact octets as sent (CRLF line ends, before stuffing) */
+	gboolean deleted; /* marked by DELE, cleared by RSET */
+	/* backend data */
+	char *name;       /* maildir: path relative to the maildir ("cur/NAME:2,S") */
+	guint64 offset;   /* mbox: offset of the first content byte (after the From line) */
+	guint64 length;   /* mbox: raw length of the content in the file */
+	guint64 from_offset; /* mbox: offset of the From line */
+} MpopMessage;
+
+typedef struct MpopMailbox MpopMailbox;
+
+typedef struct {
+	const char *name;
+	/* Lock the maildrop and fill mb->msgs. Errors: MPOP_ERROR_IN_USE when another session
+	 * holds it, MPOP_ERROR_TEMP / MPOP_ERROR_PERM otherwise. */
+	gboolean (*open)(MpopMailbox *mb, GError **error);
+	/* Start reading the raw stored bytes of message idx (0-based). May verify the store
+	 * (mbox snapshot) and fail with MPOP_ERROR_CHANGED before anything was sent. */
+	gboolean (*msg_begin)(MpopMailbox *mb, guint idx, GError **error);
+	/* Read the next raw bytes of the current message: > 0 bytes, 0 at its end, < 0 error. */
+	gssize (*msg_read)(MpopMailbox *mb, char *buf, gsize len, GError **error);
+	void (*msg_end)(MpopMailbox *mb);
+	/* UPDATE (RFC 1939 §6): remove exactly the messages marked deleted, keep everything
+	 * else, including messages delivered since open. */
+	gboolean (*commit)(MpopMailbox *mb, GError **error);
+	/* Release locks and backend state (not mb itself). Must not remove anything. */
+	void (*close)(MpopMailbox *mb);
+} MpopMailboxOps;
+
+struct MpopMailbox {
+	const MpopMailboxOps *ops;
+	const MpopConfig *cfg;
+	char *path; /* the maildir directory or the mbox file */
+	char *user;
+	MpopMessage *msgs;
+	guint n_msgs;
+	MpopStuffOpts stuff_opts; /* how stored bytes are turned into what is sent */
+	gpointer priv;            /* backend state */
+};
+
+/* Find the backend for a format. */
+const MpopMailboxOps *mpop_mailbox_ops_for(MpopMailboxFormat format);
+
+/* Open (lock and index) the maildrop at path for user with the given backend. */
+MpopMailbox *mpop_mailbox_open(const MpopMailboxOps *ops, const MpopConfig *cfg,
+			       const char *user, const char *path, GError **error);
+
+/* Non-deleted count and octets (STAT). */
+void mpop_mailbox_stat(const MpopMailbox *mb, guint *out_count, guint64 *out_octets);
+
+/* Stream message idx: first prefix (the +OK line, already CRLF-terminated), then the
+ * converted message (top_lines < 0: all of it), then ".\r\n", through write_fn, in as few
+ * writes as possible through a fixed buffer. If the backend fails before anything was
+ * written, returns FALSE with nothing written (the caller sends -ERR); if it fails later,
+ * returns FALSE with *out_broken set: the connection must be closed. */
+typedef int (*MpopWriteFn)(gpointer ctx, const void *data, size_t len); /* 0 or -errno */
+gboolean mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, const char *prefix,
+			     MpopWriteFn write_fn, gpointer ctx, gboolean *out_broken,
+			     GError **error);
+
+/* UPDATE: commit deletions. On failure nothing is lost and the error says why. */
+gboolean mpop_mailbox_commit(MpopMailbox *mb, GError **error);
+
+/* Count of messages marked deleted. */
+guint mpop_mailbox_deleted_count(const MpopMailbox *mb, guint64 *out_octets);
+
+/* Close without UPDATE and free. NULL is accepted. */
+void mpop_mailbox_close(MpopMailbox *mb);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MpopMailbox, mpop_mailbox_close)
+
+/* TRUE when s (len bytes) is a valid UIDL: 1..70 chars of 0x21..0x7E. */
+gboolean mpop_uidl_valid(const char *s, size_t len);
+
+/* A stable UIDL from arbitrary bytes: lowercase hex of a SHA-256 prefix (40 chars). */
+char *mpop_uidl_digest(const void *data, size_t len);
+
+/* Make UIDLs unique within the table by appending a deterministic "-N" suffix to later
+ * duplicates (keeping the 70-char limit). */
+void mpop_uidl_make_unique(MpopMessage *msgs, guint n);
+
+/* Helpers for backends: free a message's strings. */
+void mpop_message_clear(MpopMessage *m);
+
+/* Backends. */
+extern const MpopMailboxOps mpop_mailbox_maildir_ops;
+extern const MpopMailboxOps mpop_mailbox_mbox_ops;

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Privilege separation: the bounded auth-request record, dropping privileges. */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+#include "auth.h"
+
+/* Limits for the record the unprivileged child sends: the parent parses it as untrusted. */
+#define MPOP_PRIVSEP_MAX_USER 256
+#define MPOP_PRIVSEP_MAX_PASS 1024
+#define MPOP_PRIVSEP_MAX_PENDING 4096
+
+typedef struct {
+	char *user;
+	char *pass;
+	char *pending; /* pipelined bytes after the auth command */
+	gsize pending_len;
+} MpopAuthRequest;
+
+void mpop_auth_request_clear(MpopAuthRequest *r); /* wipes the password */
+
+/* Serialise a request: "MPOP1" then three u32-length-prefixed fields. */
+GBytes *mpop_privsep_encode(const MpopAuthRequest *r);
+/* Parse an untrusted record. Returns 0 or -EINVAL / -E2BIG. */
+int mpop_privsep_decode(const guint8 *data, gsize len, MpopAuthRequest *out);
+
+/* Drop to uid/gid for good: setgroups, setresgid, setresuid, then verify that root cannot
+ * be regained. Refuses uid 0. Returns 0 or -errno. When not root, succeeds only if uid
+ * is already ours. */
+int mpop_privsep_become(uid_t uid, gid_t gid, const char *user);
+
+/* Drop to the unprivileged login user, chroot to dir when root and dir exists. */
+int mpop_privsep_drop_login(const char *login_user, const char *chroot_dir);

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Small helpers shared by every module: fd cleanup, safe I/O loops, printable excerpts. */
+#pragma once
+
+#include <glib.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* GLib 2.74 has no g_autofd: close an owned fd at scope exit (fd < 0 is ignored). */
+void mpop_close_fdp(int *fdp);
+#define mpop_autofd __attribute__((cleanup(mpop_close_fdp))) int
+
+/* Write all of buf, retrying EINTR and short writes. Returns 0 or -errno. */
+int mpop_write_all(int fd, const void *buf, size_t len);
+
+/* Read up to len bytes, retrying EINTR. Returns bytes read (0 at EOF) or -errno. */
+ssize_t mpop_read_some(int fd, void *buf, size_t len);
+
+/* Read exactly len bytes. Returns 0, -EIO on early EOF, or -errno. */
+int mpop_read_exact(int fd, void *buf, size_t len);
+
+/* A short, printable excerpt of untrusted bytes for logs and replies: at most max_chars
+ * characters, non-printable bytes as \xNN, "..." appended when cut. Never NULL. */
+char *mpop_escape_excerpt(const char *data, size_t len, size_t max_chars);
+
+/* Expand a path pattern: %u user, %h home, %d domain part of user, %n local part,
+ * %% a percent. Returns NULL with error on an unknown escape or a user name that would
+ * escape the directory ('/' or a leading '.'). */
+char *mpop_expand_pattern(const char *pattern, const char *user, const char *home,
+			  GError **error);
+
+/* CLOCK_MONOTONIC in microseconds. */
+guint64 mpop_now_usec(void);
+
+/* Constant-time comparison of two NUL-terminated strings (length leaks only as a
+ * mismatch). Returns TRUE when equal. */
+gboolean mpop_streq_consttime(const char *a, const char *b);
+
+#define MPOP_ERROR (mpop_error_quark())
+GQuark mpop_error_quark(void);
+
+typedef enum {
+	MPOP_ERROR_FAILED,
+	MPOP_ERROR_CONFIG,
+	MPOP_ERROR_TEMP, /* retry later: [SYS/TEMP] */
+	MPOP_ERROR_PERM, /* [SYS/PERM] */
+	MPOP_ERROR_IN_USE,
+	MPOP_ERROR_CHANGED, /* the mailbox was rewritten by someone else */
+} MpopError;
