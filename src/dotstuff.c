@@ -1,4 +1,363 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* STUB: to be written. */
+/* Streaming message conversion for RETR/TOP: LF -> CRLF, byte-stuffing, TOP line limit. */
 #include "dotstuff.h"
-typedef int mpop_stub_dotstuff_t;
+
+#include <string.h>
+
+/*
+ * The message is a sequence of lines split at LF; a CR directly before a LF belongs to the
+ * line end, any other CR is data (also a CR that ends the message). Each line is sent as
+ * content + CRLF, with an extra '.' in front when the content starts with '.'
+ * (RFC 1939 §3). st->size counts what is sent before stuffing.
+ *
+ * The start of a line decides what happens to it (hidden header, mboxrd unquoting, dot).
+ * While undecided the prefix is kept in st->hold (st->bol is TRUE); the decision only ever
+ * looks at the prefix, so it is the same whatever the chunking.
+ */
+
+#define HOLD_MAX (sizeof(((MpopStuffer *)0)->hold))
+
+typedef enum {
+	DEC_NONE,    /* need more bytes */
+	DEC_EMPTY,   /* an empty line */
+	DEC_EMIT,    /* send as is */
+	DEC_STUFF,   /* send with a '.' in front */
+	DEC_UNQUOTE, /* mboxrd ">+From ": send without the first '>' */
+	DEC_DROP,    /* hidden header line or its continuation */
+} Decision;
+
+static inline void
+put(char **o, const char *data, size_t n)
+{
+	if (*o != NULL) {
+		memcpy(*o, data, n);
+		*o += n;
+	}
+}
+
+void
+mpop_stuffer_init(MpopStuffer *st, const MpopStuffOpts *opts, gint64 top_lines)
+{
+	memset(st, 0, sizeof(*st));
+	if (opts != NULL)
+		st->opts = *opts;
+	st->bol = TRUE;
+	st->line_empty = TRUE;
+	st->body_lines = top_lines < 0 ? -1 : top_lines;
+}
+
+typedef enum { HIDE_NO, HIDE_YES, HIDE_MAYBE } HideMatch;
+
+static HideMatch
+hide_match_one(const char *name, const char *p, size_t n)
+{
+	size_t k = 0;
+
+	for (; name[k] != '\0'; k++) {
+		if (k == n)
+			return HIDE_MAYBE;
+		if (g_ascii_tolower(name[k]) != g_ascii_tolower(p[k]))
+			return HIDE_NO;
+	}
+	while (k < n && (p[k] == ' ' || p[k] == '\t'))
+		k++;
+	if (k == n)
+		return HIDE_MAYBE;
+	return p[k] == ':' ? HIDE_YES : HIDE_NO;
+}
+
+/* Does the header line starting with p (n bytes seen) name a hidden field? Only the first
+ * HOLD_MAX bytes count, because that is all a byte-at-a-time feed can hold back. Lines
+ * starting with '.' or '>' are never hidden, so those decisions need no hold space. */
+static HideMatch
+hide_match(const char *const *names, const char *p, size_t n, gboolean terminated)
+{
+	HideMatch res = HIDE_NO;
+
+	if (p[0] == '.' || p[0] == '>')
+		return HIDE_NO;
+	if (n >= HOLD_MAX) {
+		n = HOLD_MAX;
+		terminated = TRUE;
+	}
+	for (; *names != NULL; names++) {
+		HideMatch m;
+		if ((*names)[0] == '\0')
+			continue;
+		m = hide_match_one(*names, p, n);
+		if (m == HIDE_YES)
+			return HIDE_YES;
+		if (m == HIDE_MAYBE && !terminated)
+			res = HIDE_MAYBE;
+	}
+	return res;
+}
+
+/* mboxrd (">+From " loses one '>'); p[0] == '>'. */
+static Decision
+unquote_match(const char *p, size_t n, gboolean terminated)
+{
+	static const char from[] = "From ";
+	size_t j = 1, k;
+
+	while (j < n && p[j] == '>')
+		j++;
+	for (k = 0; k < 5 && j + k < n; k++)
+		if (p[j + k] != from[k])
+			return DEC_EMIT;
+	if (k == 5)
+		return DEC_UNQUOTE;
+	return terminated ? DEC_EMIT : DEC_NONE;
+}
+
+static Decision
+classify(const MpopStuffer *st, const char *p, size_t n, gboolean terminated)
+{
+	if (n == 0)
+		return terminated ? DEC_EMPTY : DEC_NONE;
+	if (!st->in_body && st->opts.hide_headers != NULL) {
+		/* RFC 5322 §2.2.3: continuation lines start with WSP. */
+		if (st->hiding && (p[0] == ' ' || p[0] == '\t'))
+			return DEC_DROP;
+		switch (hide_match(st->opts.hide_headers, p, n, terminated)) {
+		case HIDE_YES:
+			return DEC_DROP;
+		case HIDE_MAYBE:
+			return DEC_NONE;
+		case HIDE_NO:
+			break;
+		}
+	}
+	if (p[0] == '.')
+		return DEC_STUFF;
+	if (p[0] == '>' && st->opts.unquote_from)
+		return unquote_match(p, n, terminated);
+	return DEC_EMIT;
+}
+
+/* Carry out a decision at the start of a line; returns how many content bytes to skip. */
+static size_t
+act(MpopStuffer *st, Decision dec, char **o)
+{
+	st->bol = FALSE;
+	st->hiding = dec == DEC_DROP;
+	if (dec != DEC_EMPTY)
+		st->line_empty = FALSE;
+	if (dec == DEC_STUFF)
+		put(o, ".", 1);
+	return dec == DEC_UNQUOTE ? 1 : 0;
+}
+
+static void
+flush_hold(MpopStuffer *st, Decision dec, char **o)
+{
+	size_t skip = act(st, dec, o);
+
+	if (!st->hiding && st->hold_len > skip) {
+		put(o, st->hold + skip, st->hold_len - skip);
+		st->size += st->hold_len - skip;
+	}
+	st->hold_len = 0;
+}
+
+/* An undecided prefix of '>' characters: all but one are sent whatever the decision, so
+ * only one is held and a run of any length fits (the bytes are all the same). */
+static void
+shrink_hold(MpopStuffer *st, char **o)
+{
+	size_t j = 1;
+
+	if (st->hold_len < 2 || st->hold[0] != '>')
+		return;
+	while (j < st->hold_len && st->hold[j] == '>')
+		j++;
+	put(o, st->hold, j - 1);
+	st->size += j - 1;
+	st->line_empty = FALSE;
+	memmove(st->hold + 1, st->hold + j, st->hold_len - j);
+	st->hold_len -= j - 1;
+}
+
+/* Line content p..cend at the start of a line. Returns where the decided line's content
+ * continues; st->bol stays TRUE when more bytes are needed (all of p..cend then held). */
+static const char *
+line_start(MpopStuffer *st, const char *p, const char *cend, gboolean terminated, char **o)
+{
+	Decision dec;
+
+	if (st->hold_len == 0) {
+		dec = classify(st, p, (size_t)(cend - p), terminated);
+		if (dec != DEC_NONE)
+			return p + act(st, dec, o);
+	}
+	for (;;) {
+		size_t n = MIN((size_t)(cend - p), HOLD_MAX - st->hold_len);
+		memcpy(st->hold + st->hold_len, p, n);
+		st->hold_len += n;
+		p += n;
+		dec = classify(st, st->hold, st->hold_len, terminated && p == cend);
+		if (dec != DEC_NONE) {
+			flush_hold(st, dec, o);
+			return p;
+		}
+		shrink_hold(st, o);
+		/* An undecided hold is short: hide_match() decides at HOLD_MAX bytes and a
+		 * '>' run shrinks to one byte. */
+		g_assert(st->hold_len < HOLD_MAX);
+		if (p == cend)
+			return p;
+	}
+}
+
+/* Content bytes p..cend of the current line; terminated: cend is the end of the line. */
+static void
+content(MpopStuffer *st, const char *p, const char *cend, gboolean terminated, char **o)
+{
+	if (st->bol) {
+		p = line_start(st, p, cend, terminated, o);
+		if (st->bol)
+			return;
+	}
+	if (!st->hiding && cend > p) {
+		put(o, p, (size_t)(cend - p));
+		st->size += (size_t)(cend - p);
+	}
+}
+
+static void
+end_line(MpopStuffer *st, char **o)
+{
+	if (st->bol)
+		content(st, st->hold, st->hold, TRUE, o); /* decide with what is held */
+	if (!st->hiding) {
+		put(o, "\r\n", 2);
+		st->size += 2;
+	}
+	if (!st->in_body) {
+		/* RFC 1939 §7: TOP sends the header, the blank line, then n body lines. */
+		if (st->line_empty) {
+			st->in_body = TRUE;
+			st->hiding = FALSE;
+			if (st->body_lines == 0)
+				st->done = TRUE;
+		}
+	} else if (st->body_lines > 0 && --st->body_lines == 0) {
+		st->done = TRUE;
+	}
+	st->bol = TRUE;
+	st->line_empty = TRUE;
+	st->hold_len = 0;
+}
+
+/* The hot path of RETR: whole body lines that need no hold, one memchr and one memcpy each.
+ * Stops before a line it cannot finish alone (no LF yet, or a possible mboxrd quote). */
+static const char *
+body_lines_fast(MpopStuffer *st, const char *p, const char *end, char **op)
+{
+	char *o = *op;
+	guint64 size = st->size;
+
+	while (p < end) {
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+		size_t n;
+
+		if (lf == NULL || (*p == '>' && st->opts.unquote_from))
+			break;
+		n = (size_t)(lf - p);
+		if (n > 0 && lf[-1] == '\r')
+			n--;
+		if (o != NULL) {
+			if (*p == '.') /* RFC 1939 §3 */
+				*o++ = '.';
+			memcpy(o, p, n);
+			o += n;
+			*o++ = '\r';
+			*o++ = '\n';
+		}
+		size += n + 2;
+		p = lf + 1;
+		if (st->body_lines > 0 && --st->body_lines == 0) {
+			st->done = TRUE;
+			break;
+		}
+	}
+	st->size = size;
+	*op = o;
+	return p;
+}
+
+/* One line, or what the chunk holds of it, starting at p. Returns where the next starts. */
+static const char *
+one_line(MpopStuffer *st, const char *p, const char *end, char **o)
+{
+	const char *lf = memchr(p, '\n', (size_t)(end - p));
+	const char *cend = lf != NULL ? lf : end;
+	gboolean cr = cend > p && cend[-1] == '\r';
+
+	/* The CR of CRLF is no data; at the chunk end it may still be. */
+	if (cr)
+		cend--;
+	content(st, p, cend, lf != NULL, o);
+	if (lf == NULL) {
+		st->pending_cr = cr;
+		return end;
+	}
+	end_line(st, o);
+	return lf + 1;
+}
+
+size_t
+mpop_stuffer_feed(MpopStuffer *st, const char *in, size_t len, char *out)
+{
+	const char *p = in, *end = in + len;
+	char *o = out;
+
+	if (st->done || len == 0)
+		return 0;
+	if (st->pending_cr) {
+		st->pending_cr = FALSE;
+		if (*p == '\n') {
+			end_line(st, &o);
+			p++;
+		} else {
+			content(st, "\r", "\r" + 1, FALSE, &o); /* a lone CR is data */
+		}
+	}
+	while (p < end && !st->done) {
+		if (st->in_body && st->bol && st->hold_len == 0) {
+			p = body_lines_fast(st, p, end, &o);
+			if (p == end || st->done)
+				break;
+		}
+		p = one_line(st, p, end, &o);
+	}
+	return out != NULL ? (size_t)(o - out) : 0;
+}
+
+size_t
+mpop_stuffer_finish(MpopStuffer *st, char *out)
+{
+	char *o = out;
+
+	if (st->done)
+		return 0;
+	if (st->pending_cr) {
+		st->pending_cr = FALSE;
+		content(st, "\r", "\r" + 1, FALSE, &o);
+	}
+	/* A last line without LF still gets its CRLF, so the client receives size octets. */
+	if (!st->bol || st->hold_len > 0)
+		end_line(st, &o);
+	return out != NULL ? (size_t)(o - out) : 0;
+}
+
+guint64
+mpop_stuffer_measure(const MpopStuffOpts *opts, const char *data, size_t len)
+{
+	MpopStuffer st;
+
+	mpop_stuffer_init(&st, opts, -1);
+	mpop_stuffer_feed(&st, data, len, NULL);
+	mpop_stuffer_finish(&st, NULL);
+	return st.size;
+}
