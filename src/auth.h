@@ -14,7 +14,7 @@ typedef enum {
 
 /* Who the session becomes after a successful login. */
 typedef struct {
-	char *user;    /* login name as the backend knows it */
+	char *user; /* login name as the backend knows it */
 	uid_t uid;
 	gid_t gid;
 	char *home;    /* may be NULL */
@@ -57,7 +57,7 @@ typedef struct {
 	char *name;
 	char *hash;
 	uid_t uid;
-	gid_t gid; /* (gid_t)-1 when absent */
+	gid_t gid;     /* (gid_t)-1 when absent */
 	char *mailbox; /* NULL when absent */
 } MpopUserlistEntry;
 int mpop_userlist_parse_line(const char *line, size_t len, MpopUserlistEntry *out);

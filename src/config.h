@@ -11,14 +11,14 @@ typedef enum {
 } MpopMailboxFormat;
 
 typedef enum {
-	MPOP_MBOX_SNAPSHOT,     /* lock, index, unlock; verify before reads and at QUIT */
+	MPOP_MBOX_SNAPSHOT,	/* lock, index, unlock; verify before reads and at QUIT */
 	MPOP_MBOX_SESSION_LOCK, /* hold the lock for the whole session */
-	MPOP_MBOX_SPOOL,        /* copy to a private spool at login */
+	MPOP_MBOX_SPOOL,	/* copy to a private spool at login */
 } MpopMboxMode;
 
 typedef enum {
 	MPOP_FROM_MBOXRD, /* remove one '>' from ">+From " lines when sending */
-	MPOP_FROM_RAW,    /* send as stored */
+	MPOP_FROM_RAW,	  /* send as stored */
 } MpopFromQuoting;
 
 /* Lock kinds for mbox_locks, a bit set. */
@@ -34,15 +34,15 @@ typedef struct {
 
 	/* [server] */
 	char *greeting;
-	guint idle_timeout;     /* seconds */
+	guint idle_timeout;	/* seconds */
 	guint max_bad_commands; /* then -ERR and close */
-	char *login_user;       /* unprivileged user for the pre-auth dialogue */
-	char *login_chroot;     /* empty: no chroot */
-	char **listen;          /* legacy daemon / Accept=no bind addresses "host:port" */
+	char *login_user;	/* unprivileged user for the pre-auth dialogue */
+	char *login_chroot;	/* empty: no chroot */
+	char **listen;		/* legacy daemon / Accept=no bind addresses "host:port" */
 	char *pid_file;
 	guint max_sessions;
 	guint max_sessions_per_source;
-	gboolean privsep;       /* run the pre-auth dialogue in a dropped child */
+	gboolean privsep; /* run the pre-auth dialogue in a dropped child */
 
 	/* [mailbox] */
 	MpopMailboxFormat format;
@@ -57,12 +57,12 @@ typedef struct {
 	guint lock_stale_age; /* seconds; 0 = never take over */
 	MpopMboxMode mbox_mode;
 	char *spool_dir;
-	char **uidl_source; /* "x-uidl", "message-id", "digest" */
+	char **uidl_source;  /* "x-uidl", "message-id", "digest" */
 	char **show_headers; /* bookkeeping headers to show anyway */
 
 	/* [auth] */
-	char *auth_default; /* backend name */
-	char *userlist;     /* path of the user list file */
+	char *auth_default;    /* backend name */
+	char *userlist;	       /* path of the user list file */
 	GHashTable *user_auth; /* user name -> backend name, from [user_auth] */
 	char *pam_service;
 	gboolean reject_unknown_user_early; /* never used for enumeration: kept false */
@@ -77,8 +77,7 @@ typedef struct {
 MpopConfig *mpop_config_load(const char *path, gboolean must_exist, GError **error);
 
 /* Load from an in-memory key file text (tests, fuzzing); name is used in messages. */
-MpopConfig *mpop_config_load_data(const char *data, gsize len, const char *name,
-				  GError **error);
+MpopConfig *mpop_config_load_data(const char *data, gsize len, const char *name, GError **error);
 
 /* All defaults, as if from an empty file. */
 MpopConfig *mpop_config_new_default(void);

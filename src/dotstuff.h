@@ -7,22 +7,22 @@
 #include <stddef.h>
 
 typedef struct {
-	gboolean unquote_from;        /* mboxrd: ">From " -> "From ", ">>From " -> ">From " */
+	gboolean unquote_from;		 /* mboxrd: ">From " -> "From ", ">>From " -> ">From " */
 	const char *const *hide_headers; /* header names (case-insensitive) not to send; NULL */
 } MpopStuffOpts;
 
 typedef struct {
 	MpopStuffOpts opts;
-	gboolean bol;        /* at the beginning of a line */
+	gboolean bol;	     /* at the beginning of a line */
 	gboolean pending_cr; /* the last byte seen was CR */
 	gboolean in_body;    /* past the empty line that ends the header */
 	gboolean line_empty; /* nothing but (maybe) CR on this line so far */
 	gint64 body_lines;   /* body lines still to send; < 0: unlimited */
-	gboolean done;       /* TOP limit reached: ignore further input */
+	gboolean done;	     /* TOP limit reached: ignore further input */
 	gboolean hiding;     /* inside a hidden header (and its continuation lines) */
-	char hold[80];       /* start of a line held back to decide quoting / hiding */
+	char hold[80];	     /* start of a line held back to decide quoting / hiding */
 	size_t hold_len;
-	guint64 size;        /* octets produced before stuffing (CRLF line ends) */
+	guint64 size; /* octets produced before stuffing (CRLF line ends) */
 } MpopStuffer;
 
 /* top_lines < 0 means the whole message (RETR). */

@@ -11,17 +11,17 @@
 #define MPOP_LINEBUF_SIZE 4096
 
 typedef enum {
-	MPOP_LINE_NONE,    /* no complete line buffered: read more */
-	MPOP_LINE_OK,      /* *out_line is a NUL-terminated line without its CRLF/LF */
+	MPOP_LINE_NONE,	   /* no complete line buffered: read more */
+	MPOP_LINE_OK,	   /* *out_line is a NUL-terminated line without its CRLF/LF */
 	MPOP_LINE_TOOLONG, /* one over-long line was discarded (reported once) */
 	MPOP_LINE_INVALID, /* a line containing NUL was discarded */
 } MpopLineStatus;
 
 typedef struct {
 	char buf[MPOP_LINEBUF_SIZE];
-	size_t start; /* first unconsumed byte */
-	size_t end;   /* one past the last buffered byte */
-	size_t max;   /* maximum line length including CRLF */
+	size_t start;	     /* first unconsumed byte */
+	size_t end;	     /* one past the last buffered byte */
+	size_t max;	     /* maximum line length including CRLF */
 	gboolean discarding; /* inside an over-long line: drop to its LF */
 	char line[MPOP_LINE_MAX + 1];
 } MpopLinebuf;

@@ -1,4 +1,520 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* STUB: to be written. */
+/* The ways a connection arrives: systemd Accept=yes, Accept=no, inetd, legacy daemon. */
 #include "listener.h"
-typedef int mpop_stub_listener_t;
+#include "log.h"
+#include "mpopd-build.h"
+#include "session.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define MAX_LISTEN 16
+
+typedef struct {
+	MpopConfig *cfg;
+	const MpopListenOptions *opts;
+	int fds[MAX_LISTEN];
+	guint n_fds;
+	gboolean from_systemd; /* Accept=no sockets: never rebind them */
+	int sigfd;
+	GHashTable *children; /* pid -> peer address (without port) */
+	int pidfile_fd;
+	char *pidfile;
+	gboolean stopping;
+} MpopListener;
+
+static char *
+sockaddr_name(const struct sockaddr_storage *ss, gboolean with_port)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		return with_port ? g_strdup_printf("%s:%u", host, port) : g_strdup(host);
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		return with_port ? g_strdup_printf("[%s]:%u", host, port) : g_strdup(host);
+	}
+	if (ss->ss_family == AF_UNIX)
+		return g_strdup("local");
+	return NULL;
+}
+
+char *
+mpop_listener_peer_name(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return NULL;
+	return sockaddr_name(&ss, TRUE);
+}
+
+char *
+mpop_listener_local_name(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return NULL;
+	return sockaddr_name(&ss, TRUE);
+}
+
+static char *
+new_session_id(void)
+{
+	guint8 b[8];
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+		memset(b, 0, sizeof(b));
+	return g_strdup_printf("%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4],
+			       b[5], b[6], b[7]);
+}
+
+static int
+serve_one(const MpopConfig *cfg, int fd_in, int fd_out)
+{
+	MpopConnection conn = {.fd_in = fd_in, .fd_out = fd_out};
+	int ret;
+
+	conn.peer = mpop_listener_peer_name(fd_in);
+	if (!conn.peer)
+		conn.peer = g_strdup("local");
+	conn.local = mpop_listener_local_name(fd_in);
+	conn.session_id = new_session_id();
+	ret = mpop_session_run(cfg, &conn);
+	g_free(conn.peer);
+	g_free(conn.local);
+	g_free(conn.session_id);
+	return ret;
+}
+
+/* "host:port" or "[v6]:port"; port_override replaces the port (legacy "mpopd PORT"). */
+static int
+bind_one(const char *spec, const char *port_override, GError **error)
+{
+	g_autofree char *host = NULL;
+	const char *port, *colon = strrchr(spec, ':');
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	int fd, one = 1, r;
+
+	if (!colon) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "listen \"%s\": no port", spec);
+		return -1;
+	}
+	host = g_strndup(spec, (gsize)(colon - spec));
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	port = port_override ? port_override : colon + 1;
+	r = getaddrinfo(*host ? host : NULL, port, &hints, &ai);
+	if (r != 0) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "listen \"%s\": %s", spec,
+			    gai_strerror(r));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+			r = errno;
+			close(fd);
+			fd = -1;
+			errno = r;
+		}
+	}
+	if (fd < 0)
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "cannot listen on %s%s%s: %s",
+			    spec, port_override ? " port " : "", port_override ? port_override : "",
+			    g_strerror(errno));
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static gboolean
+bind_all(MpopListener *l, const MpopConfig *cfg, int *fds, guint *n, GError **error)
+{
+	*n = 0;
+	for (char **spec = cfg->listen; spec && *spec && *n < MAX_LISTEN; spec++) {
+		int fd = bind_one(*spec, l->opts->port, error);
+		if (fd < 0) {
+			for (guint i = 0; i < *n; i++)
+				close(fds[i]);
+			*n = 0;
+			return FALSE;
+		}
+		fds[(*n)++] = fd;
+	}
+	if (*n == 0) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "no listen address configured");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static guint
+count_from(MpopListener *l, const char *source)
+{
+	GHashTableIter it;
+	gpointer v;
+	guint n = 0;
+
+	g_hash_table_iter_init(&it, l->children);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		n += g_strcmp0(v, source) == 0;
+	return n;
+}
+
+static void
+update_status(MpopListener *l)
+{
+	if (l->from_systemd)
+		sd_notifyf(0, "STATUS=Serving %u session(s)", g_hash_table_size(l->children));
+}
+
+static void
+accept_one(MpopListener *l, int lfd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	g_autofree char *source = NULL;
+	int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+	pid_t pid;
+
+	if (fd < 0)
+		return;
+	source = sockaddr_name(&ss, FALSE);
+	if (g_hash_table_size(l->children) >= l->cfg->max_sessions ||
+	    (source && count_from(l, source) >= l->cfg->max_sessions_per_source)) {
+		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, try later.\r\n";
+		mpop_log_event(MPOP_LOG_WARNING, "refused", NULL,
+			       "connection from %s refused: session limit reached",
+			       source ? source : "?");
+		(void)!write(fd, busy, sizeof(busy) - 1);
+		close(fd);
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		mpop_log_err("fork failed: %s", g_strerror(errno));
+		close(fd);
+		return;
+	}
+	if (pid == 0) {
+		sigset_t all;
+		for (guint i = 0; i < l->n_fds; i++)
+			close(l->fds[i]);
+		close(l->sigfd);
+		if (l->pidfile_fd >= 0)
+			close(l->pidfile_fd);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		signal(SIGTERM, SIG_DFL);
+		_exit(serve_one(l->cfg, fd, fd));
+	}
+	close(fd);
+	g_hash_table_insert(l->children, GINT_TO_POINTER(pid), g_steal_pointer(&source));
+	update_status(l);
+}
+
+static void
+reap(MpopListener *l)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		g_hash_table_remove(l->children, GINT_TO_POINTER(pid));
+	update_status(l);
+}
+
+/* SIGHUP / SIGUSR1: re-read the configuration for new sessions; running sessions keep the
+ * one they started with. A bad file keeps the old configuration. */
+static void
+reload(MpopListener *l)
+{
+	g_autoptr(GError) error = NULL;
+	MpopConfig *ncfg;
+
+	if (l->from_systemd)
+		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
+	ncfg = mpop_config_load(l->opts->config_path, FALSE, &error);
+	if (!ncfg) {
+		mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
+			       "reload failed, keeping the old configuration: %s", error->message);
+	} else {
+		gboolean rebind =
+			!l->from_systemd && !g_strv_equal((const char *const *)ncfg->listen,
+							  (const char *const *)l->cfg->listen);
+		int nfds[MAX_LISTEN];
+		guint nn = 0;
+		if (rebind && !bind_all(l, ncfg, nfds, &nn, &error)) {
+			mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
+				       "reload failed, keeping the old configuration: %s",
+				       error->message);
+			mpop_config_free(ncfg);
+			ncfg = NULL;
+		} else if (rebind) {
+			for (guint i = 0; i < l->n_fds; i++)
+				close(l->fds[i]);
+			memcpy(l->fds, nfds, sizeof(int) * nn);
+			l->n_fds = nn;
+		}
+	}
+	if (ncfg) {
+		mpop_config_free(l->cfg);
+		l->cfg = ncfg;
+		mpop_log_set_level(ncfg->log_level);
+		mpop_log_event(MPOP_LOG_NOTICE, "reload", NULL, "configuration reloaded from %s",
+			       ncfg->path);
+	}
+	if (l->from_systemd)
+		sd_notify(0, "READY=1");
+}
+
+static void
+handle_signal(MpopListener *l)
+{
+	struct signalfd_siginfo si;
+
+	while (read(l->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap(l);
+			break;
+		case SIGHUP:
+		case SIGUSR1:
+			reload(l);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			l->stopping = TRUE;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static int
+accept_loop(MpopListener *l)
+{
+	sigset_t mask;
+	GHashTableIter it;
+	gpointer pid;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	l->children = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+	if (l->from_systemd)
+		sd_notify(0, "READY=1\nSTATUS=Serving 0 session(s)");
+	mpop_log_event(MPOP_LOG_NOTICE, "start", NULL, "mpopd %s accepting connections",
+		       MPOPD_VERSION);
+	while (!l->stopping) {
+		struct pollfd pfd[MAX_LISTEN + 1];
+		guint n = l->n_fds;
+		for (guint i = 0; i < n; i++)
+			pfd[i] = (struct pollfd){.fd = l->fds[i], .events = POLLIN};
+		pfd[n] = (struct pollfd){.fd = l->sigfd, .events = POLLIN};
+		if (poll(pfd, n + 1, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[n].revents)
+			handle_signal(l);
+		for (guint i = 0; i < n && !l->stopping && i < l->n_fds; i++)
+			if (pfd[i].revents & POLLIN)
+				accept_one(l, pfd[i].fd);
+	}
+	if (l->from_systemd)
+		sd_notify(0, "STOPPING=1");
+	mpop_log_event(MPOP_LOG_NOTICE, "stop", NULL, "stopping, ending %u session(s)",
+		       g_hash_table_size(l->children));
+	/* Sessions end without UPDATE: nothing is deleted, nothing is lost. */
+	g_hash_table_iter_init(&it, l->children);
+	while (g_hash_table_iter_next(&it, &pid, NULL))
+		kill(GPOINTER_TO_INT(pid), SIGTERM);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	g_hash_table_destroy(l->children);
+	return 0;
+}
+
+/* The pid file is flock()ed for the daemon's lifetime: a second daemon sees it busy, and
+ * a stale file (no lock held) is simply taken over. Content: "pid\nport\n". */
+static gboolean
+pidfile_open(MpopListener *l, GError **error)
+{
+	const char *path = l->cfg->pid_file;
+	g_autofree char *text = NULL;
+	const char *port = l->opts->port;
+
+	l->pidfile_fd = -1;
+	if (!path || !*path || l->opts->no_pidfile)
+		return TRUE;
+	l->pidfile_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (l->pidfile_fd < 0) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "pid file %s: %s", path,
+			    g_strerror(errno));
+		return FALSE;
+	}
+	if (flock(l->pidfile_fd, LOCK_EX | LOCK_NB) < 0) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_IN_USE,
+			    "pid file %s is locked: mpopd is already running", path);
+		close(l->pidfile_fd);
+		l->pidfile_fd = -1;
+		return FALSE;
+	}
+	if (!port) {
+		const char *c = l->cfg->listen && l->cfg->listen[0]
+					? strrchr(l->cfg->listen[0], ':')
+					: NULL;
+		port = c ? c + 1 : "";
+	}
+	text = g_strdup_printf("%d\n%s\n", (int)getpid(), port);
+	if (ftruncate(l->pidfile_fd, 0) < 0 ||
+	    mpop_write_all(l->pidfile_fd, text, strlen(text)) < 0) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "pid file %s: %s", path,
+			    g_strerror(errno));
+		return FALSE;
+	}
+	l->pidfile = g_strdup(path);
+	return TRUE;
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		mpop_log_err("fork: %s", g_strerror(errno));
+		exit(1);
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	pid = fork();
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") < 0)
+		_exit(1);
+	umask(022);
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+}
+
+static int
+run_daemon(MpopListener *l)
+{
+	g_autoptr(GError) error = NULL;
+	int ret;
+
+	if (!bind_all(l, l->cfg, l->fds, &l->n_fds, &error)) {
+		mpop_log_err("%s", error->message);
+		return 1;
+	}
+	if (!l->opts->foreground) {
+		daemonize();
+		if (access("/run/systemd/journal/socket", F_OK) == 0)
+			mpop_log_init("mpopd", l->cfg->log_level, TRUE);
+	}
+	if (!pidfile_open(l, &error)) {
+		mpop_log_err("%s", error->message);
+		return 1;
+	}
+	ret = accept_loop(l);
+	if (l->pidfile) {
+		unlink(l->pidfile);
+		g_free(l->pidfile);
+	}
+	return ret;
+}
+
+int
+mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
+{
+	MpopListener l = {.cfg = cfg, .opts = opts, .pidfile_fd = -1, .sigfd = -1};
+	int n, ret;
+
+	if (opts->mode == MPOP_MODE_INETD) {
+		ret = serve_one(cfg, STDIN_FILENO, STDOUT_FILENO);
+		goto out;
+	}
+	if (opts->mode == MPOP_MODE_AUTO) {
+		n = sd_listen_fds(1);
+		if (n < 0) {
+			mpop_log_err("sd_listen_fds: %s", g_strerror(-n));
+			return 1;
+		}
+		/* Accept=yes: exactly one connected socket (named "connection" by systemd). */
+		if (n == 1 && sd_is_socket(SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
+			ret = serve_one(cfg, SD_LISTEN_FDS_START, SD_LISTEN_FDS_START);
+			goto out;
+		}
+		if (n > 0) {
+			/* Accept=no: listening sockets; we accept and fork per session. */
+			for (int i = 0; i < n && l.n_fds < MAX_LISTEN; i++) {
+				int fd = SD_LISTEN_FDS_START + i;
+				if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+					mpop_log_err("inherited fd %d is not a listening stream "
+						     "socket",
+						     fd);
+					return 1;
+				}
+				fcntl(fd, F_SETFD, FD_CLOEXEC);
+				l.fds[l.n_fds++] = fd;
+			}
+			l.from_systemd = TRUE;
+			ret = accept_loop(&l);
+			goto out;
+		}
+		/* inetd style (also systemd StandardInput=socket): stdin is the connection. */
+		if (sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
+			ret = serve_one(cfg, STDIN_FILENO, STDOUT_FILENO);
+			goto out;
+		}
+	}
+	ret = run_daemon(&l);
+out:
+	mpop_config_free(l.cfg);
+	return ret;
+}

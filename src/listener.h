@@ -6,7 +6,7 @@
 #include "config.h"
 
 typedef enum {
-	MPOP_MODE_AUTO,   /* decide from LISTEN_FDS and stdin */
+	MPOP_MODE_AUTO,	  /* decide from LISTEN_FDS and stdin */
 	MPOP_MODE_INETD,  /* stdin/stdout is the connection */
 	MPOP_MODE_DAEMON, /* bind and accept ourselves (legacy) */
 } MpopRunMode;
@@ -19,7 +19,8 @@ typedef struct {
 	gboolean no_pidfile;
 } MpopListenOptions;
 
-/* Run mpopd the way it was started. Returns the exit status. */
+/* Run mpopd the way it was started; takes ownership of cfg (a reload replaces it).
+ * Returns the exit status. */
 int mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts);
 
 /* Describe a socket's peer / local address as "addr:port" ([v6]:port). NULL if not a socket. */

@@ -22,7 +22,7 @@ static struct {
 	char *session;
 	char *peer;
 	char *user;
-} log_state = { .level = MPOP_LOG_INFO };
+} log_state = {.level = MPOP_LOG_INFO};
 
 static gboolean
 stderr_is_journal(void)
@@ -90,8 +90,8 @@ static void
 log_stderr(MpopLogLevel level, const char *event, const char *const *fields, const char *msg)
 {
 	g_autoptr(GString) line = g_string_new(NULL);
-	static const char *const names[] = { "emerg", "alert", "crit", "error",
-					     "warning", "notice", "info", "debug" };
+	static const char *const names[] = {"emerg",   "alert",	 "crit", "error",
+					    "warning", "notice", "info", "debug"};
 
 	g_string_append_printf(line, "%s[%d]: %s: ", log_state.ident ? log_state.ident : "mpopd",
 			       (int)getpid(), names[level & 7]);
@@ -140,8 +140,8 @@ log_journal(MpopLogLevel level, const char *event, const char *const *fields, co
 }
 
 void
-mpop_log_event(MpopLogLevel level, const char *event, const char *const *fields,
-	       const char *fmt, ...)
+mpop_log_event(MpopLogLevel level, const char *event, const char *const *fields, const char *fmt,
+	       ...)
 {
 	g_autofree char *msg = NULL;
 	va_list ap;
@@ -164,8 +164,8 @@ mpop_log_level_from_string(const char *s, MpopLogLevel *out_level)
 		const char *name;
 		MpopLogLevel level;
 	} levels[] = {
-		{ "err", MPOP_LOG_ERR },   { "error", MPOP_LOG_ERR },   { "warning", MPOP_LOG_WARNING },
-		{ "notice", MPOP_LOG_NOTICE }, { "info", MPOP_LOG_INFO }, { "debug", MPOP_LOG_DEBUG },
+		{"err", MPOP_LOG_ERR},	     {"error", MPOP_LOG_ERR}, {"warning", MPOP_LOG_WARNING},
+		{"notice", MPOP_LOG_NOTICE}, {"info", MPOP_LOG_INFO}, {"debug", MPOP_LOG_DEBUG},
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(levels); i++) {

@@ -12,13 +12,13 @@
 #define MPOP_UIDL_MAX 70
 
 typedef struct {
-	char *uidl;       /* valid, unique within the maildrop, stable across sessions */
-	guint64 size;     /* exact octets as sent (CRLF line ends, before stuffing) */
+	char *uidl;	  /* valid, unique within the maildrop, stable across sessions */
+	guint64 size;	  /* exact octets as sent (CRLF line ends, before stuffing) */
 	gboolean deleted; /* marked by DELE, cleared by RSET */
 	/* backend data */
-	char *name;       /* maildir: path relative to the maildir ("cur/NAME:2,S") */
-	guint64 offset;   /* mbox: offset of the first content byte (after the From line) */
-	guint64 length;   /* mbox: raw length of the content in the file */
+	char *name;	     /* maildir: path relative to the maildir ("cur/NAME:2,S") */
+	guint64 offset;	     /* mbox: offset of the first content byte (after the From line) */
+	guint64 length;	     /* mbox: raw length of the content in the file */
 	guint64 from_offset; /* mbox: offset of the From line */
 } MpopMessage;
 
@@ -50,15 +50,15 @@ struct MpopMailbox {
 	MpopMessage *msgs;
 	guint n_msgs;
 	MpopStuffOpts stuff_opts; /* how stored bytes are turned into what is sent */
-	gpointer priv;            /* backend state */
+	gpointer priv;		  /* backend state */
 };
 
 /* Find the backend for a format. */
 const MpopMailboxOps *mpop_mailbox_ops_for(MpopMailboxFormat format);
 
 /* Open (lock and index) the maildrop at path for user with the given backend. */
-MpopMailbox *mpop_mailbox_open(const MpopMailboxOps *ops, const MpopConfig *cfg,
-			       const char *user, const char *path, GError **error);
+MpopMailbox *mpop_mailbox_open(const MpopMailboxOps *ops, const MpopConfig *cfg, const char *user,
+			       const char *path, GError **error);
 
 /* Non-deleted count and octets (STAT). */
 void mpop_mailbox_stat(const MpopMailbox *mb, guint *out_count, guint64 *out_octets);

@@ -1,7 +1,105 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-int main(void);
-int
-main(void)
+/* mpopd entry: options, configuration, then the listener decides how connections arrive. */
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "mpopd-build.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+usage(FILE *f)
 {
-	return 1;
+	fprintf(f,
+		"Usage: mpopd [OPTION]... [PORT]\n"
+		"POP3 server for Maildir and mbox.\n\n"
+		"  -c, --config FILE   configuration file (default %s)\n"
+		"      --inetd         serve one session on standard input and output\n"
+		"  -F, --foreground    legacy daemon: stay in the foreground\n"
+		"      --check-config  validate the configuration, print it and exit\n"
+		"  -V, --version       print the version and exit\n"
+		"  -h, --help          print this help and exit\n\n"
+		"Under systemd the way in is detected: one connected socket (Accept=yes),\n"
+		"listening sockets (Accept=no), or a socket on standard input (inetd).\n"
+		"Otherwise mpopd binds [server] listen itself; PORT overrides the port.\n",
+		MPOPD_DEFAULT_CONFIG);
+}
+
+static gboolean
+valid_port(const char *s)
+{
+	guint64 v;
+
+	return g_ascii_string_to_unsigned(s, 10, 1, 65535, &v, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"inetd", no_argument, NULL, 'i'},
+		{"foreground", no_argument, NULL, 'F'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	MpopListenOptions opts = {.mode = MPOP_MODE_AUTO};
+	g_autoptr(GError) error = NULL;
+	gboolean check = FALSE;
+	MpopConfig *cfg;
+	int c;
+
+	mpop_log_init("mpopd", MPOP_LOG_INFO, FALSE);
+	while ((c = getopt_long(argc, argv, "c:FVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			opts.config_path = optarg;
+			break;
+		case 'i':
+			opts.mode = MPOP_MODE_INETD;
+			break;
+		case 'F':
+			opts.foreground = TRUE;
+			break;
+		case 'C':
+			check = TRUE;
+			break;
+		case 'V':
+			printf("mpopd %s\n", MPOPD_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		if (optind + 1 < argc || !valid_port(argv[optind])) {
+			fprintf(stderr, "mpopd: \"%s\" is not a port number (1-65535)\n",
+				argv[optind]);
+			return 2;
+		}
+		opts.port = argv[optind];
+		opts.mode = MPOP_MODE_DAEMON;
+	}
+	cfg = mpop_config_load(opts.config_path, opts.config_path != NULL, &error);
+	if (!cfg) {
+		fprintf(stderr, "mpopd: %s\n", error->message);
+		return 1;
+	}
+	if (check) {
+		g_autofree char *dump = mpop_config_dump(cfg);
+		fputs(dump, stdout);
+		mpop_config_free(cfg);
+		return 0;
+	}
+	mpop_log_set_level(cfg->log_level);
+	return mpop_listener_run(cfg, &opts);
 }

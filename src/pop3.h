@@ -14,22 +14,22 @@ typedef enum {
 } MpopState;
 
 typedef enum {
-	MPOP_ACT_REPLY,       /* send the reply, read the next line */
-	MPOP_ACT_CLOSE,       /* send the reply, close without UPDATE */
-	MPOP_ACT_AUTH,        /* authenticate p->auth_user / p->auth_pass, then
-			       * mpop_pop3_auth_done(); the reply is empty */
-	MPOP_ACT_STREAM,      /* reply is the +OK line; stream message p->act_msg with
-			       * p->act_top_lines (< 0: all) via mpop_mailbox_stream() */
-	MPOP_ACT_UPDATE,      /* QUIT in TRANSACTION: commit, then mpop_pop3_update_done();
-			       * the reply is empty */
-	MPOP_ACT_STLS,        /* send the reply, discard pending input, start TLS */
+	MPOP_ACT_REPLY,	 /* send the reply, read the next line */
+	MPOP_ACT_CLOSE,	 /* send the reply, close without UPDATE */
+	MPOP_ACT_AUTH,	 /* authenticate p->auth_user / p->auth_pass, then
+			  * mpop_pop3_auth_done(); the reply is empty */
+	MPOP_ACT_STREAM, /* reply is the +OK line; stream message p->act_msg with
+			  * p->act_top_lines (< 0: all) via mpop_mailbox_stream() */
+	MPOP_ACT_UPDATE, /* QUIT in TRANSACTION: commit, then mpop_pop3_update_done();
+			  * the reply is empty */
+	MPOP_ACT_STLS,	 /* send the reply, discard pending input, start TLS */
 } MpopAction;
 
 typedef struct {
-	const char *greeting;     /* text after "+OK " */
-	guint max_bad_commands;   /* -ERR and close after this many */
-	gboolean tls_available;   /* STLS may be offered */
-	gboolean tls_active;      /* the connection is already encrypted */
+	const char *greeting;	  /* text after "+OK " */
+	guint max_bad_commands;	  /* -ERR and close after this many */
+	gboolean tls_available;	  /* STLS may be offered */
+	gboolean tls_active;	  /* the connection is already encrypted */
 	gboolean allow_plaintext; /* USER/PASS and AUTH PLAIN without TLS */
 } MpopPop3Params;
 
@@ -37,7 +37,7 @@ typedef struct {
 	MpopState state;
 	MpopPop3Params params;
 	MpopMailbox *mb; /* TRANSACTION only; not owned */
-	char *user;      /* from USER, or the authenticated user */
+	char *user;	 /* from USER, or the authenticated user */
 	gboolean user_given;
 	gboolean sasl_wait; /* AUTH PLAIN sent "+ ", waiting for the response line */
 	guint bad_commands;
@@ -74,20 +74,17 @@ MpopAction mpop_pop3_line_error(MpopPop3 *p, MpopLineStatus status, GString *rep
 MpopAction mpop_pop3_auth_done(MpopPop3 *p, MpopAuthResult result, GString *reply);
 
 /* Enter TRANSACTION with mb (not owned) for user; appends the +OK for the login. */
-void mpop_pop3_enter_transaction(MpopPop3 *p, MpopMailbox *mb, const char *user,
-				 GString *reply);
+void mpop_pop3_enter_transaction(MpopPop3 *p, MpopMailbox *mb, const char *user, GString *reply);
 
 /* The maildrop could not be opened (error->code MPOP_ERROR_IN_USE / TEMP / PERM):
  * appends the -ERR with its response code; returns MPOP_ACT_CLOSE. */
-MpopAction mpop_pop3_open_failed(MpopPop3 *p, const GError *error, GError *unused,
-				 GString *reply);
+MpopAction mpop_pop3_open_failed(MpopPop3 *p, const GError *error, GString *reply);
 
 /* A message could not be streamed before anything was sent. */
 void mpop_pop3_stream_failed(MpopPop3 *p, const GError *error, GString *reply);
 
 /* Result of MPOP_ACT_UPDATE. Appends the final reply; returns MPOP_ACT_CLOSE. */
-MpopAction mpop_pop3_update_done(MpopPop3 *p, gboolean ok, const GError *error,
-				 GString *reply);
+MpopAction mpop_pop3_update_done(MpopPop3 *p, gboolean ok, const GError *error, GString *reply);
 
 /* Parse a message-number argument strictly: 1..n digits only, no sign, no spaces, no
  * overflow. Returns TRUE and the value. */

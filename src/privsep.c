@@ -1,4 +1,171 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* STUB: to be written. */
+/* Privilege separation: the bounded auth-request record, dropping privileges. */
 #include "privsep.h"
-typedef int mpop_stub_privsep_t;
+#include "log.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "MPOP1"
+#define MAGIC_LEN 5
+
+void
+mpop_auth_request_clear(MpopAuthRequest *r)
+{
+	if (r->pass) {
+		explicit_bzero(r->pass, strlen(r->pass));
+		g_clear_pointer(&r->pass, g_free);
+	}
+	g_clear_pointer(&r->user, g_free);
+	if (r->pending)
+		explicit_bzero(r->pending, r->pending_len);
+	g_clear_pointer(&r->pending, g_free);
+	r->pending_len = 0;
+}
+
+static void
+put_field(GByteArray *b, const void *data, guint32 len)
+{
+	guint32 be = GUINT32_TO_BE(len);
+
+	g_byte_array_append(b, (const guint8 *)&be, 4);
+	if (len)
+		g_byte_array_append(b, data, len);
+}
+
+GBytes *
+mpop_privsep_encode(const MpopAuthRequest *r)
+{
+	GByteArray *b = g_byte_array_new();
+
+	g_byte_array_append(b, (const guint8 *)MAGIC, MAGIC_LEN);
+	put_field(b, r->user, (guint32)strlen(r->user));
+	put_field(b, r->pass, (guint32)strlen(r->pass));
+	put_field(b, r->pending, (guint32)r->pending_len);
+	return g_byte_array_free_to_bytes(b);
+}
+
+/* One length-prefixed field; text fields must not contain NUL. */
+static int
+get_field(const guint8 **p, const guint8 *end, guint32 max, gboolean text, char **out,
+	  gsize *out_len)
+{
+	guint32 len;
+
+	if (end - *p < 4)
+		return -EINVAL;
+	memcpy(&len, *p, 4);
+	len = GUINT32_FROM_BE(len);
+	*p += 4;
+	if (len > max)
+		return -E2BIG;
+	if ((guint64)(end - *p) < len)
+		return -EINVAL;
+	if (text && memchr(*p, '\0', len))
+		return -EINVAL;
+	*out = g_malloc(len + 1);
+	memcpy(*out, *p, len);
+	(*out)[len] = '\0';
+	if (out_len)
+		*out_len = len;
+	*p += len;
+	return 0;
+}
+
+int
+mpop_privsep_decode(const guint8 *data, gsize len, MpopAuthRequest *out)
+{
+	const guint8 *p = data, *end = data + len;
+	MpopAuthRequest r = {0};
+	int ret;
+
+	if (len < MAGIC_LEN || memcmp(data, MAGIC, MAGIC_LEN) != 0)
+		return -EINVAL;
+	p += MAGIC_LEN;
+	ret = get_field(&p, end, MPOP_PRIVSEP_MAX_USER, TRUE, &r.user, NULL);
+	if (ret == 0)
+		ret = get_field(&p, end, MPOP_PRIVSEP_MAX_PASS, TRUE, &r.pass, NULL);
+	if (ret == 0)
+		ret = get_field(&p, end, MPOP_PRIVSEP_MAX_PENDING, FALSE, &r.pending,
+				&r.pending_len);
+	if (ret == 0 && p != end)
+		ret = -EINVAL;
+	if (ret == 0 && r.user[0] == '\0')
+		ret = -EINVAL;
+	if (ret < 0) {
+		mpop_auth_request_clear(&r);
+		return ret;
+	}
+	*out = r;
+	return 0;
+}
+
+int
+mpop_privsep_become(uid_t uid, gid_t gid, const char *user)
+{
+	uid_t ruid, euid, suid;
+	gid_t rgid, egid, sgid;
+
+	if (uid == 0)
+		return -EPERM;
+	if (geteuid() != 0) {
+		/* Not root: we can only serve our own mail. */
+		return (uid == geteuid()) ? 0 : -EPERM;
+	}
+	/* Supplementary groups: the user's own (mail group for dotlocks in a shared spool)
+	 * when it has a passwd entry, else none. */
+	if (user && getpwnam(user) && getpwnam(user)->pw_uid == uid) {
+		if (initgroups(user, gid) < 0)
+			return -errno;
+	} else if (setgroups(1, &gid) < 0) {
+		return -errno;
+	}
+	if (setresgid(gid, gid, gid) < 0)
+		return -errno;
+	if (setresuid(uid, uid, uid) < 0)
+		return -errno;
+	/* Verify the drop is permanent: no id may be 0 and root must not come back. */
+	if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
+		return -errno;
+	if (ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid || sgid != gid)
+		return -EPERM;
+	if (setuid(0) == 0 || seteuid(0) == 0)
+		return -EPERM;
+	return 0;
+}
+
+int
+mpop_privsep_drop_login(const char *login_user, const char *chroot_dir)
+{
+	struct passwd *pw;
+	uid_t uid;
+	gid_t gid;
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	pw = getpwnam(login_user);
+	if (!pw)
+		return -ENOENT;
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (uid == 0)
+		return -EPERM;
+	/* An empty, root-owned directory keeps a compromised pre-auth child away from the
+	 * file system. Skipped where the directory does not exist. */
+	if (chroot_dir && *chroot_dir && stat(chroot_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (chroot(chroot_dir) < 0 || chdir("/") < 0)
+			return -errno;
+	}
+	if (setgroups(1, &gid) < 0)
+		return -errno;
+	if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		return -errno;
+	if (setuid(0) == 0)
+		return -EPERM;
+	return 0;
+}

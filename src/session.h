@@ -8,8 +8,8 @@
 typedef struct {
 	int fd_in;
 	int fd_out;
-	char *peer;      /* "addr:port" or "local" */
-	char *local;     /* local "addr:port" or NULL */
+	char *peer;  /* "addr:port" or "local" */
+	char *local; /* local "addr:port" or NULL */
 	char *session_id;
 } MpopConnection;
 

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-G_DEFINE_QUARK(mpop-error-quark, mpop_error)
+G_DEFINE_QUARK(mpop - error - quark, mpop_error)
 
 void
 mpop_close_fdp(int *fdp)
@@ -110,7 +110,8 @@ mpop_expand_pattern(const char *pattern, const char *user, const char *home, GEr
 			break;
 		case 'n':
 			if (user)
-				g_string_append_len(out, user, at ? at - user : (gssize)strlen(user));
+				g_string_append_len(out, user,
+						    at ? at - user : (gssize)strlen(user));
 			break;
 		case 'd':
 			if (at)
@@ -118,10 +119,11 @@ mpop_expand_pattern(const char *pattern, const char *user, const char *home, GEr
 			break;
 		case 'h':
 			if (!home || !*home) {
-				g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM,
-					    "pattern \"%s\" needs a home directory (%%h) and the user "
-					    "has none",
-					    pattern);
+				g_set_error(
+					error, MPOP_ERROR, MPOP_ERROR_PERM,
+					"pattern \"%s\" needs a home directory (%%h) and the user "
+					"has none",
+					pattern);
 				return NULL;
 			}
 			g_string_append(out, home);
@@ -130,10 +132,11 @@ mpop_expand_pattern(const char *pattern, const char *user, const char *home, GEr
 			g_string_append_c(out, '%');
 			break;
 		default:
-			g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
-				    "unknown escape \"%%%c\" in pattern \"%s\" (known: %%u %%n %%d %%h "
-				    "%%%%)",
-				    *p ? *p : '?', pattern);
+			g_set_error(
+				error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+				"unknown escape \"%%%c\" in pattern \"%s\" (known: %%u %%n %%d %%h "
+				"%%%%)",
+				*p ? *p : '?', pattern);
 			return NULL;
 		}
 		if (!*p)

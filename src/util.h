@@ -26,8 +26,7 @@ char *mpop_escape_excerpt(const char *data, size_t len, size_t max_chars);
 /* Expand a path pattern: %u user, %h home, %d domain part of user, %n local part,
  * %% a percent. Returns NULL with error on an unknown escape or a user name that would
  * escape the directory ('/' or a leading '.'). */
-char *mpop_expand_pattern(const char *pattern, const char *user, const char *home,
-			  GError **error);
+char *mpop_expand_pattern(const char *pattern, const char *user, const char *home, GError **error);
 
 /* CLOCK_MONOTONIC in microseconds. */
 guint64 mpop_now_usec(void);
