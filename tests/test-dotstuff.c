@@ -70,23 +70,23 @@ static const Case cases[] = {
 
 /* Reverse RFC 1939 §3 byte-stuffing; fails on a bare LF or a lone "." line. */
 static GString *
-unstuff(const char *data, size_t len)
+unstuff(const GString *data)
 {
 	GString *res = g_string_new(NULL);
-	size_t i = 0;
+	const char *p = data->str, *end = data->str + data->len;
 
-	while (i < len) {
-		const char *crlf = memmem(data + i, len - i, "\r\n", 2);
+	while (p < end) {
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
 		size_t n;
-		g_assert_nonnull(crlf);
-		n = (size_t)(crlf - (data + i));
-		g_assert_null(memchr(data + i, '\n', n));
-		g_assert_false(n == 1 && data[i] == '.');
-		if (n > 0 && data[i] == '.')
-			g_string_append_len(res, data + i + 1, (gssize)n + 1);
+		g_assert_nonnull(lf);
+		g_assert_true(lf > p && lf[-1] == '\r');
+		n = (size_t)(lf - p) - 1;
+		g_assert_false(n == 1 && p[0] == '.');
+		if (n > 0 && p[0] == '.')
+			g_string_append_len(res, p + 1, (gssize)n + 1);
 		else
-			g_string_append_len(res, data + i, (gssize)n + 2);
-		i += n + 2;
+			g_string_append_len(res, p, (gssize)n + 2);
+		p = lf + 1;
 	}
 	return res;
 }
@@ -219,7 +219,7 @@ check_all_ways(const MpopStuffOpts *opts, gint64 top, const char *in, size_t len
 		guint64 size, csize;
 		g_autoptr(GString) got = run(opts, top, in, len, chunks[c], rand, FALSE, &size);
 		g_autoptr(GString) counted = run(opts, top, in, len, chunks[c], rand, TRUE, &csize);
-		g_autoptr(GString) plain = unstuff(got->str, got->len);
+		g_autoptr(GString) plain = unstuff(got);
 
 		g_assert_cmpmem(got->str, got->len, ref->str, ref->len);
 		g_assert_cmpuint(size, ==, ref_size);
