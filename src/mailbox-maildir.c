@@ -1,4 +1,447 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* STUB: to be written. */
+/* Maildir backend: OFD lock, index of cur/ and new/, new -> cur moves, unlink at UPDATE. */
 #include "mailbox.h"
-typedef int mpop_stub_mailbox_maildir_t;
+#include "log.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOCK_NAME "mpopd.lock"
+#define MEASURE_CHUNK (64 * 1024)
+
+typedef struct {
+	int dir_fd;  /* the maildir; -1 when it does not exist (empty maildrop) */
+	int lock_fd; /* holds the OFD write lock until close */
+	int msg_fd;  /* the message being streamed */
+	ino_t *inos; /* per message: the inode, which survives renames by other clients */
+} MaildirPriv;
+
+typedef struct {
+	char *base; /* unique name: file name up to the first ':' */
+	char *name; /* "cur/..." or "new/..." */
+	ino_t ino;
+	gboolean in_new;
+} Entry;
+
+static void
+entry_clear(gpointer p)
+{
+	Entry *e = p;
+
+	g_free(e->base);
+	g_free(e->name);
+}
+
+static MaildirPriv *
+priv_of(MpopMailbox *mb)
+{
+	return mb->priv;
+}
+
+/* Map an errno from the maildrop to the error class RFC 3206 replies need. */
+static int
+errno_class(int err)
+{
+	return err == EACCES || err == EPERM || err == ENOTDIR || err == ELOOP ? MPOP_ERROR_PERM
+									       : MPOP_ERROR_TEMP;
+}
+
+static gboolean
+maildir_lock(MaildirPriv *p, GError **error)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+
+	p->lock_fd = openat(p->dir_fd, LOCK_NAME, O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (p->lock_fd < 0) {
+		int err = errno;
+		g_set_error(error, MPOP_ERROR, errno_class(err), "cannot open lock file: %s",
+			    g_strerror(err));
+		return FALSE;
+	}
+	/* An open file description lock: exclusive across processes, not shared with other fds
+	 * of this process, and released by the kernel when the holder dies (RFC 1939 §4). */
+	if (fcntl(p->lock_fd, F_OFD_SETLK, &fl) < 0) {
+		int err = errno;
+		if (err == EAGAIN || err == EACCES)
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_IN_USE,
+				    "maildrop is locked by another session");
+		else
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP, "cannot lock maildrop: %s",
+				    g_strerror(err));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Add the regular, non-dot files of sub ("cur" or "new") to entries. A missing subdirectory
+ * is simply empty. */
+static gboolean
+list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
+{
+	int fd = openat(p->dir_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+
+	if (fd < 0) {
+		int err = errno;
+		if (err == ENOENT)
+			return TRUE;
+		g_set_error(error, MPOP_ERROR, errno_class(err), "cannot open %s/: %s", sub,
+			    g_strerror(err));
+		return FALSE;
+	}
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP, "cannot read %s/", sub);
+		return FALSE;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		struct stat sb;
+		const char *colon;
+		Entry e;
+
+		if (de->d_name[0] == '.')
+			continue;
+		/* Vanished (ENOENT) or odd entries (symlinks, directories) are not messages. */
+		if (fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+			continue;
+		colon = strchr(de->d_name, ':');
+		e.base = colon != NULL ? g_strndup(de->d_name, (gsize)(colon - de->d_name))
+				       : g_strdup(de->d_name);
+		e.name = g_strconcat(sub, "/", de->d_name, NULL);
+		e.ino = sb.st_ino;
+		e.in_new = strcmp(sub, "new") == 0;
+		g_array_append_val(entries, e);
+	}
+	if (errno != 0) {
+		int err = errno;
+		closedir(d);
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP, "cannot read %s/: %s", sub,
+			    g_strerror(err));
+		return FALSE;
+	}
+	closedir(d);
+	return TRUE;
+}
+
+/* Delivery order for standard unique names; the inode breaks ties between duplicate base
+ * names and, unlike the flags, does not change when a message is renamed. */
+static gint
+entry_cmp(gconstpointer a, gconstpointer b)
+{
+	const Entry *x = a, *y = b;
+	int c = strcmp(x->base, y->base);
+
+	if (c != 0)
+		return c;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* Maildir: a message seen by a client moves from new/ to cur/ with ":2," info. Never
+ * overwrite an existing file; on any failure the message is served from new/. */
+static void
+move_to_cur(MaildirPriv *p, Entry *e)
+{
+	const char *file = e->name + 4;
+	g_autofree char *dst =
+		g_strconcat("cur/", file, strchr(file, ':') != NULL ? "" : ":2,", NULL);
+
+	if (renameat2(p->dir_fd, e->name, p->dir_fd, dst, RENAME_NOREPLACE) < 0) {
+		if (errno != EINVAL && errno != ENOSYS)
+			return;
+		/* Filesystems without RENAME_NOREPLACE: link + unlink also never overwrites. */
+		if (linkat(p->dir_fd, e->name, p->dir_fd, dst, 0) < 0)
+			return;
+		if (unlinkat(p->dir_fd, e->name, 0) < 0 && errno != ENOENT) {
+			unlinkat(p->dir_fd, dst, 0);
+			return;
+		}
+	}
+	g_free(e->name);
+	e->name = g_steal_pointer(&dst);
+	e->in_new = FALSE;
+}
+
+/* Exact size as sent (RFC 1939 §5): CRLF line ends, before stuffing. Returns 0 / -errno. */
+static int
+measure(MpopMailbox *mb, const Entry *e, guint64 *out_size)
+{
+	mpop_autofd fd = openat(priv_of(mb)->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	g_autofree char *buf = NULL;
+	MpopStuffer st;
+	struct stat sb;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	/* The name may have been reused by a different file since listing. */
+	if (fstat(fd, &sb) < 0 || sb.st_ino != e->ino || !S_ISREG(sb.st_mode))
+		return -ENOENT;
+	buf = g_malloc(MEASURE_CHUNK);
+	mpop_stuffer_init(&st, &mb->stuff_opts, -1);
+	while ((n = mpop_read_some(fd, buf, MEASURE_CHUNK)) > 0)
+		mpop_stuffer_feed(&st, buf, (size_t)n, NULL);
+	if (n < 0)
+		return (int)n;
+	mpop_stuffer_finish(&st, NULL);
+	*out_size = st.size;
+	return 0;
+}
+
+/* Turn the sorted entries into the message table, skipping what cannot be read. */
+static void
+build_table(MpopMailbox *mb, GArray *entries)
+{
+	MaildirPriv *p = priv_of(mb);
+
+	mb->msgs = g_new0(MpopMessage, MAX(entries->len, 1));
+	p->inos = g_new0(ino_t, MAX(entries->len, 1));
+	for (guint i = 0; i < entries->len; i++) {
+		Entry *e = &g_array_index(entries, Entry, i);
+		MpopMessage *m = &mb->msgs[mb->n_msgs];
+		guint64 size = 0;
+		int rc;
+
+		if (e->in_new)
+			move_to_cur(p, e);
+		rc = measure(mb, e, &size);
+		if (rc < 0) {
+			/* Vanished: another client removed it. Unreadable: skipped (and so never
+			 * deleted) rather than blocking the whole maildrop; the admin is told. */
+			if (rc != -ENOENT) {
+				g_autofree char *esc =
+					mpop_escape_excerpt(e->name, strlen(e->name), 80);
+				mpop_log_warning("maildir: skipping unreadable message %s: %s", esc,
+						 g_strerror(-rc));
+			}
+			continue;
+		}
+		/* RFC 1939 §7: the unique name is a stable UIDL when it is a valid one. */
+		m->uidl = mpop_uidl_valid(e->base, strlen(e->base))
+				  ? g_strdup(e->base)
+				  : mpop_uidl_digest(e->base, strlen(e->base));
+		m->name = g_steal_pointer(&e->name);
+		m->size = size;
+		p->inos[mb->n_msgs] = e->ino;
+		mb->n_msgs++;
+	}
+	mpop_uidl_make_unique(mb->msgs, mb->n_msgs);
+}
+
+static gboolean
+maildir_open(MpopMailbox *mb, GError **error)
+{
+	MaildirPriv *p = g_new0(MaildirPriv, 1);
+	g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(Entry));
+
+	p->lock_fd = p->msg_fd = -1;
+	mb->priv = p;
+	g_array_set_clear_func(entries, entry_clear);
+	p->dir_fd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (p->dir_fd < 0) {
+		int err = errno;
+		/* No maildir yet (nothing ever delivered): an empty maildrop, nothing to lock. */
+		if (err == ENOENT)
+			return TRUE;
+		g_set_error(error, MPOP_ERROR, errno_class(err), "cannot open maildir: %s",
+			    g_strerror(err));
+		return FALSE;
+	}
+	if (!maildir_lock(p, error))
+		return FALSE;
+	if (!list_sub(p, "cur", entries, error) || !list_sub(p, "new", entries, error))
+		return FALSE;
+	g_array_sort(entries, entry_cmp);
+	build_table(mb, entries);
+	return TRUE;
+}
+
+/* Another client (an IMAP server, a MUA) may rename a message to change its flags. Find it
+ * again by its unique name and inode; updates m->name. Returns 0 or -ENOENT. */
+static int
+relocate(MpopMailbox *mb, guint idx)
+{
+	MaildirPriv *p = priv_of(mb);
+	MpopMessage *m = &mb->msgs[idx];
+	const char *file = m->name + 4;
+	size_t blen = strcspn(file, ":");
+	static const char *const subs[] = {"cur", "new"};
+
+	for (guint s = 0; s < G_N_ELEMENTS(subs); s++) {
+		int fd = openat(p->dir_fd, subs[s], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+
+		if (d == NULL) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((de = readdir(d)) != NULL) {
+			struct stat sb;
+			if (strncmp(de->d_name, file, blen) != 0 ||
+			    (de->d_name[blen] != '\0' && de->d_name[blen] != ':'))
+				continue;
+			if (fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    sb.st_ino != p->inos[idx] || !S_ISREG(sb.st_mode))
+				continue;
+			g_free(m->name);
+			m->name = g_strconcat(subs[s], "/", de->d_name, NULL);
+			closedir(d);
+			return 0;
+		}
+		closedir(d);
+	}
+	return -ENOENT;
+}
+
+/* Open message idx, following a rename by another client. Returns an fd or -errno. */
+static int
+open_message(MpopMailbox *mb, guint idx)
+{
+	MaildirPriv *p = priv_of(mb);
+	int fd = openat(p->dir_fd, mb->msgs[idx].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat sb;
+
+	if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_ino == p->inos[idx])
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	else if (errno != ENOENT)
+		return -errno;
+	if (relocate(mb, idx) < 0)
+		return -ENOENT;
+	fd = openat(p->dir_fd, mb->msgs[idx].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return fd >= 0 ? fd : -errno;
+}
+
+static gboolean
+maildir_msg_begin(MpopMailbox *mb, guint idx, GError **error)
+{
+	MaildirPriv *p = priv_of(mb);
+	int fd;
+
+	g_return_val_if_fail(p->dir_fd >= 0 && idx < mb->n_msgs, FALSE);
+	mpop_close_fdp(&p->msg_fd);
+	fd = open_message(mb, idx);
+	if (fd == -ENOENT) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED,
+			    "message was removed by another client");
+		return FALSE;
+	}
+	if (fd < 0) {
+		g_set_error(error, MPOP_ERROR, errno_class(-fd), "cannot open message: %s",
+			    g_strerror(-fd));
+		return FALSE;
+	}
+	p->msg_fd = fd;
+	return TRUE;
+}
+
+static gssize
+maildir_msg_read(MpopMailbox *mb, char *buf, gsize len, GError **error)
+{
+	ssize_t n = mpop_read_some(priv_of(mb)->msg_fd, buf, len);
+
+	if (n < 0)
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP, "cannot read message: %s",
+			    g_strerror((int)-n));
+	return n;
+}
+
+static void
+maildir_msg_end(MpopMailbox *mb)
+{
+	mpop_close_fdp(&priv_of(mb)->msg_fd);
+}
+
+static void
+sync_dir(MaildirPriv *p, const char *sub)
+{
+	mpop_autofd fd = openat(p->dir_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	/* Make the unlinks durable; failing here can only bring a message back, never lose one. */
+	if (fd >= 0 && fsync(fd) < 0)
+		mpop_log_warning("maildir: fsync of %s/ failed: %s", sub, g_strerror(errno));
+}
+
+/* Unlink message idx if it is still the file we indexed. Returns 0 or -errno. */
+static int
+remove_message(MpopMailbox *mb, guint idx)
+{
+	MaildirPriv *p = priv_of(mb);
+	struct stat sb;
+
+	if (fstatat(p->dir_fd, mb->msgs[idx].name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    sb.st_ino != p->inos[idx]) {
+		if (relocate(mb, idx) < 0)
+			return 0; /* already gone: someone else removed it */
+	}
+	if (unlinkat(p->dir_fd, mb->msgs[idx].name, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static gboolean
+maildir_commit(MpopMailbox *mb, GError **error)
+{
+	MaildirPriv *p = priv_of(mb);
+	gboolean ok = TRUE, touched_new = FALSE;
+
+	if (p == NULL || p->dir_fd < 0)
+		return TRUE;
+	/* RFC 1939 §6: remove exactly the messages marked deleted; keep going after a failure
+	 * (a message that stays is safe) and report the first one. */
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		int rc;
+		if (!mb->msgs[i].deleted)
+			continue;
+		rc = remove_message(mb, i);
+		touched_new |= g_str_has_prefix(mb->msgs[i].name, "new/");
+		if (rc < 0 && ok) {
+			g_autofree char *esc =
+				mpop_escape_excerpt(mb->msgs[i].name, strlen(mb->msgs[i].name), 80);
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP,
+				    "cannot remove message %u (%s): %s", i + 1, esc,
+				    g_strerror(-rc));
+			ok = FALSE;
+		}
+	}
+	sync_dir(p, "cur");
+	if (touched_new)
+		sync_dir(p, "new");
+	return ok;
+}
+
+static void
+maildir_close(MpopMailbox *mb)
+{
+	MaildirPriv *p = priv_of(mb);
+
+	if (p == NULL)
+		return;
+	mpop_close_fdp(&p->msg_fd);
+	/* Closing the only fd of the open file description releases the OFD lock. */
+	mpop_close_fdp(&p->lock_fd);
+	mpop_close_fdp(&p->dir_fd);
+	g_free(p->inos);
+	g_free(p);
+	mb->priv = NULL;
+}
+
+const MpopMailboxOps mpop_mailbox_maildir_ops = {
+	.name = "maildir",
+	.open = maildir_open,
+	.msg_begin = maildir_msg_begin,
+	.msg_read = maildir_msg_read,
+	.msg_end = maildir_msg_end,
+	.commit = maildir_commit,
+	.close = maildir_close,
+};

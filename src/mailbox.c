@@ -1,4 +1,298 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* STUB: to be written. */
+/* The backend-neutral message table, UIDL helpers and bounded RETR/TOP streaming. */
 #include "mailbox.h"
-typedef int mpop_stub_mailbox_t;
+#include "util.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Streaming buffers: the converted output is collected in OUT_CAP bytes and written only
+ * when the next raw chunk might not fit, so memory is fixed whatever the message size
+ * and a small message leaves in one write (prefix + body + terminator). */
+#define STREAM_OUT_CAP (128 * 1024)
+#define STREAM_RAW_MAX (48 * 1024)
+#define STREAM_RAW_MIN (4 * 1024)
+#define STREAM_TAIL_MAX (MPOP_STUFF_OUT_MAX(0) + 3) /* finish() + ".\r\n" */
+
+G_STATIC_ASSERT(MPOP_STUFF_OUT_MAX(STREAM_RAW_MAX) < STREAM_OUT_CAP);
+
+const MpopMailboxOps *
+mpop_mailbox_ops_for(MpopMailboxFormat format)
+{
+	switch (format) {
+	case MPOP_FORMAT_MAILDIR:
+		return &mpop_mailbox_maildir_ops;
+	case MPOP_FORMAT_MBOX:
+		return &mpop_mailbox_mbox_ops;
+	}
+	return NULL;
+}
+
+MpopMailbox *
+mpop_mailbox_open(const MpopMailboxOps *ops, const MpopConfig *cfg, const char *user,
+		  const char *path, GError **error)
+{
+	MpopMailbox *mb;
+
+	g_return_val_if_fail(ops != NULL && ops->open != NULL, NULL);
+	g_return_val_if_fail(path != NULL, NULL);
+
+	mb = g_new0(MpopMailbox, 1);
+	mb->ops = ops;
+	mb->cfg = cfg;
+	mb->path = g_strdup(path);
+	mb->user = g_strdup(user);
+	if (!ops->open(mb, error)) {
+		mpop_mailbox_close(mb);
+		return NULL;
+	}
+	return mb;
+}
+
+void
+mpop_mailbox_stat(const MpopMailbox *mb, guint *out_count, guint64 *out_octets)
+{
+	guint count = 0;
+	guint64 octets = 0;
+
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		if (mb->msgs[i].deleted)
+			continue;
+		count++;
+		octets += mb->msgs[i].size;
+	}
+	if (out_count != NULL)
+		*out_count = count;
+	if (out_octets != NULL)
+		*out_octets = octets;
+}
+
+guint
+mpop_mailbox_deleted_count(const MpopMailbox *mb, guint64 *out_octets)
+{
+	guint count = 0;
+	guint64 octets = 0;
+
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		if (!mb->msgs[i].deleted)
+			continue;
+		count++;
+		octets += mb->msgs[i].size;
+	}
+	if (out_octets != NULL)
+		*out_octets = octets;
+	return count;
+}
+
+gboolean
+mpop_mailbox_commit(MpopMailbox *mb, GError **error)
+{
+	g_return_val_if_fail(mb != NULL, FALSE);
+	if (mpop_mailbox_deleted_count(mb, NULL) == 0)
+		return TRUE;
+	return mb->ops->commit(mb, error);
+}
+
+void
+mpop_mailbox_close(MpopMailbox *mb)
+{
+	if (mb == NULL)
+		return;
+	if (mb->ops != NULL && mb->ops->close != NULL)
+		mb->ops->close(mb);
+	for (guint i = 0; i < mb->n_msgs; i++)
+		mpop_message_clear(&mb->msgs[i]);
+	g_free(mb->msgs);
+	g_free(mb->path);
+	g_free(mb->user);
+	g_free(mb);
+}
+
+void
+mpop_message_clear(MpopMessage *m)
+{
+	g_clear_pointer(&m->uidl, g_free);
+	g_clear_pointer(&m->name, g_free);
+}
+
+gboolean
+mpop_uidl_valid(const char *s, size_t len)
+{
+	/* RFC 1939 §7: 1 to 70 characters in the range 0x21 to 0x7E. */
+	if (s == NULL || len == 0 || len > MPOP_UIDL_MAX)
+		return FALSE;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x21 || c > 0x7e)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+char *
+mpop_uidl_digest(const void *data, size_t len)
+{
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+
+	g_checksum_update(sum, data, (gssize)len);
+	/* g_checksum_get_string() is lowercase hex. */
+	return g_strndup(g_checksum_get_string(sum), 40);
+}
+
+/* The n-th variant of base: "-n" appended, base cut so the result stays within 70. */
+static char *
+uidl_variant(const char *base, guint n)
+{
+	char suffix[16];
+	size_t slen = (size_t)g_snprintf(suffix, sizeof(suffix), "-%u", n);
+	size_t blen = MIN(strlen(base), MPOP_UIDL_MAX - slen);
+
+	return g_strdup_printf("%.*s%s", (int)blen, base, suffix);
+}
+
+void
+mpop_uidl_make_unique(MpopMessage *msgs, guint n)
+{
+	/* Every original UIDL is reserved, so a later message whose own UIDL happens to look
+	 * like "x-2" keeps it: UIDLs stay the same across sessions whenever possible. */
+	g_autoptr(GHashTable) all = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GHashTable) taken = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+	for (guint i = 0; i < n; i++) {
+		MpopMessage *m = &msgs[i];
+		if (m->uidl == NULL || !mpop_uidl_valid(m->uidl, strlen(m->uidl))) {
+			const char *src = m->uidl != NULL ? m->uidl : "";
+			char *d = mpop_uidl_digest(src, strlen(src));
+			g_free(m->uidl);
+			m->uidl = d;
+		}
+		g_hash_table_add(all, g_strdup(m->uidl));
+	}
+	for (guint i = 0; i < n; i++) {
+		MpopMessage *m = &msgs[i];
+		if (g_hash_table_contains(taken, m->uidl)) {
+			char *v = NULL;
+			for (guint k = 2;; k++) {
+				v = uidl_variant(m->uidl, k);
+				if (!g_hash_table_contains(all, v) &&
+				    !g_hash_table_contains(taken, v))
+					break;
+				g_free(v);
+			}
+			g_free(m->uidl);
+			m->uidl = v;
+		}
+		g_hash_table_add(taken, g_strdup(m->uidl));
+	}
+}
+
+typedef struct {
+	MpopWriteFn write_fn;
+	gpointer ctx;
+	char *buf;
+	size_t used;
+	gboolean wrote; /* something reached write_fn: a failure now breaks the connection */
+} StreamOut;
+
+static gboolean
+stream_flush(StreamOut *so, GError **error)
+{
+	int rc;
+
+	if (so->used == 0)
+		return TRUE;
+	so->wrote = TRUE;
+	rc = so->write_fn(so->ctx, so->buf, so->used);
+	so->used = 0;
+	if (rc < 0) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "write failed: %s",
+			    g_strerror(-rc));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+stream_prefix(StreamOut *so, const char *prefix, GError **error)
+{
+	size_t len = prefix != NULL ? strlen(prefix) : 0;
+
+	if (len <= STREAM_OUT_CAP - MPOP_STUFF_OUT_MAX(STREAM_RAW_MAX)) {
+		memcpy(so->buf, prefix, len);
+		so->used = len;
+		return TRUE;
+	}
+	/* An unusually long prefix goes out on its own. */
+	so->wrote = TRUE;
+	int rc = so->write_fn(so->ctx, prefix, len);
+	if (rc < 0) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "write failed: %s",
+			    g_strerror(-rc));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Convert the message body into the buffer, flushing only when the next chunk may not fit. */
+static gboolean
+stream_body(MpopMailbox *mb, MpopStuffer *st, StreamOut *so, char *raw, GError **error)
+{
+	while (!st->done) {
+		size_t room = STREAM_OUT_CAP - so->used;
+		size_t want = room > MPOP_STUFF_OUT_MAX(0) ? (room - MPOP_STUFF_OUT_MAX(0)) / 2 : 0;
+		gssize n;
+
+		if (want < STREAM_RAW_MIN) {
+			if (!stream_flush(so, error))
+				return FALSE;
+			continue;
+		}
+		n = mb->ops->msg_read(mb, raw, MIN(want, STREAM_RAW_MAX), error);
+		if (n < 0) {
+			if (error != NULL && *error == NULL)
+				g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP,
+					    "cannot read message");
+			return FALSE;
+		}
+		if (n == 0)
+			break;
+		so->used += mpop_stuffer_feed(st, raw, (size_t)n, so->buf + so->used);
+	}
+	if (STREAM_OUT_CAP - so->used < STREAM_TAIL_MAX && !stream_flush(so, error))
+		return FALSE;
+	so->used += mpop_stuffer_finish(st, so->buf + so->used);
+	/* RFC 1939 §3: a multi-line response ends with "." CRLF. */
+	memcpy(so->buf + so->used, ".\r\n", 3);
+	so->used += 3;
+	return stream_flush(so, error);
+}
+
+gboolean
+mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, const char *prefix,
+		    MpopWriteFn write_fn, gpointer ctx, gboolean *out_broken, GError **error)
+{
+	g_autofree char *buf = NULL;
+	g_autofree char *raw = NULL;
+	StreamOut so = {.write_fn = write_fn, .ctx = ctx};
+	MpopStuffer st;
+	gboolean ok;
+
+	if (out_broken != NULL)
+		*out_broken = FALSE;
+	if (idx >= mb->n_msgs) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "no such message");
+		return FALSE;
+	}
+	if (!mb->ops->msg_begin(mb, idx, error))
+		return FALSE;
+
+	buf = g_malloc(STREAM_OUT_CAP);
+	raw = g_malloc(STREAM_RAW_MAX);
+	so.buf = buf;
+	mpop_stuffer_init(&st, &mb->stuff_opts, top_lines);
+	ok = stream_prefix(&so, prefix, error) && stream_body(mb, &st, &so, raw, error);
+	mb->ops->msg_end(mb);
+	if (!ok && out_broken != NULL)
+		*out_broken = so.wrote;
+	return ok;
+}

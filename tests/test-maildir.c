@@ -1,0 +1,771 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Tests for the message table (mailbox.c) and the maildir backend. */
+#include "mailbox.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- fixtures ---- */
+
+static void
+rm_rf(const char *path)
+{
+	GDir *d = g_dir_open(path, 0, NULL);
+
+	if (d != NULL) {
+		const char *n;
+		while ((n = g_dir_read_name(d)) != NULL) {
+			g_autofree char *p = g_build_filename(path, n, NULL);
+			if (g_file_test(p, G_FILE_TEST_IS_DIR) &&
+			    !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+				rm_rf(p);
+			else
+				unlink(p);
+		}
+		g_dir_close(d);
+	}
+	rmdir(path);
+}
+
+static char *
+make_maildir(void)
+{
+	g_autoptr(GError) error = NULL;
+	char *dir = g_dir_make_tmp("mpop-maildir-XXXXXX", &error);
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < 3; i++) {
+		static const char *const subs[] = {"cur", "new", "tmp"};
+		g_autofree char *p = g_build_filename(dir, subs[i], NULL);
+		g_assert_cmpint(mkdir(p, 0700), ==, 0);
+	}
+	return dir;
+}
+
+static void
+put_len(const char *dir, const char *rel, const char *data, gssize len)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *p = g_build_filename(dir, rel, NULL);
+
+	g_file_set_contents(p, data, len, &error);
+	g_assert_no_error(error);
+}
+
+static void
+put(const char *dir, const char *rel, const char *data)
+{
+	put_len(dir, rel, data, -1);
+}
+
+static gboolean
+exists(const char *dir, const char *rel)
+{
+	g_autofree char *p = g_build_filename(dir, rel, NULL);
+	struct stat sb;
+
+	return lstat(p, &sb) == 0;
+}
+
+static void
+mv(const char *dir, const char *from, const char *to)
+{
+	g_autofree char *a = g_build_filename(dir, from, NULL);
+	g_autofree char *b = g_build_filename(dir, to, NULL);
+
+	g_assert_cmpint(rename(a, b), ==, 0);
+}
+
+static void
+rm(const char *dir, const char *rel)
+{
+	g_autofree char *p = g_build_filename(dir, rel, NULL);
+
+	g_assert_cmpint(remove(p), ==, 0);
+}
+
+static MpopMailbox *
+open_ok(const char *dir)
+{
+	g_autoptr(GError) error = NULL;
+	MpopMailbox *mb = mpop_mailbox_open(&mpop_mailbox_maildir_ops, NULL, "user", dir, &error);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(mb);
+	return mb;
+}
+
+/* ---- write recorder ---- */
+
+typedef struct {
+	GPtrArray *writes; /* GBytes, one per call; NULL: only count */
+	guint calls;
+	size_t max_len;
+	size_t total;
+	GChecksum *sum;
+	int fail_at; /* fail the n-th call (1-based) with -EPIPE; 0: never */
+} Rec;
+
+static int
+rec_write(gpointer ctx, const void *data, size_t len)
+{
+	Rec *r = ctx;
+
+	r->calls++;
+	if (r->fail_at > 0 && r->calls == (guint)r->fail_at)
+		return -EPIPE;
+	r->max_len = MAX(r->max_len, len);
+	r->total += len;
+	if (r->writes != NULL)
+		g_ptr_array_add(r->writes, g_bytes_new(data, len));
+	if (r->sum != NULL)
+		g_checksum_update(r->sum, data, (gssize)len);
+	return 0;
+}
+
+static void
+rec_init(Rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->writes = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+}
+
+static void
+rec_clear(Rec *r)
+{
+	g_clear_pointer(&r->writes, g_ptr_array_unref);
+	g_clear_pointer(&r->sum, g_checksum_free);
+}
+
+/* ---- UIDL helpers ---- */
+
+static void
+test_uidl_valid(void)
+{
+	static const struct {
+		const char *s;
+		gboolean ok;
+	} cases[] = {
+		{"a", TRUE},	  {"!~", TRUE},		  {"", FALSE},		{"a b", FALSE},
+		{"a\x7f", FALSE}, {"caf\xc3\xa9", FALSE}, {"tab\there", FALSE},
+	};
+	char buf[72];
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++)
+		g_assert_cmpint(mpop_uidl_valid(cases[i].s, strlen(cases[i].s)), ==, cases[i].ok);
+	memset(buf, 'x', sizeof(buf));
+	g_assert_true(mpop_uidl_valid(buf, 70));
+	g_assert_false(mpop_uidl_valid(buf, 71));
+	g_assert_false(mpop_uidl_valid(NULL, 0));
+	g_assert_false(mpop_uidl_valid("a\0b", 3));
+}
+
+static void
+test_uidl_digest(void)
+{
+	g_autofree char *d = mpop_uidl_digest("abc", 3);
+	g_autofree char *e = mpop_uidl_digest("abd", 3);
+
+	/* SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad */
+	g_assert_cmpstr(d, ==, "ba7816bf8f01cfea414140de5dae2223b00361a3");
+	g_assert_cmpstr(d, !=, e);
+	g_assert_true(mpop_uidl_valid(e, strlen(e)));
+}
+
+static void
+check_unique(const char *const *in, const char *const *want, guint n)
+{
+	g_autofree MpopMessage *msgs = g_new0(MpopMessage, n);
+
+	for (guint i = 0; i < n; i++)
+		msgs[i].uidl = g_strdup(in[i]);
+	mpop_uidl_make_unique(msgs, n);
+	for (guint i = 0; i < n; i++) {
+		g_assert_cmpstr(msgs[i].uidl, ==, want[i]);
+		g_assert_true(mpop_uidl_valid(msgs[i].uidl, strlen(msgs[i].uidl)));
+		mpop_message_clear(&msgs[i]);
+	}
+}
+
+static void
+test_uidl_unique(void)
+{
+	char b70[71], b68s2[71], b68s3[71];
+
+	{
+		const char *in[] = {"x", "y", "x", "x"};
+		const char *want[] = {"x", "y", "x-2", "x-3"};
+		check_unique(in, want, 4);
+	}
+	{
+		/* A later message's own UIDL "x-2" is reserved: the duplicate skips it. */
+		const char *in[] = {"x", "x", "x-2"};
+		const char *want[] = {"x", "x-3", "x-2"};
+		check_unique(in, want, 3);
+	}
+	memset(b70, 'b', 70);
+	b70[70] = '\0';
+	memset(b68s2, 'b', 68);
+	memcpy(b68s2 + 68, "-2", 3);
+	memset(b68s3, 'b', 68);
+	memcpy(b68s3 + 68, "-3", 3);
+	{
+		const char *in[] = {b70, b70, b70};
+		const char *want[] = {b70, b68s2, b68s3};
+		check_unique(in, want, 3);
+	}
+	{
+		g_autofree char *d = mpop_uidl_digest("a b", 3);
+		g_autofree char *d2 = g_strconcat(d, "-2", NULL);
+		const char *in[] = {"a b", "a b"};
+		const char *want[] = {d, d2};
+		check_unique(in, want, 2);
+	}
+}
+
+/* ---- indexing ---- */
+
+static void
+test_order_and_move(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autofree char *target = g_build_filename(dir, "tmp", "0001.X", NULL);
+	g_autofree char *link = g_build_filename(dir, "cur", "0002.L:2,", NULL);
+	g_autofree char *sub = g_build_filename(dir, "cur", "0003.D", NULL);
+	MpopMailbox *mb;
+	static const char *const want[] = {"cur/0999.B:2,", "cur/1000.A:2,S", "cur/1001.C:2,",
+					   "cur/1002.D:2,"};
+
+	put(dir, "cur/1000.A:2,S", "A\n");
+	put(dir, "new/0999.B", "B\n");
+	put(dir, "cur/1001.C:2,", "C\n");
+	put(dir, "new/1002.D", "D\n");
+	put(dir, "tmp/0001.X", "X\n");
+	put(dir, "cur/.0000.hidden", "H\n");
+	put(dir, "new/.0000.hidden", "H\n");
+	g_assert_cmpint(symlink(target, link), ==, 0);
+	g_assert_cmpint(mkdir(sub, 0700), ==, 0);
+
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 4);
+	for (guint i = 0; i < 4; i++)
+		g_assert_cmpstr(mb->msgs[i].name, ==, want[i]);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "0999.B");
+	g_assert_cmpstr(mb->msgs[3].uidl, ==, "1002.D");
+	g_assert_true(exists(dir, "cur/0999.B:2,"));
+	g_assert_false(exists(dir, "new/0999.B"));
+	g_assert_false(exists(dir, "new/1002.D"));
+	g_assert_true(exists(dir, "tmp/0001.X"));
+	g_assert_true(exists(dir, "new/.0000.hidden"));
+	mpop_mailbox_close(mb);
+
+	/* Moved messages keep their UIDL and position in the next session. */
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 4);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "0999.B");
+	g_assert_cmpstr(mb->msgs[3].uidl, ==, "1002.D");
+	mpop_mailbox_close(mb);
+	rm_rf(dir);
+}
+
+static void
+test_uidls(void)
+{
+	g_autofree char *dir = make_maildir();
+	char n70[71], n71[71 + 4];
+	g_autofree char *c70 = NULL, *c71 = NULL, *d71 = NULL, *dsp = NULL, *dhi = NULL;
+	g_autoptr(GPtrArray) first = g_ptr_array_new_with_free_func(g_free);
+	MpopMailbox *mb;
+
+	memset(n70, '2', 70);
+	n70[70] = '\0';
+	memset(n71, '3', 71);
+	n71[71] = '\0';
+	c70 = g_strconcat("cur/", n70, ":2,S", NULL);
+	c71 = g_strconcat("new/", n71, NULL);
+	put(dir, c70, "x\n");
+	put(dir, c71, "x\n");
+	put(dir, "cur/1.a b:2,", "x\n");
+	put(dir, "new/4.caf\xc3\xa9", "x\n");
+	put(dir, "cur/0.ok:2,", "x\n");
+	d71 = mpop_uidl_digest(n71, 71);
+	dsp = mpop_uidl_digest("1.a b", 5);
+	dhi = mpop_uidl_digest("4.caf\xc3\xa9", 7);
+
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 5);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "0.ok");
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, dsp);
+	g_assert_cmpstr(mb->msgs[2].uidl, ==, n70);
+	g_assert_cmpstr(mb->msgs[3].uidl, ==, d71);
+	g_assert_cmpstr(mb->msgs[4].uidl, ==, dhi);
+	for (guint i = 0; i < mb->n_msgs; i++)
+		g_ptr_array_add(first, g_strdup(mb->msgs[i].uidl));
+	mpop_mailbox_close(mb);
+
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, first->len);
+	for (guint i = 0; i < mb->n_msgs; i++)
+		g_assert_cmpstr(mb->msgs[i].uidl, ==, first->pdata[i]);
+	mpop_mailbox_close(mb);
+	rm_rf(dir);
+}
+
+static void
+test_uidl_duplicates(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autofree char *d = mpop_uidl_digest("5.a b", 5);
+	g_autoptr(GPtrArray) first = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) want = g_ptr_array_new_with_free_func(g_free);
+	MpopMailbox *mb;
+
+	/* Duplicate unique names (a broken delivery agent): cur/ and new/ copies. */
+	put(dir, "cur/DUP:2,S", "1\n");
+	put(dir, "new/DUP", "22\n");
+	/* Two invalid names with the same base digest to the same value. */
+	put(dir, "cur/5.a b:2,S", "333\n");
+	put(dir, "new/5.a b", "4444\n");
+
+	/* "uidl size" pairs: sizes differ, so each UIDL must stay with its message. */
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 4);
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		g_ptr_array_add(first, g_strdup_printf("%s %" G_GUINT64_FORMAT, mb->msgs[i].uidl,
+						       mb->msgs[i].size));
+	}
+	mpop_mailbox_close(mb);
+	/* Which copy is first depends on inode numbers; the set of UIDLs does not. */
+	g_ptr_array_add(want, g_strdup(d));
+	g_ptr_array_add(want, g_strconcat(d, "-2", NULL));
+	g_ptr_array_add(want, g_strdup("DUP"));
+	g_ptr_array_add(want, g_strdup("DUP-2"));
+	for (guint i = 0; i < want->len; i++) {
+		const char *f = first->pdata[i];
+		g_autofree char *uidl = g_strndup(f, strcspn(f, " "));
+		g_assert_cmpstr(uidl, ==, want->pdata[i]);
+	}
+
+	/* Stable after the new/ copies moved to cur/ (ties are broken by inode, not name). */
+	g_assert_true(exists(dir, "cur/DUP:2,"));
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 4);
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		g_autofree char *pair = g_strdup_printf("%s %" G_GUINT64_FORMAT, mb->msgs[i].uidl,
+							mb->msgs[i].size);
+		g_assert_cmpstr(pair, ==, first->pdata[i]);
+	}
+	mpop_mailbox_close(mb);
+	rm_rf(dir);
+}
+
+static void
+test_sizes(void)
+{
+	static const struct {
+		const char *data;
+		guint64 size;
+	} cases[] = {
+		{"a\nb\n", 6}, {"a\r\nb\r\n", 6},
+		{"a\nb", 6},   {"Subject: x\n\n.dot\n..two\n", 12 + 2 + 6 + 7},
+		{"", 0},       {"\n", 2},
+		{"a\rb\n", 5}, {"a\n\r\n\nb", 3 + 2 + 2 + 3},
+	};
+	g_autofree char *dir = make_maildir();
+	MpopMailbox *mb;
+	guint count;
+	guint64 octets, total = 0;
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *rel = g_strdup_printf("%s/%u.m", i % 2 ? "new" : "cur", 100 + i);
+		put(dir, rel, cases[i].data);
+		total += cases[i].size;
+	}
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, G_N_ELEMENTS(cases));
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++)
+		g_assert_cmpuint(mb->msgs[i].size, ==, cases[i].size);
+
+	mpop_mailbox_stat(mb, &count, &octets);
+	g_assert_cmpuint(count, ==, G_N_ELEMENTS(cases));
+	g_assert_cmpuint(octets, ==, total);
+	g_assert_cmpuint(mpop_mailbox_deleted_count(mb, NULL), ==, 0);
+	mb->msgs[0].deleted = TRUE;
+	mb->msgs[3].deleted = TRUE;
+	mpop_mailbox_stat(mb, &count, &octets);
+	g_assert_cmpuint(count, ==, G_N_ELEMENTS(cases) - 2);
+	g_assert_cmpuint(octets, ==, total - cases[0].size - cases[3].size);
+	g_assert_cmpuint(mpop_mailbox_deleted_count(mb, &octets), ==, 2);
+	g_assert_cmpuint(octets, ==, cases[0].size + cases[3].size);
+	mpop_mailbox_close(mb);
+	rm_rf(dir);
+}
+
+static void
+test_missing_and_bad(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autofree char *missing = g_build_filename(dir, "nope", NULL);
+	g_autofree char *file = g_build_filename(dir, "file", NULL);
+	g_autoptr(GError) error = NULL;
+	MpopMailbox *mb;
+	guint count = 99;
+
+	/* Never delivered to: an empty maildrop, and nothing is created. */
+	mb = open_ok(missing);
+	g_assert_cmpuint(mb->n_msgs, ==, 0);
+	mpop_mailbox_stat(mb, &count, NULL);
+	g_assert_cmpuint(count, ==, 0);
+	g_assert_true(mpop_mailbox_commit(mb, NULL));
+	mpop_mailbox_close(mb);
+	g_assert_false(exists(dir, "nope"));
+
+	/* An existing maildir without cur/ or new/ is empty too. */
+	rm(dir, "cur");
+	rm(dir, "new");
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 0);
+	mpop_mailbox_close(mb);
+
+	put(dir, "file", "x");
+	mb = mpop_mailbox_open(&mpop_mailbox_maildir_ops, NULL, "u", file, &error);
+	g_assert_null(mb);
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_PERM);
+	rm_rf(dir);
+}
+
+/* ---- UPDATE ---- */
+
+static void
+test_commit(void)
+{
+	g_autofree char *dir = make_maildir();
+	MpopMailbox *mb;
+	g_autoptr(GError) error = NULL;
+
+	put(dir, "cur/1.a:2,S", "1\n");
+	put(dir, "cur/2.b:2,", "2\n");
+	put(dir, "new/3.c", "3\n");
+	put(dir, "cur/4.d:2,", "4\n");
+
+	/* Without UPDATE nothing is removed, even with deletions marked. */
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 4);
+	mb->msgs[0].deleted = mb->msgs[1].deleted = TRUE;
+	mpop_mailbox_close(mb);
+	g_assert_true(exists(dir, "cur/1.a:2,S"));
+	g_assert_true(exists(dir, "cur/2.b:2,"));
+
+	mb = open_ok(dir);
+	mb->msgs[0].deleted = TRUE;
+	mb->msgs[2].deleted = TRUE;
+	/* Delivered after open: not in the table, must survive. */
+	put(dir, "new/5.e", "5\n");
+	put(dir, "new/0.early", "0\n");
+	/* Another client changes the flags of a message we will delete. */
+	mv(dir, "cur/3.c:2,", "cur/3.c:2,ST");
+	/* ... and removes one (not marked by us). */
+	rm(dir, "cur/4.d:2,");
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	g_assert_no_error(error);
+	mpop_mailbox_close(mb);
+
+	g_assert_false(exists(dir, "cur/1.a:2,S"));
+	g_assert_true(exists(dir, "cur/2.b:2,"));
+	g_assert_false(exists(dir, "cur/3.c:2,ST"));
+	g_assert_true(exists(dir, "new/5.e"));
+	g_assert_true(exists(dir, "new/0.early"));
+
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 3);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "0.early");
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, "2.b");
+	g_assert_cmpstr(mb->msgs[2].uidl, ==, "5.e");
+	/* A deleted message that someone else already removed is not an error. */
+	mb->msgs[1].deleted = TRUE;
+	rm(dir, "cur/2.b:2,");
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	g_assert_no_error(error);
+	mpop_mailbox_close(mb);
+	g_assert_true(exists(dir, "cur/0.early:2,"));
+	g_assert_true(exists(dir, "cur/5.e:2,"));
+	rm_rf(dir);
+}
+
+/* ---- locking ---- */
+
+/* In a child process: open dir and report the result as the exit code. */
+static int
+child_try_open(const char *dir)
+{
+	pid_t pid = fork();
+	int status;
+
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		GError *error = NULL;
+		MpopMailbox *mb =
+			mpop_mailbox_open(&mpop_mailbox_maildir_ops, NULL, "u", dir, &error);
+		if (mb != NULL)
+			_exit(0);
+		_exit(g_error_matches(error, MPOP_ERROR, MPOP_ERROR_IN_USE) ? 10 : 20);
+	}
+	g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+	g_assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void
+test_lock(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autoptr(GError) error = NULL;
+	MpopMailbox *mb, *mb2;
+	struct stat sb;
+	g_autofree char *lock = g_build_filename(dir, "mpopd.lock", NULL);
+	int pfd[2];
+	pid_t holder;
+	char c;
+	int status;
+
+	put(dir, "new/1.a", "1\n");
+	mb = open_ok(dir);
+	g_assert_cmpint(lstat(lock, &sb), ==, 0);
+	g_assert_cmpint(sb.st_mode & 07777, ==, 0600);
+	g_assert_cmpint(child_try_open(dir), ==, 10);
+	/* OFD locks also exclude a second session within the same process. */
+	mb2 = mpop_mailbox_open(&mpop_mailbox_maildir_ops, NULL, "u", dir, &error);
+	g_assert_null(mb2);
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_IN_USE);
+	g_assert_cmpstr(error->message, ==, "maildrop is locked by another session");
+	g_clear_error(&error);
+	mpop_mailbox_close(mb);
+	g_assert_cmpint(child_try_open(dir), ==, 0);
+
+	/* A holder killed with SIGKILL leaves no stale lock behind. */
+	g_assert_cmpint(pipe(pfd), ==, 0);
+	holder = fork();
+	g_assert_cmpint(holder, >=, 0);
+	if (holder == 0) {
+		MpopMailbox *h = mpop_mailbox_open(&mpop_mailbox_maildir_ops, NULL, "u", dir, NULL);
+		if (write(pfd[1], h != NULL ? "y" : "n", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	g_assert_cmpint(read(pfd[0], &c, 1), ==, 1);
+	close(pfd[0]);
+	g_assert_cmpint(c, ==, 'y');
+	g_assert_cmpint(child_try_open(dir), ==, 10);
+	kill(holder, SIGKILL);
+	g_assert_cmpint(waitpid(holder, &status, 0), ==, holder);
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 1);
+	mpop_mailbox_close(mb);
+	rm_rf(dir);
+}
+
+/* ---- streaming ---- */
+
+static GBytes *
+stream_one(MpopMailbox *mb, guint idx, gint64 top, const char *prefix)
+{
+	Rec r;
+	gboolean broken = TRUE;
+	g_autoptr(GError) error = NULL;
+	GBytes *out;
+
+	rec_init(&r);
+	g_assert_true(mpop_mailbox_stream(mb, idx, top, prefix, rec_write, &r, &broken, &error));
+	g_assert_no_error(error);
+	g_assert_false(broken);
+	/* A small message leaves in exactly one write: prefix, body and terminator. */
+	g_assert_cmpuint(r.writes->len, ==, 1);
+	out = g_bytes_ref(r.writes->pdata[0]);
+	rec_clear(&r);
+	return out;
+}
+
+static void
+assert_bytes(GBytes *b, const char *want)
+{
+	gsize len;
+	const char *data = g_bytes_get_data(b, &len);
+	g_autofree char *got = g_strndup(data, len);
+
+	g_assert_cmpstr(got, ==, want);
+	g_assert_cmpuint(len, ==, strlen(want));
+}
+
+static void
+test_stream_small(void)
+{
+	static const struct {
+		const char *data;
+		gint64 top;
+		const char *want;
+	} cases[] = {
+		{"Subject: x\n\n.dot\nline\n", -1,
+		 "+P\r\nSubject: x\r\n\r\n..dot\r\nline\r\n.\r\n"},
+		{"A: 1\r\n\r\nb1\r\nb2\r\nb3", -1, "+P\r\nA: 1\r\n\r\nb1\r\nb2\r\nb3\r\n.\r\n"},
+		{"A: 1\n.H: 2\n\nb1\nb2\nb3\n", 0, "+P\r\nA: 1\r\n..H: 2\r\n\r\n.\r\n"},
+		{"A: 1\n\nb1\n.b2\nb3\n", 2, "+P\r\nA: 1\r\n\r\nb1\r\n..b2\r\n.\r\n"},
+		{"A: 1\n\nb1\n", 100, "+P\r\nA: 1\r\n\r\nb1\r\n.\r\n"},
+		{"", -1, "+P\r\n.\r\n"},
+		{".\n", -1, "+P\r\n..\r\n.\r\n"},
+	};
+	g_autofree char *dir = make_maildir();
+	MpopMailbox *mb;
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *rel = g_strdup_printf("new/%u.m", 100 + i);
+		put(dir, rel, cases[i].data);
+	}
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, G_N_ELEMENTS(cases));
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GBytes) out = stream_one(mb, i, cases[i].top, "+P\r\n");
+		assert_bytes(out, cases[i].want);
+	}
+	mpop_mailbox_close(mb);
+	rm_rf(dir);
+}
+
+static void
+test_stream_errors(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autoptr(GError) error = NULL;
+	MpopMailbox *mb;
+	gboolean broken = TRUE;
+	Rec r;
+
+	put(dir, "cur/1.a:2,", "hello\n");
+	put(dir, "cur/2.b:2,", "hello\n");
+	put(dir, "cur/3.c:2,", "moved\n");
+	mb = open_ok(dir);
+
+	/* Removed by another client: nothing written, the caller can send -ERR. */
+	rm(dir, "cur/1.a:2,");
+	rec_init(&r);
+	g_assert_false(mpop_mailbox_stream(mb, 0, -1, "+OK\r\n", rec_write, &r, &broken, &error));
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED);
+	g_assert_false(broken);
+	g_assert_cmpuint(r.calls, ==, 0);
+	g_clear_error(&error);
+
+	/* Out of range: nothing written. */
+	broken = TRUE;
+	g_assert_false(mpop_mailbox_stream(mb, 7, -1, "+OK\r\n", rec_write, &r, &broken, &error));
+	g_assert_false(broken);
+	g_assert_cmpuint(r.calls, ==, 0);
+	g_clear_error(&error);
+
+	/* The client went away during the write: the connection is broken. */
+	r.fail_at = 1;
+	g_assert_false(mpop_mailbox_stream(mb, 1, -1, "+OK\r\n", rec_write, &r, &broken, &error));
+	g_assert_nonnull(error);
+	g_assert_true(broken);
+	g_clear_error(&error);
+	rec_clear(&r);
+
+	/* Renamed by another client (flags changed): still found by its unique name. */
+	mv(dir, "cur/3.c:2,", "cur/3.c:2,S");
+	{
+		g_autoptr(GBytes) out = stream_one(mb, 2, -1, "+OK\r\n");
+		assert_bytes(out, "+OK\r\nmoved\r\n.\r\n");
+	}
+	mpop_mailbox_close(mb);
+	rm_rf(dir);
+}
+
+static void
+test_stream_big(void)
+{
+	g_autofree char *dir = make_maildir();
+	GString *msg = g_string_new("Subject: big\n\n");
+	GString *want = g_string_new("+OK big\r\nSubject: big\r\n\r\n");
+	g_autoptr(GChecksum) want_sum = g_checksum_new(G_CHECKSUM_SHA256);
+	MpopMailbox *mb;
+	gboolean broken = TRUE;
+	g_autoptr(GError) error = NULL;
+	Rec r;
+
+	for (guint i = 0; msg->len < 5 * 1024 * 1024; i++) {
+		if (i % 7 == 0) {
+			g_string_append_printf(msg, ".line %u with a dot\n", i);
+			g_string_append_printf(want, "..line %u with a dot\r\n", i);
+		} else {
+			g_string_append_printf(msg, "line %u of the big message\n", i);
+			g_string_append_printf(want, "line %u of the big message\r\n", i);
+		}
+	}
+	g_string_append(want, ".\r\n");
+	g_checksum_update(want_sum, (const guchar *)want->str, (gssize)want->len);
+	put_len(dir, "new/1.big", msg->str, (gssize)msg->len);
+	g_string_free(msg, TRUE);
+
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 1);
+	rec_init(&r);
+	g_clear_pointer(&r.writes, g_ptr_array_unref);
+	r.sum = g_checksum_new(G_CHECKSUM_SHA256);
+	g_assert_true(
+		mpop_mailbox_stream(mb, 0, -1, "+OK big\r\n", rec_write, &r, &broken, &error));
+	g_assert_no_error(error);
+	g_assert_false(broken);
+	g_assert_cmpuint(r.total, ==, want->len);
+	g_assert_cmpstr(g_checksum_get_string(r.sum), ==, g_checksum_get_string(want_sum));
+	/* Memory is bounded by the 128 KiB buffer, and the buffer is used well. */
+	g_assert_cmpuint(r.max_len, <=, 128 * 1024);
+	g_assert_cmpuint(r.calls, >=, want->len / (128 * 1024));
+	g_assert_cmpuint(r.calls, <=, want->len / (32 * 1024) + 1);
+	rec_clear(&r);
+
+	/* TOP on the big message stops early and goes out in one write. */
+	{
+		g_autoptr(GBytes) out = stream_one(mb, 0, 2, "+OK\r\n");
+		assert_bytes(out, "+OK\r\nSubject: big\r\n\r\n..line 0 with a dot\r\n"
+				  "line 1 of the big message\r\n.\r\n");
+	}
+	mpop_mailbox_close(mb);
+	g_string_free(want, TRUE);
+	rm_rf(dir);
+}
+
+static void
+test_ops_for(void)
+{
+	g_assert_true(mpop_mailbox_ops_for(MPOP_FORMAT_MAILDIR) == &mpop_mailbox_maildir_ops);
+	g_assert_true(mpop_mailbox_ops_for(MPOP_FORMAT_MBOX) == &mpop_mailbox_mbox_ops);
+	g_assert_cmpstr(mpop_mailbox_ops_for(MPOP_FORMAT_MAILDIR)->name, ==, "maildir");
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	g_test_add_func("/mailbox/ops-for", test_ops_for);
+	g_test_add_func("/mailbox/uidl-valid", test_uidl_valid);
+	g_test_add_func("/mailbox/uidl-digest", test_uidl_digest);
+	g_test_add_func("/mailbox/uidl-unique", test_uidl_unique);
+	g_test_add_func("/maildir/order-and-move", test_order_and_move);
+	g_test_add_func("/maildir/uidls", test_uidls);
+	g_test_add_func("/maildir/uidl-duplicates", test_uidl_duplicates);
+	g_test_add_func("/maildir/sizes-and-stat", test_sizes);
+	g_test_add_func("/maildir/missing-and-bad", test_missing_and_bad);
+	g_test_add_func("/maildir/commit", test_commit);
+	g_test_add_func("/maildir/lock", test_lock);
+	g_test_add_func("/maildir/stream-small", test_stream_small);
+	g_test_add_func("/maildir/stream-errors", test_stream_errors);
+	g_test_add_func("/maildir/stream-big", test_stream_big);
+	return g_test_run();
+}
