@@ -1,4 +1,227 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* STUB: to be written. */
+/* Authentication registry and crypt(5) hashing: backends behind an ops table. */
 #include "auth.h"
-typedef int mpop_stub_auth_t;
+#include "util.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <string.h>
+
+/* Backends that exist in this build. A name the configuration accepts but that is not
+ * listed here ("pam", "passwd", ...) is answered with TEMPFAIL, never with DENIED: the
+ * user's password may be right, the server just cannot tell yet. */
+static const MpopAuthOps *const auth_backends[] = {
+	&mpop_auth_userlist_ops,
+};
+
+/* The longest login name we pass to a backend (the POP3 USER argument is untrusted). */
+#define MPOP_AUTH_USER_MAX 255
+
+static guint64 hash_count;
+
+guint64
+mpop_auth_hash_count(void)
+{
+	return hash_count;
+}
+
+const MpopAuthOps *
+mpop_auth_lookup(const char *name)
+{
+	if (!name)
+		return NULL;
+	for (size_t i = 0; i < G_N_ELEMENTS(auth_backends); i++)
+		if (strcmp(auth_backends[i]->name, name) == 0)
+			return auth_backends[i];
+	return NULL;
+}
+
+void
+mpop_auth_identity_free(MpopAuthIdentity *id)
+{
+	if (!id)
+		return;
+	g_free(id->user);
+	g_free(id->home);
+	g_free(id->mailbox);
+	g_free(id);
+}
+
+/* One crypt_rn() call. struct crypt_data is ~32 KiB, so it lives on the heap, and it holds
+ * the password's derived state, so it is wiped before it is freed. Returns the hash
+ * (caller frees) or NULL when the setting is unusable. */
+static char *
+hash_once(const char *password, const char *setting)
+{
+	struct crypt_data *cd = g_new0(struct crypt_data, 1);
+	char *out = NULL;
+	const char *r;
+
+	r = crypt_rn(password, setting, cd, (int)sizeof *cd);
+	hash_count++;
+	/* libxcrypt signals failure with NULL or a string starting with '*'. */
+	if (r && r[0] != '*')
+		out = g_strdup(r);
+	explicit_bzero(cd, sizeof *cd);
+	g_free(cd);
+	return out;
+}
+
+/* A yescrypt setting made once per process, so every dummy hash costs what a real one
+ * with the default scheme costs: whether a user exists must not show in the timing. */
+static const char *
+dummy_setting(void)
+{
+	static char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	static gsize done;
+
+	if (g_once_init_enter(&done)) {
+		if (!crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof setting) ||
+		    setting[0] == '*')
+			g_strlcpy(setting, "$y$j9T$mpopd.dummy.salt.", sizeof setting);
+		g_once_init_leave(&done, 1);
+	}
+	return setting;
+}
+
+void
+mpop_auth_dummy_hash(const char *password)
+{
+	g_free(hash_once(password ? password : "", dummy_setting()));
+}
+
+/* A hash that can never match: locked ("!..."), disabled ("*..."), empty or too short to
+ * be any crypt(5) format (the shortest, traditional DES, has 13 characters). */
+static gboolean
+hash_usable(const char *hash)
+{
+	return hash && strlen(hash) >= 13 && hash[0] != '*' && hash[0] != '!';
+}
+
+gboolean
+mpop_auth_verify_hash(const char *password, const char *hash)
+{
+	g_autofree char *computed = NULL;
+	gboolean ok;
+
+	if (!password)
+		password = "";
+	if (!hash_usable(hash)) {
+		mpop_auth_dummy_hash(password);
+		return FALSE;
+	}
+	computed = hash_once(password, hash);
+	if (!computed) {
+		/* An unsupported scheme fails fast inside libxcrypt: pay the time anyway. */
+		mpop_auth_dummy_hash(password);
+		return FALSE;
+	}
+	ok = mpop_streq_consttime(computed, hash);
+	explicit_bzero(computed, strlen(computed));
+	return ok;
+}
+
+char *
+mpop_auth_make_hash(const char *password, const char *prefix, GError **error)
+{
+	static const char *const allowed[] = {"$y$", "$6$", "$2b$", "$1$"};
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	gboolean known = FALSE;
+	char *hash;
+
+	if (!prefix)
+		prefix = "$y$";
+	for (size_t i = 0; i < G_N_ELEMENTS(allowed); i++)
+		known = known || strcmp(prefix, allowed[i]) == 0;
+	if (!known) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED,
+			    "unknown hash scheme prefix \"%s\" (use $y$, $6$, $2b$ or $1$)",
+			    prefix);
+		return NULL;
+	}
+	if (!password) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "no password given");
+		return NULL;
+	}
+	/* count 0: the library's default cost for the scheme; NULL rbytes: it reads the
+	 * kernel's random source itself. */
+	if (!crypt_gensalt_rn(prefix, 0, NULL, 0, setting, sizeof setting) || setting[0] == '*') {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED,
+			    "cannot make a salt for scheme %s: %s", prefix, g_strerror(errno));
+		return NULL;
+	}
+	hash = hash_once(password, setting);
+	if (!hash)
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED,
+			    "libxcrypt cannot hash with scheme %s", prefix);
+	return hash;
+}
+
+/* A name we will not even show a backend: it could not be a mailbox owner anyway and may
+ * be an attempt to reach a path or a second record (':' is the user list separator). */
+static gboolean
+user_name_acceptable(const char *user)
+{
+	size_t len;
+
+	if (!user || !*user)
+		return FALSE;
+	len = strlen(user);
+	if (len > MPOP_AUTH_USER_MAX)
+		return FALSE;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)user[i];
+		if (c < 0x20 || c == 0x7f || c == '/' || c == ':')
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+set_reason(char **out_reason, char *reason)
+{
+	if (out_reason)
+		*out_reason = reason;
+	else
+		g_free(reason);
+}
+
+MpopAuthResult
+mpop_auth_check(const MpopConfig *cfg, const char *user, const char *password, const char *peer,
+		MpopAuthIdentity **out_id, char **out_reason)
+{
+	g_autoptr(MpopAuthIdentity) id = NULL;
+	const MpopAuthOps *ops;
+	const char *backend;
+	char *reason = NULL;
+	MpopAuthResult r;
+
+	if (out_reason)
+		*out_reason = NULL;
+	if (!password)
+		password = "";
+	if (!user_name_acceptable(user)) {
+		mpop_auth_dummy_hash(password);
+		set_reason(out_reason, g_strdup("invalid user name"));
+		return MPOP_AUTH_DENIED;
+	}
+	backend = mpop_config_auth_for_user(cfg, user);
+	ops = mpop_auth_lookup(backend);
+	if (!ops) {
+		mpop_auth_dummy_hash(password);
+		set_reason(out_reason, g_strdup_printf("auth backend %s not available",
+						       backend ? backend : "(none)"));
+		return MPOP_AUTH_TEMPFAIL;
+	}
+	r = ops->authenticate(cfg, user, password, peer, &id, &reason);
+	if (r == MPOP_AUTH_OK && !id) {
+		/* A backend bug must not turn into a login without an identity. */
+		g_free(reason);
+		reason = g_strdup_printf("auth backend %s returned no identity", ops->name);
+		r = MPOP_AUTH_TEMPFAIL;
+	}
+	set_reason(out_reason, reason);
+	if (r == MPOP_AUTH_OK && out_id)
+		*out_id = g_steal_pointer(&id);
+	return r;
+}

@@ -47,6 +47,10 @@ gboolean mpop_auth_verify_hash(const char *password, const char *hash);
 /* Spend the time of one hash (unknown users, so timing tells nothing). */
 void mpop_auth_dummy_hash(const char *password);
 
+/* How many hash computations this process has made (tests check that unknown users and
+ * disabled accounts still pay for one). */
+guint64 mpop_auth_hash_count(void);
+
 /* A new hash for password: prefix "$y$" (yescrypt) by default, or "$6$", "$2b$", "$1$". */
 char *mpop_auth_make_hash(const char *password, const char *prefix, GError **error);
 

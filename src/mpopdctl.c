@@ -1,7 +1,735 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-int main(void);
-int
-main(void)
+/* mpopdctl: start, stop and reload mpopd (systemd or pid file), check config, make hashes. */
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "mpopd-build.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define WAIT_STEP_US (100 * 1000)
+#define WAIT_STEPS 100 /* 10 s */
+#define PASSWORD_MAX 1024
+
+typedef struct {
+	gboolean force;
+	gboolean edit;
+	const char *port;
+	const char *config;
+	const char *scheme;
+	const char *verb;
+} Ctl;
+
+typedef struct {
+	const char *verb;
+	int (*handler)(Ctl *ctl);
+	const char *help;
+} Verb;
+
+/* ---- running other programs: fork + execv, never a shell (the original used system()) */
+
+static char *
+mpopd_path(void)
 {
+	g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+	g_autofree char *dir = self ? g_path_get_dirname(self) : NULL;
+	g_autofree char *next = dir ? g_build_filename(dir, "mpopd", NULL) : NULL;
+
+	/* Next to us first, so a build tree or a relocated install uses its own daemon. */
+	if (next && g_file_test(next, G_FILE_TEST_IS_EXECUTABLE))
+		return g_steal_pointer(&next);
+	return g_build_filename(MPOPD_SBINDIR, "mpopd", NULL);
+}
+
+/* Start argv; stdin from /dev/null when null_stdin. Returns the pid or -1. */
+static pid_t
+spawn(char **argv, gboolean search_path, gboolean null_stdin)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "mpopdctl: fork: %s\n", g_strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		if (null_stdin) {
+			int fd = open("/dev/null", O_RDONLY);
+			if (fd >= 0 && fd != STDIN_FILENO) {
+				dup2(fd, STDIN_FILENO);
+				close(fd);
+			}
+		}
+		if (search_path)
+			execvp(argv[0], argv);
+		else
+			execv(argv[0], argv);
+		fprintf(stderr, "mpopdctl: cannot run %s: %s\n", argv[0], g_strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Run argv to completion. Returns its exit status, or 127/128+signal like a shell. */
+static int
+run(char **argv, gboolean search_path)
+{
+	pid_t pid = spawn(argv, search_path, FALSE);
+	int status;
+
+	if (pid < 0)
+		return 127;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 127;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* argv for "mpopd [-c config] [arg1] [arg2]" (NULL args are left out). */
+static GStrv
+mpopd_argv(const Ctl *ctl, const char *arg1, const char *arg2)
+{
+	GPtrArray *a = g_ptr_array_new();
+
+	g_ptr_array_add(a, mpopd_path());
+	if (ctl->config) {
+		g_ptr_array_add(a, g_strdup("-c"));
+		g_ptr_array_add(a, g_strdup(ctl->config));
+	}
+	if (arg1)
+		g_ptr_array_add(a, g_strdup(arg1));
+	if (arg2)
+		g_ptr_array_add(a, g_strdup(arg2));
+	g_ptr_array_add(a, NULL);
+	return (GStrv)g_ptr_array_free(a, FALSE);
+}
+
+static int
+check_config(const Ctl *ctl)
+{
+	g_auto(GStrv) argv = mpopd_argv(ctl, "--check-config", NULL);
+
+	return run(argv, FALSE);
+}
+
+/* ---- systemd: mpopd.socket with Accept=yes is the default install */
+
+static char *
+systemctl_path(void)
+{
+	if (g_getenv("MPOPDCTL_NO_SYSTEMD") || sd_booted() <= 0)
+		return NULL;
+	return g_find_program_in_path("systemctl");
+}
+
+static int
+systemctl(const char *systemctl_bin, const char *a1, const char *a2, const char *a3)
+{
+	char *argv[] = {(char *)systemctl_bin, (char *)a1, (char *)a2, (char *)a3, NULL};
+
+	return run(argv, FALSE);
+}
+
+static int
+systemd_verb(const Ctl *ctl, const char *systemctl_bin)
+{
+	const char *v = ctl->verb;
+
+	if (ctl->port) {
+		fprintf(stderr, "mpopdctl: -p does not apply under systemd: the port is set in "
+				"mpopd.socket (systemctl edit mpopd.socket)\n");
+		return 1;
+	}
+	if (strcmp(v, "refresh") == 0 || strcmp(v, "reload") == 0 || strcmp(v, "config") == 0) {
+		if (systemctl(systemctl_bin, "is-active", "--quiet", "mpopd.service") == 0)
+			return systemctl(systemctl_bin, "reload", "mpopd.service", NULL) ? 1 : 0;
+		printf("nothing to reload: with socket activation every connection reads the "
+		       "configuration fresh\n");
+		return 0;
+	}
+	if (strcmp(v, "status") == 0)
+		return systemctl(systemctl_bin, "status", "mpopd.socket", NULL);
+	return systemctl(systemctl_bin, v, "mpopd.socket", NULL) ? 1 : 0;
+}
+
+/* ---- the pid file of a legacy daemon: "pid\nport\n", written by mpopd itself */
+
+static char *
+pid_file_path(const Ctl *ctl)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MpopConfig) cfg = mpop_config_load(ctl->config, ctl->config != NULL, &error);
+
+	if (!cfg) {
+		fprintf(stderr, "mpopdctl: %s\n", error->message);
+		return NULL;
+	}
+	if (!cfg->pid_file || !*cfg->pid_file) {
+		fprintf(stderr, "mpopdctl: no pid file configured ([server] pid_file in %s)\n",
+			cfg->path);
+		return NULL;
+	}
+	return g_strdup(cfg->pid_file);
+}
+
+/* Returns 0, -ENOENT when there is no pid file, -EINVAL when it is malformed. The port
+ * (may be NULL) is the second line when it is a valid port number, else NULL. */
+static int
+read_pid_file(const char *path, pid_t *out_pid, char **out_port)
+{
+	char buf[128];
+	mpop_autofd fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	g_auto(GStrv) lines = NULL;
+	guint64 pid, port;
+	ssize_t n;
+
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -EINVAL;
+	n = mpop_read_some(fd, buf, sizeof buf - 1);
+	if (n < 0)
+		return -EINVAL;
+	buf[n] = '\0';
+	lines = g_strsplit(buf, "\n", 3);
+	if (!lines[0] || !g_ascii_string_to_unsigned(lines[0], 10, 2, G_MAXINT32, &pid, NULL))
+		return -EINVAL;
+	*out_pid = (pid_t)pid;
+	if (out_port)
+		*out_port =
+			lines[1] && g_ascii_string_to_unsigned(lines[1], 10, 1, 65535, &port, NULL)
+				? g_strdup(lines[1])
+				: NULL;
+	return 0;
+}
+
+/* Alive and really mpopd: a recycled pid must not be signalled (the original had no
+ * liveness check at all). */
+static gboolean
+pid_is_mpopd(pid_t pid)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/comm", (int)pid);
+	g_autofree char *comm = NULL;
+
+	if (kill(pid, 0) < 0 && errno != EPERM)
+		return FALSE;
+	if (!g_file_get_contents(path, &comm, NULL, NULL))
+		/* No procfs at all: kill() is all we have. */
+		return !g_file_test("/proc/self/comm", G_FILE_TEST_EXISTS);
+	g_strchomp(comm);
+	return strcmp(comm, "mpopd") == 0;
+}
+
+static gboolean
+wait_gone(pid_t pid)
+{
+	for (int i = 0; i < WAIT_STEPS; i++) {
+		if (!pid_is_mpopd(pid))
+			return TRUE;
+		g_usleep(WAIT_STEP_US);
+	}
+	return !pid_is_mpopd(pid);
+}
+
+/* The running daemon's pid, or 0 with a message on stderr. */
+static pid_t
+running_pid(const char *path, char **out_port)
+{
+	pid_t pid = 0;
+	int r = read_pid_file(path, &pid, out_port);
+
+	if (r == -ENOENT)
+		fprintf(stderr, "mpopdctl: mpopd is not running (no pid file %s)\n", path);
+	else if (r < 0)
+		fprintf(stderr, "mpopdctl: pid file %s is unreadable or malformed\n", path);
+	else if (!pid_is_mpopd(pid))
+		fprintf(stderr, "mpopdctl: mpopd is not running (stale pid file %s names pid %d)\n",
+			path, (int)pid);
+	else
+		return pid;
+	return 0;
+}
+
+static int
+start_daemon(const Ctl *ctl, const char *path, const char *port)
+{
+	g_auto(GStrv) argv = mpopd_argv(ctl, port, NULL);
+	g_autofree char *got_port = NULL;
+	pid_t child = spawn(argv, FALSE, TRUE), pid;
+	int status;
+
+	if (child < 0)
+		return 1;
+	for (int i = 0; i < WAIT_STEPS; i++) {
+		/* The direct child exits 0 once it has bound and forked into the background. */
+		if (child > 0 && waitpid(child, &status, WNOHANG) == child) {
+			child = 0;
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+				fprintf(stderr, "mpopdctl: mpopd could not be started (see its "
+						"log)\n");
+				return 1;
+			}
+		}
+		g_clear_pointer(&got_port, g_free);
+		if (read_pid_file(path, &pid, &got_port) == 0 && pid_is_mpopd(pid)) {
+			printf("mpopd started as pid %d%s%s\n", (int)pid,
+			       got_port ? " on port " : "", got_port ? got_port : "");
+			return 0;
+		}
+		g_usleep(WAIT_STEP_US);
+	}
+	fprintf(stderr, "mpopdctl: mpopd did not write its pid file %s within 10 s\n", path);
 	return 1;
+}
+
+static int
+verb_start(Ctl *ctl)
+{
+	g_autofree char *path = pid_file_path(ctl);
+	pid_t pid;
+	int r;
+
+	if (!path)
+		return 1;
+	r = read_pid_file(path, &pid, NULL);
+	if (r == 0 && pid_is_mpopd(pid)) {
+		fprintf(stderr, "mpopdctl: mpopd is already running as pid %d\n", (int)pid);
+		return 1;
+	}
+	if (r != -ENOENT) {
+		if (!ctl->force) {
+			fprintf(stderr, "mpopdctl: stale pid file %s; use -f to remove it\n", path);
+			return 1;
+		}
+		if (unlink(path) < 0 && errno != ENOENT) {
+			fprintf(stderr, "mpopdctl: cannot remove %s: %s\n", path,
+				g_strerror(errno));
+			return 1;
+		}
+	}
+	return start_daemon(ctl, path, ctl->port);
+}
+
+static int
+stop_pid(pid_t pid)
+{
+	if (kill(pid, SIGTERM) < 0) {
+		fprintf(stderr, "mpopdctl: cannot signal pid %d: %s\n", (int)pid,
+			g_strerror(errno));
+		return 1;
+	}
+	if (!wait_gone(pid)) {
+		fprintf(stderr, "mpopdctl: mpopd (pid %d) did not stop within 10 s\n", (int)pid);
+		return 1;
+	}
+	printf("mpopd (pid %d) stopped\n", (int)pid);
+	return 0;
+}
+
+static int
+verb_stop(Ctl *ctl)
+{
+	g_autofree char *path = pid_file_path(ctl);
+	pid_t pid = path ? running_pid(path, NULL) : 0;
+
+	return pid ? stop_pid(pid) : 1;
+}
+
+static int
+verb_restart(Ctl *ctl)
+{
+	g_autofree char *path = pid_file_path(ctl);
+	g_autofree char *old_port = NULL;
+	Ctl again = *ctl;
+	pid_t pid;
+
+	if (!path)
+		return 1;
+	pid = running_pid(path, &old_port);
+	if (!again.port)
+		again.port = old_port;
+	if (!pid)
+		return verb_start(&again); /* refuses a stale pid file without -f */
+	/* Wait for the old daemon to be gone so the new one can bind the port (the original
+	 * started the new one at once and raced the old one's listener). */
+	if (stop_pid(pid) != 0)
+		return 1;
+	return start_daemon(ctl, path, again.port);
+}
+
+static int
+verb_refresh(Ctl *ctl)
+{
+	g_autofree char *path = pid_file_path(ctl);
+	pid_t pid = path ? running_pid(path, NULL) : 0;
+
+	if (!pid)
+		return 1;
+	if (kill(pid, SIGHUP) < 0) {
+		fprintf(stderr, "mpopdctl: cannot signal pid %d: %s\n", (int)pid,
+			g_strerror(errno));
+		return 1;
+	}
+	printf("mpopd (pid %d) signalled to re-read its configuration\n", (int)pid);
+	return 0;
+}
+
+static int
+verb_status(Ctl *ctl)
+{
+	g_autofree char *path = pid_file_path(ctl);
+	g_autofree char *port = NULL;
+	pid_t pid;
+
+	if (!path)
+		return 1;
+	if (read_pid_file(path, &pid, &port) == 0 && pid_is_mpopd(pid)) {
+		printf("mpopd is running as pid %d%s%s\n", (int)pid, port ? " on port " : "",
+		       port ? port : "");
+		return 0;
+	}
+	printf("mpopd is not running\n");
+	return 3; /* LSB: program is not running */
+}
+
+static gboolean
+ask_yes(const char *question)
+{
+	char answer[32];
+
+	printf("%s [y/N]? ", question);
+	fflush(stdout);
+	if (!fgets(answer, sizeof answer, stdin))
+		return FALSE;
+	g_strstrip(answer);
+	return g_ascii_strcasecmp(answer, "y") == 0 || g_ascii_strcasecmp(answer, "yes") == 0;
+}
+
+static int
+edit_config(Ctl *ctl)
+{
+	const char *editor = g_getenv("EDITOR");
+	const char *path = ctl->config ? ctl->config : MPOPD_DEFAULT_CONFIG;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) argv = NULL;
+	int argc, r;
+
+	/* EDITOR may carry options ("emacs -nw"): split it like a shell would, run no shell. */
+	if (!editor || !*editor)
+		editor = "vi";
+	if (!g_shell_parse_argv(editor, &argc, &argv, &error)) {
+		fprintf(stderr, "mpopdctl: EDITOR: %s\n", error->message);
+		return 1;
+	}
+	argv = g_realloc_n(argv, (size_t)argc + 2, sizeof *argv);
+	argv[argc] = g_strdup(path);
+	argv[argc + 1] = NULL;
+	if ((r = run(argv, TRUE)) != 0) {
+		fprintf(stderr, "mpopdctl: %s exited with status %d\n", argv[0], r);
+		return 1;
+	}
+	if (check_config(ctl) != 0) {
+		fprintf(stderr, "mpopdctl: %s has errors; mpopd was not signalled\n", path);
+		return 1;
+	}
+	if (!ask_yes("Signal mpopd to re-read its configuration")) {
+		printf("mpopd was not signalled\n");
+		return 0;
+	}
+	return -1; /* go on and reload */
+}
+
+static int
+verb_config(Ctl *ctl)
+{
+	g_autofree char *sysctl = NULL;
+	int r;
+
+	if (!ctl->edit) {
+		g_auto(GStrv) argv = mpopd_argv(ctl, "--check-config", NULL);
+		execv(argv[0], argv);
+		fprintf(stderr, "mpopdctl: cannot run %s: %s\n", argv[0], g_strerror(errno));
+		return 1;
+	}
+	if ((r = edit_config(ctl)) >= 0)
+		return r;
+	sysctl = systemctl_path();
+	return sysctl ? systemd_verb(ctl, sysctl) : verb_refresh(ctl);
+}
+
+static int
+verb_check(Ctl *ctl)
+{
+	g_auto(GStrv) argv = mpopd_argv(ctl, "--check-config", NULL);
+
+	execv(argv[0], argv);
+	fprintf(stderr, "mpopdctl: cannot run %s: %s\n", argv[0], g_strerror(errno));
+	return 1;
+}
+
+/* ---- passwd */
+
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_saved;
+
+static void
+restore_tty_and_die(int sig)
+{
+	if (tty_saved)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* One line from stdin into buf without its newline. Returns FALSE at EOF or when the
+ * line does not fit. */
+static gboolean
+read_line(char *buf, size_t size)
+{
+	size_t n;
+
+	if (!fgets(buf, (int)size, stdin))
+		return FALSE;
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	else if (n == size - 1)
+		return FALSE;
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	return TRUE;
+}
+
+static gboolean
+read_hidden(const char *prompt, char *buf, size_t size)
+{
+	struct termios quiet;
+	gboolean ok;
+
+	if (tcgetattr(STDIN_FILENO, &saved_tty) < 0)
+		return FALSE;
+	tty_saved = 1;
+	signal(SIGINT, restore_tty_and_die);
+	signal(SIGTERM, restore_tty_and_die);
+	quiet = saved_tty;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	fputs(prompt, stderr);
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	ok = read_line(buf, size);
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	tty_saved = 0;
+	fputc('\n', stderr);
+	return ok;
+}
+
+static const char *
+scheme_prefix(const char *scheme)
+{
+	static const char *const map[][2] = {
+		{"yescrypt", "$y$"}, {"sha512", "$6$"}, {"bcrypt", "$2b$"}, {"md5", "$1$"}};
+
+	if (!scheme)
+		return "$y$";
+	for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
+		if (g_ascii_strcasecmp(scheme, map[i][0]) == 0)
+			return map[i][1];
+	return NULL;
+}
+
+static int
+verb_passwd(Ctl *ctl)
+{
+	const char *prefix = scheme_prefix(ctl->scheme);
+	char pw[PASSWORD_MAX], again[PASSWORD_MAX];
+	g_autoptr(GError) error = NULL;
+	g_autofree char *hash = NULL;
+	gboolean ok;
+
+	if (!prefix) {
+		fprintf(stderr, "mpopdctl: unknown scheme \"%s\" (yescrypt, sha512, bcrypt, md5)\n",
+			ctl->scheme);
+		return 2;
+	}
+	if (isatty(STDIN_FILENO))
+		ok = read_hidden("Password: ", pw, sizeof pw) &&
+		     read_hidden("Retype password: ", again, sizeof again) &&
+		     strcmp(pw, again) == 0;
+	else
+		ok = read_line(pw, sizeof pw);
+	explicit_bzero(again, sizeof again);
+	if (ok && !*pw) {
+		fprintf(stderr, "mpopdctl: empty password refused\n");
+		explicit_bzero(pw, sizeof pw);
+		return 1;
+	}
+	if (ok)
+		hash = mpop_auth_make_hash(pw, prefix, &error);
+	explicit_bzero(pw, sizeof pw);
+	if (!ok) {
+		fprintf(stderr, "mpopdctl: no password read (passwords differ, too long or "
+				"end of input)\n");
+		return 1;
+	}
+	if (!hash) {
+		fprintf(stderr, "mpopdctl: %s\n", error->message);
+		return 1;
+	}
+	if (strcmp(prefix, "$1$") == 0)
+		fprintf(stderr, "mpopdctl: warning: md5crypt is weak; use it only where nothing "
+				"better is understood\n");
+	printf("%s\n", hash);
+	return 0;
+}
+
+/* ---- the verb table */
+
+/* Service verbs go to systemctl on a systemd host, to the pid file otherwise. */
+static int
+service_verb(Ctl *ctl)
+{
+	g_autofree char *sysctl = systemctl_path();
+
+	if (sysctl)
+		return systemd_verb(ctl, sysctl);
+	if (strcmp(ctl->verb, "start") == 0)
+		return verb_start(ctl);
+	if (strcmp(ctl->verb, "stop") == 0)
+		return verb_stop(ctl);
+	if (strcmp(ctl->verb, "restart") == 0)
+		return verb_restart(ctl);
+	if (strcmp(ctl->verb, "status") == 0)
+		return verb_status(ctl);
+	return verb_refresh(ctl);
+}
+
+static const Verb verbs[] = {
+	{"start", service_verb, "start mpopd (systemd: mpopd.socket)"},
+	{"stop", service_verb, "stop mpopd and wait until it has exited"},
+	{"restart", service_verb, "stop, wait, start again on the same port"},
+	{"refresh", service_verb, "make mpopd re-read its configuration (SIGHUP)"},
+	{"reload", service_verb, "the same as refresh"},
+	{"status", service_verb, "tell whether mpopd is running"},
+	{"config", verb_config, "print the effective configuration; -e: edit it"},
+	{"passwd", verb_passwd, "read a password, print its crypt(5) hash"},
+	{"check", verb_check, "validate the configuration (mpopd --check-config)"},
+};
+
+static const Verb *
+find_verb(const char *name)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++)
+		if (strcmp(verbs[i].verb, name) == 0)
+			return &verbs[i];
+	return NULL;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "Usage: mpopdctl [-f] [-p port] [-c config] start | stop | restart | refresh |\n"
+		   "                reload | status | [-e] config |\n"
+		   "                passwd [--scheme yescrypt|sha512|bcrypt|md5] | check | -h\n\n");
+	for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++)
+		fprintf(f, "  %-8s %s\n", verbs[i].verb, verbs[i].help);
+	fprintf(f,
+		"\n  -f  force: start/restart remove a stale pid file\n"
+		"  -p  port for start (legacy daemon only)\n"
+		"  -c  configuration file (default %s)\n"
+		"  -e  with config: edit the file, validate it, then offer to reload\n",
+		MPOPD_DEFAULT_CONFIG);
+}
+
+/* Options that make no sense with the verb are errors, not silently ignored. */
+static gboolean
+options_fit(const Ctl *ctl)
+{
+	const char *v = ctl->verb;
+
+	if (ctl->scheme && strcmp(v, "passwd") != 0)
+		return FALSE;
+	if (ctl->edit && strcmp(v, "config") != 0)
+		return FALSE;
+	if (ctl->port && strcmp(v, "start") != 0 && strcmp(v, "restart") != 0)
+		return FALSE;
+	return TRUE;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"force", no_argument, NULL, 'f'},
+		{"port", required_argument, NULL, 'p'},
+		{"config", required_argument, NULL, 'c'},
+		{"edit", no_argument, NULL, 'e'},
+		{"scheme", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	Ctl ctl = {0};
+	const Verb *verb;
+	guint64 port;
+	int c;
+
+	mpop_log_init("mpopdctl", MPOP_LOG_WARNING, FALSE);
+	while ((c = getopt_long(argc, argv, "fp:c:eh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			ctl.force = TRUE;
+			break;
+		case 'p':
+			if (!g_ascii_string_to_unsigned(optarg, 10, 1, 65535, &port, NULL)) {
+				fprintf(stderr, "mpopdctl: \"%s\" is not a port number (1-65535)\n",
+					optarg);
+				return 2;
+			}
+			ctl.port = optarg;
+			break;
+		case 'c':
+			ctl.config = optarg;
+			break;
+		case 'e':
+			ctl.edit = TRUE;
+			break;
+		case 's':
+			ctl.scheme = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind + 1 != argc || !(verb = find_verb(argv[optind]))) {
+		if (optind < argc && optind + 1 == argc) {
+			g_autofree char *v =
+				mpop_escape_excerpt(argv[optind], strlen(argv[optind]), 40);
+			fprintf(stderr, "mpopdctl: unknown verb \"%s\"\n", v);
+		} else if (optind + 1 < argc) {
+			fprintf(stderr, "mpopdctl: one verb at a time\n");
+		}
+		usage(stderr);
+		return 2;
+	}
+	ctl.verb = verb->verb;
+	if (!options_fit(&ctl)) {
+		fprintf(stderr, "mpopdctl: an option given does not apply to \"%s\"\n", ctl.verb);
+		usage(stderr);
+		return 2;
+	}
+	return verb->handler(&ctl);
 }
