@@ -742,6 +742,35 @@ test_stream_big(void)
 }
 
 static void
+test_move_collision(void)
+{
+	g_autofree char *dir = make_maildir();
+	MpopMailbox *mb;
+
+	/* The cur/ name a move would use already exists: never overwrite, serve from new/. */
+	put(dir, "cur/7.y:2,", "old\n");
+	put(dir, "new/7.y", "newer\n");
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 2);
+	g_assert_true(exists(dir, "new/7.y"));
+	g_assert_true(exists(dir, "cur/7.y:2,"));
+	for (guint i = 0; i < 2; i++) {
+		const char *want = g_str_equal(mb->msgs[i].name, "new/7.y") ? "+\r\nnewer\r\n.\r\n"
+									    : "+\r\nold\r\n.\r\n";
+		g_autoptr(GBytes) out = stream_one(mb, i, -1, "+\r\n");
+		assert_bytes(out, want);
+	}
+	/* Deleting the one served from new/ removes exactly that file. */
+	for (guint i = 0; i < 2; i++)
+		mb->msgs[i].deleted = g_str_equal(mb->msgs[i].name, "new/7.y");
+	g_assert_true(mpop_mailbox_commit(mb, NULL));
+	mpop_mailbox_close(mb);
+	g_assert_false(exists(dir, "new/7.y"));
+	g_assert_true(exists(dir, "cur/7.y:2,"));
+	rm_rf(dir);
+}
+
+static void
 test_ops_for(void)
 {
 	g_assert_true(mpop_mailbox_ops_for(MPOP_FORMAT_MAILDIR) == &mpop_mailbox_maildir_ops);
@@ -767,5 +796,6 @@ main(int argc, char **argv)
 	g_test_add_func("/maildir/stream-small", test_stream_small);
 	g_test_add_func("/maildir/stream-errors", test_stream_errors);
 	g_test_add_func("/maildir/stream-big", test_stream_big);
+	g_test_add_func("/maildir/move-collision", test_move_collision);
 	return g_test_run();
 }
