@@ -52,9 +52,26 @@ mpopd_path(void)
 	return g_build_filename(MPOPD_SBINDIR, "mpopd", NULL);
 }
 
-/* Start argv; stdin from /dev/null when null_stdin. Returns the pid or -1. */
+enum {
+	SPAWN_PATH = 1 << 0,	   /* search PATH (the editor) */
+	SPAWN_NULL_STDIN = 1 << 1, /* a daemon must not inherit our terminal or a socket */
+	SPAWN_NULL_STDOUT = 1 << 2,
+};
+
+static void
+redirect_null(int target, int flags)
+{
+	int fd = open("/dev/null", flags);
+
+	if (fd >= 0 && fd != target) {
+		dup2(fd, target);
+		close(fd);
+	}
+}
+
+/* Start argv (SPAWN_* flags). Returns the pid or -1. */
 static pid_t
-spawn(char **argv, gboolean search_path, gboolean null_stdin)
+spawn(char **argv, int flags)
 {
 	pid_t pid;
 
@@ -65,14 +82,11 @@ spawn(char **argv, gboolean search_path, gboolean null_stdin)
 		return -1;
 	}
 	if (pid == 0) {
-		if (null_stdin) {
-			int fd = open("/dev/null", O_RDONLY);
-			if (fd >= 0 && fd != STDIN_FILENO) {
-				dup2(fd, STDIN_FILENO);
-				close(fd);
-			}
-		}
-		if (search_path)
+		if (flags & SPAWN_NULL_STDIN)
+			redirect_null(STDIN_FILENO, O_RDONLY);
+		if (flags & SPAWN_NULL_STDOUT)
+			redirect_null(STDOUT_FILENO, O_WRONLY);
+		if (flags & SPAWN_PATH)
 			execvp(argv[0], argv);
 		else
 			execv(argv[0], argv);
@@ -84,9 +98,9 @@ spawn(char **argv, gboolean search_path, gboolean null_stdin)
 
 /* Run argv to completion. Returns its exit status, or 127/128+signal like a shell. */
 static int
-run(char **argv, gboolean search_path)
+run(char **argv, int flags)
 {
-	pid_t pid = spawn(argv, search_path, FALSE);
+	pid_t pid = spawn(argv, flags);
 	int status;
 
 	if (pid < 0)
@@ -123,7 +137,7 @@ check_config(const Ctl *ctl)
 {
 	g_auto(GStrv) argv = mpopd_argv(ctl, "--check-config", NULL);
 
-	return run(argv, FALSE);
+	return run(argv, SPAWN_NULL_STDOUT);
 }
 
 /* ---- systemd: mpopd.socket with Accept=yes is the default install */
@@ -141,29 +155,41 @@ systemctl(const char *systemctl_bin, const char *a1, const char *a2, const char 
 {
 	char *argv[] = {(char *)systemctl_bin, (char *)a1, (char *)a2, (char *)a3, NULL};
 
-	return run(argv, FALSE);
+	return run(argv, 0);
 }
 
+/* Two installs: mpopd.socket (Accept=yes, one instance per connection, the default) or
+ * mpopd-daemon.socket feeding the long-running mpopd.service (Accept=no). */
 static int
-systemd_verb(const Ctl *ctl, const char *systemctl_bin)
+systemd_verb(const Ctl *ctl, const char *sc)
 {
 	const char *v = ctl->verb;
+	gboolean daemon = systemctl(sc, "is-active", "--quiet", "mpopd-daemon.socket") == 0 ||
+			  systemctl(sc, "is-enabled", "--quiet", "mpopd-daemon.socket") == 0;
+	const char *sock = daemon ? "mpopd-daemon.socket" : "mpopd.socket";
 
 	if (ctl->port) {
-		fprintf(stderr, "mpopdctl: -p does not apply under systemd: the port is set in "
-				"mpopd.socket (systemctl edit mpopd.socket)\n");
+		fprintf(stderr,
+			"mpopdctl: -p does not apply under systemd: the port is set in %s "
+			"(systemctl edit %s)\n",
+			sock, sock);
 		return 1;
 	}
 	if (strcmp(v, "refresh") == 0 || strcmp(v, "reload") == 0 || strcmp(v, "config") == 0) {
-		if (systemctl(systemctl_bin, "is-active", "--quiet", "mpopd.service") == 0)
-			return systemctl(systemctl_bin, "reload", "mpopd.service", NULL) ? 1 : 0;
+		if (systemctl(sc, "is-active", "--quiet", "mpopd.service") == 0)
+			return systemctl(sc, "reload", "mpopd.service", NULL) ? 1 : 0;
 		printf("nothing to reload: with socket activation every connection reads the "
 		       "configuration fresh\n");
 		return 0;
 	}
 	if (strcmp(v, "status") == 0)
-		return systemctl(systemctl_bin, "status", "mpopd.socket", NULL);
-	return systemctl(systemctl_bin, v, "mpopd.socket", NULL) ? 1 : 0;
+		return systemctl(sc, "status", sock, daemon ? "mpopd.service" : NULL);
+	if (strcmp(v, "stop") == 0)
+		return systemctl(sc, "stop", sock, daemon ? "mpopd.service" : NULL) ? 1 : 0;
+	/* A socket cannot be restarted under its running service: restart the service. */
+	if (strcmp(v, "restart") == 0 && daemon)
+		return systemctl(sc, "restart", "mpopd.service", NULL) ? 1 : 0;
+	return systemctl(sc, v, sock, NULL) ? 1 : 0;
 }
 
 /* ---- the pid file of a legacy daemon: "pid\nport\n", written by mpopd itself */
@@ -267,7 +293,7 @@ start_daemon(const Ctl *ctl, const char *path, const char *port)
 {
 	g_auto(GStrv) argv = mpopd_argv(ctl, port, NULL);
 	g_autofree char *got_port = NULL;
-	pid_t child = spawn(argv, FALSE, TRUE), pid;
+	pid_t child = spawn(argv, SPAWN_NULL_STDIN | SPAWN_NULL_STDOUT), pid;
 	int status;
 
 	if (child < 0)
@@ -436,7 +462,7 @@ edit_config(Ctl *ctl)
 	argv = g_realloc_n(argv, (size_t)argc + 2, sizeof *argv);
 	argv[argc] = g_strdup(path);
 	argv[argc + 1] = NULL;
-	if ((r = run(argv, TRUE)) != 0) {
+	if ((r = run(argv, SPAWN_PATH)) != 0) {
 		fprintf(stderr, "mpopdctl: %s exited with status %d\n", argv[0], r);
 		return 1;
 	}
