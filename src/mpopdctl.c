@@ -33,7 +33,8 @@ typedef struct {
 
 typedef struct {
 	const char *verb;
-	int (*handler)(Ctl *ctl);
+	int (*handler)(Ctl *ctl); /* the pid-file way for service verbs */
+	gboolean service;	  /* goes to systemctl on a systemd host */
 	const char *help;
 } Verb;
 
@@ -478,24 +479,6 @@ edit_config(Ctl *ctl)
 }
 
 static int
-verb_config(Ctl *ctl)
-{
-	g_autofree char *sysctl = NULL;
-	int r;
-
-	if (!ctl->edit) {
-		g_auto(GStrv) argv = mpopd_argv(ctl, "--check-config", NULL);
-		execv(argv[0], argv);
-		fprintf(stderr, "mpopdctl: cannot run %s: %s\n", argv[0], g_strerror(errno));
-		return 1;
-	}
-	if ((r = edit_config(ctl)) >= 0)
-		return r;
-	sysctl = systemctl_path();
-	return sysctl ? systemd_verb(ctl, sysctl) : verb_refresh(ctl);
-}
-
-static int
 verb_check(Ctl *ctl)
 {
 	g_auto(GStrv) argv = mpopd_argv(ctl, "--check-config", NULL);
@@ -503,6 +486,20 @@ verb_check(Ctl *ctl)
 	execv(argv[0], argv);
 	fprintf(stderr, "mpopdctl: cannot run %s: %s\n", argv[0], g_strerror(errno));
 	return 1;
+}
+
+static int
+verb_config(Ctl *ctl)
+{
+	g_autofree char *sysctl = NULL;
+	int r;
+
+	if (!ctl->edit)
+		return verb_check(ctl);
+	if ((r = edit_config(ctl)) >= 0)
+		return r;
+	sysctl = systemctl_path();
+	return sysctl ? systemd_verb(ctl, sysctl) : verb_refresh(ctl);
 }
 
 /* ---- passwd */
@@ -621,35 +618,16 @@ verb_passwd(Ctl *ctl)
 
 /* ---- the verb table */
 
-/* Service verbs go to systemctl on a systemd host, to the pid file otherwise. */
-static int
-service_verb(Ctl *ctl)
-{
-	g_autofree char *sysctl = systemctl_path();
-
-	if (sysctl)
-		return systemd_verb(ctl, sysctl);
-	if (strcmp(ctl->verb, "start") == 0)
-		return verb_start(ctl);
-	if (strcmp(ctl->verb, "stop") == 0)
-		return verb_stop(ctl);
-	if (strcmp(ctl->verb, "restart") == 0)
-		return verb_restart(ctl);
-	if (strcmp(ctl->verb, "status") == 0)
-		return verb_status(ctl);
-	return verb_refresh(ctl);
-}
-
 static const Verb verbs[] = {
-	{"start", service_verb, "start mpopd (systemd: mpopd.socket)"},
-	{"stop", service_verb, "stop mpopd and wait until it has exited"},
-	{"restart", service_verb, "stop, wait, start again on the same port"},
-	{"refresh", service_verb, "make mpopd re-read its configuration (SIGHUP)"},
-	{"reload", service_verb, "the same as refresh"},
-	{"status", service_verb, "tell whether mpopd is running"},
-	{"config", verb_config, "print the effective configuration; -e: edit it"},
-	{"passwd", verb_passwd, "read a password, print its crypt(5) hash"},
-	{"check", verb_check, "validate the configuration (mpopd --check-config)"},
+	{"start", verb_start, TRUE, "start mpopd (systemd: mpopd.socket)"},
+	{"stop", verb_stop, TRUE, "stop mpopd and wait until it has exited"},
+	{"restart", verb_restart, TRUE, "stop, wait, start again on the same port"},
+	{"refresh", verb_refresh, TRUE, "make mpopd re-read its configuration (SIGHUP)"},
+	{"reload", verb_refresh, TRUE, "the same as refresh"},
+	{"status", verb_status, TRUE, "tell whether mpopd is running"},
+	{"config", verb_config, FALSE, "print the effective configuration; -e: edit it"},
+	{"passwd", verb_passwd, FALSE, "read a password, print its crypt(5) hash"},
+	{"check", verb_check, FALSE, "validate the configuration (mpopd --check-config)"},
 };
 
 static const Verb *
@@ -704,6 +682,7 @@ main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	g_autofree char *sysctl = NULL;
 	Ctl ctl = {0};
 	const Verb *verb;
 	guint64 port;
@@ -757,5 +736,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (verb->service && (sysctl = systemctl_path()))
+		return systemd_verb(&ctl, sysctl);
 	return verb->handler(&ctl);
 }

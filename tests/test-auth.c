@@ -5,10 +5,14 @@
 #include "util.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -440,7 +444,8 @@ mpopdctl_path(void)
 	return g_test_build_filename(G_TEST_BUILT, "..", "src", "mpopdctl", NULL);
 }
 
-/* Run mpopdctl with args; stdin from the given text (NULL: /dev/null). */
+/* Run mpopdctl with args; stdin from the given text (NULL: /dev/null). err NULL: stderr
+ * goes to /dev/null (a daemon started by mpopdctl inherits it and would hold a pipe). */
 static int
 run_ctl(const char *stdin_text, const char *const *args, char **out, char **err)
 {
@@ -464,8 +469,9 @@ run_ctl(const char *stdin_text, const char *const *args, char **out, char **err)
 		int saved = dup(STDIN_FILENO);
 		int fd = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
 		dup2(fd, STDIN_FILENO);
-		g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL,
-			     NULL, out, err, &status, &error);
+		g_spawn_sync(NULL, (char **)argv->pdata, NULL,
+			     G_SPAWN_CHILD_INHERITS_STDIN | (err ? 0 : G_SPAWN_STDERR_TO_DEV_NULL),
+			     NULL, NULL, out, err, &status, &error);
 		dup2(saved, STDIN_FILENO);
 		close(saved);
 		close(fd);
@@ -593,6 +599,76 @@ test_ctl_pidfile(Fixture *f, gconstpointer data)
 	g_unsetenv("MPOPDCTL_NO_SYSTEMD");
 }
 
+static guint
+free_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof sin), ==, 0);
+	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+static pid_t
+pid_from(const char *out)
+{
+	const char *p = strstr(out, "pid ");
+	return p ? (pid_t)atoi(p + 4) : 0;
+}
+
+/* start, status, refresh, restart (new pid, same port), stop with the real daemon. */
+static void
+test_ctl_daemon(Fixture *f, gconstpointer data)
+{
+	g_autofree char *pidfile = g_build_filename(f->dir, "mpopd.pid", NULL);
+	g_autofree char *conf = g_build_filename(f->dir, "mpopd.conf", NULL);
+	g_autofree char *port = g_strdup_printf("%u", free_port());
+	g_autofree char *text = g_strdup_printf("[server]\npid_file=%s\nlisten=127.0.0.1:%s\n"
+						"[auth]\nuserlist=%s\n",
+						pidfile, port, f->path);
+	const char *const check[] = {"-c", conf, "check", NULL};
+	const char *const start[] = {"-c", conf, "-p", port, "start", NULL};
+	const char *const status[] = {"-c", conf, "status", NULL};
+	const char *const refresh[] = {"-c", conf, "refresh", NULL};
+	const char *const restart[] = {"-c", conf, "restart", NULL};
+	const char *const stop[] = {"-c", conf, "stop", NULL};
+	g_autofree char *o0 = NULL, *o1 = NULL, *o2 = NULL, *o3 = NULL, *o4 = NULL, *o5 = NULL;
+	g_autofree char *o6 = NULL, *o7 = NULL, *o8 = NULL;
+	pid_t first, second;
+
+	g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+	g_assert_true(g_setenv("MPOPDCTL_NO_SYSTEMD", "1", TRUE));
+	if (run_ctl(NULL, check, &o0, NULL) != 0) {
+		g_test_skip("mpopd --check-config does not accept a minimal configuration yet");
+		return;
+	}
+	g_assert_cmpint(run_ctl(NULL, start, &o1, NULL), ==, 0);
+	first = pid_from(o1);
+	g_assert_cmpint(first, >, 1);
+	g_assert_nonnull(strstr(o1, port));
+	g_assert_cmpint(run_ctl(NULL, start, &o2, NULL), ==, 1); /* already running */
+	g_assert_cmpint(run_ctl(NULL, status, &o3, NULL), ==, 0);
+	g_assert_cmpint(pid_from(o3), ==, first);
+	g_assert_cmpint(run_ctl(NULL, refresh, &o4, NULL), ==, 0);
+	g_usleep(200 * 1000);
+	g_assert_cmpint(kill(first, 0), ==, 0); /* SIGHUP reloads, it does not kill */
+	g_assert_cmpint(run_ctl(NULL, restart, &o5, NULL), ==, 0);
+	g_assert_nonnull(strstr(o5, "started"));
+	second = pid_from(strstr(o5, "started"));
+	g_assert_cmpint(second, >, 1);
+	g_assert_cmpint(second, !=, first);
+	g_assert_nonnull(strstr(o5, port)); /* the old port, from the pid file */
+	g_assert_cmpint(run_ctl(NULL, stop, &o6, NULL), ==, 0);
+	g_assert_false(g_file_test(pidfile, G_FILE_TEST_EXISTS));
+	g_assert_cmpint(run_ctl(NULL, status, &o7, NULL), ==, 3);
+	g_assert_cmpint(run_ctl(NULL, stop, &o8, NULL), ==, 1);
+	unlink(conf);
+	g_unsetenv("MPOPDCTL_NO_SYSTEMD");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -621,6 +697,7 @@ main(int argc, char **argv)
 	ADD_F("/auth/check/registry", test_check_registry);
 	ADD_F("/auth/check/bad-names", test_check_bad_names);
 	ADD_F("/auth/mpopdctl/pidfile", test_ctl_pidfile);
+	ADD_F("/auth/mpopdctl/daemon", test_ctl_daemon);
 	g_test_add_func("/auth/mpopdctl/help", test_ctl_help);
 	g_test_add_func("/auth/mpopdctl/usage-errors", test_ctl_usage_errors);
 	for (size_t i = 0; i < G_N_ELEMENTS(schemes); i++) {
