@@ -178,21 +178,42 @@ find_user(const char *path, const char *data, size_t len, const char *user, Mpop
 	return found;
 }
 
+/* The passwd entry for uid: its primary group and home. FALSE when there is none. */
+static gboolean
+passwd_for_uid(uid_t uid, gid_t *out_gid, char **out_home)
+{
+	size_t size = 16384;
+
+	for (;;) {
+		g_autofree char *buf = g_malloc(size);
+		struct passwd pwd, *pw = NULL;
+		int r = getpwuid_r(uid, &pwd, buf, size, &pw);
+
+		if (r == ERANGE && size < 1024 * 1024) {
+			size *= 2;
+			continue;
+		}
+		if (r != 0 || !pw)
+			return FALSE;
+		*out_gid = pw->pw_gid;
+		*out_home = pw->pw_dir && *pw->pw_dir ? g_strdup(pw->pw_dir) : NULL;
+		return TRUE;
+	}
+}
+
 static MpopAuthIdentity *
 make_identity(const MpopUserlistEntry *e)
 {
 	MpopAuthIdentity *id = g_new0(MpopAuthIdentity, 1);
-	const struct passwd *pw = getpwuid(e->uid);
+	gid_t pw_gid = 0;
+	gboolean have_pw = passwd_for_uid(e->uid, &pw_gid, &id->home);
 
 	id->user = g_strdup(e->name);
 	id->uid = e->uid;
 	if (e->gid != (gid_t)-1)
 		id->gid = e->gid;
-	else if (pw)
-		id->gid = pw->pw_gid;
 	else
-		id->gid = (gid_t)e->uid;
-	id->home = pw && pw->pw_dir && *pw->pw_dir ? g_strdup(pw->pw_dir) : NULL;
+		id->gid = have_pw ? pw_gid : (gid_t)e->uid;
 	id->mailbox = g_strdup(e->mailbox);
 	return id;
 }

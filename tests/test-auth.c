@@ -232,8 +232,9 @@ fixture_setup(Fixture *f, gconstpointer data)
 			       "this line is malformed\n"
 			       "nobody2:%s:65534\n"
 			       "root0:%s:0\n"
-			       "locked:!%s:1001\n",
-			       f->bob_hash, nobody_hash, root_hash, f->bob_hash);
+			       "locked:!%s:1001\n"
+			       "ghost:%s:54321\n",
+			       f->bob_hash, nobody_hash, root_hash, f->bob_hash, f->bob_hash);
 	g_file_set_contents(f->path, text, -1, &error);
 	g_assert_no_error(error);
 	f->cfg.path = (char *)"(test)";
@@ -310,6 +311,17 @@ test_userlist_gid_default(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(id->gid, ==, pw ? pw->pw_gid : 65534);
 	g_assert_cmpstr(id->home, ==, pw ? pw->pw_dir : NULL);
 	g_assert_null(id->mailbox);
+	g_clear_pointer(&id, mpop_auth_identity_free);
+	g_clear_pointer(&reason, g_free);
+	g_clear_pointer(&log, g_free);
+
+	/* A uid without a passwd entry: gid = uid, no home. */
+	if (getpwuid(54321))
+		return;
+	g_assert_cmpint(userlist_auth(f, "ghost", "bobpw", &id, &reason, &log), ==, MPOP_AUTH_OK);
+	g_assert_cmpuint(id->uid, ==, 54321);
+	g_assert_cmpuint(id->gid, ==, 54321);
+	g_assert_null(id->home);
 }
 
 typedef struct {
