@@ -1,16 +1,898 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Berkeley mbox backend (placeholder until the backend lands: refuses to open). */
-#include "mailbox.h"
+/* Berkeley mbox backend: one-pass index, snapshot/session-lock/spool modes, safe UPDATE. */
+#include "mailbox-mbox.h"
+#include "lock.h"
+#include "log.h"
 #include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/*
+ * The file is indexed once, under the locks, through a read-only mapping: the scanner needs
+ * to look one line back (is the line before "From " a separator?) and the mapping gives that
+ * for free. Pages behind the cursor are dropped as it goes, so the resident set stays small
+ * whatever the file size. Messages are later read with pread(), never through a mapping that
+ * a concurrent truncation could turn into SIGBUS.
+ *
+ * What a session may rely on between index and UPDATE is the message boundaries: each
+ * message's separator line plus From line is remembered as a hash and checked before every
+ * read (for that message) and at UPDATE (all of them), together with the inode and a size
+ * no smaller than what was indexed. Appends are fine; a rewrite by another program is
+ * MPOP_ERROR_CHANGED and nothing is deleted.
+ *
+ * UPDATE writes the new mailbox to a unique file in the same directory under the locks (the
+ * untouched text before the first message, every kept message byte for byte with its From
+ * line and separator, then every byte appended since login), fsyncs it, gives it the
+ * original's owner, group and mode, renames it over the original and fsyncs the directory.
+ * A kill at any instant leaves either the old or the new file (a stray temporary at worst),
+ * never a mix; ENOSPC/EDQUOT leave the original untouched. An in-place rewrite (mutt,
+ * Dovecot) keeps the inode but a crash in the middle truncates mail, which is the one thing
+ * this server must never do. The rename is safe against delivery agents because they take
+ * the dotlock before opening the mailbox (procmail, Postfix local, Exim appendfile) or check
+ * the inode again after locking (Dovecot).
+ */
+
+#define DROP_EVERY (16u << 20) /* MADV_DONTNEED the indexed part every 16 MiB */
+#define COPY_CHUNK (256 * 1024)
+#define VERIFY_CHUNK 4096
+
+struct MpopMboxParser {
+	char *start_nl; /* "\n" + literal start prefix, NULL with start_re */
+	size_t start_len;
+	GRegex *start_re;
+	GRegex *end_re; /* NULL: a whitespace-only line */
+};
+
+typedef struct {
+	int fd;		/* what messages are read from: the mbox, or the spool copy */
+	int mbox_fd;	/* the mbox while the session holds its lock (session-lock) */
+	MpopLock *lock; /* held for the whole session in session-lock mode */
+	MpopMboxParser *parser;
+	const char *hide[8];
+	dev_t dev;
+	ino_t ino;
+	guint64 indexed_end; /* file size when indexed */
+	guint64 first_from;  /* bytes before the first message */
+	guint32 *span_hash;  /* per message: separator + From line */
+	guint32 tail_hash;   /* after the last message's content */
+	guint cur;
+	guint64 cur_pos;
+} MboxPriv;
+
+static const char *const bookkeeping_headers[] = {
+	"Status", "X-Status", "X-UID", "X-IMAP", "X-IMAPbase", "X-Keywords", "Content-Length",
+};
+
+/* ---- the scanner (pure, over a buffer) ---- */
+
+static gboolean
+is_wsp(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static gboolean
+regex_line(const GRegex *re, const char *s, size_t n)
+{
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	return g_regex_match_full(re, s, (gssize)n, 0, 0, NULL, NULL);
+}
+
+/* A line (without LF) that may precede a message start. */
+static gboolean
+match_end(const MpopMboxParser *p, const char *s, size_t n)
+{
+	if (p->end_re != NULL)
+		return regex_line(p->end_re, s, n);
+	for (size_t i = 0; i < n; i++)
+		if (!is_wsp(s[i]))
+			return FALSE;
+	return TRUE;
+}
+
+static gboolean
+match_start(const MpopMboxParser *p, const char *s, size_t n)
+{
+	if (p->start_re != NULL)
+		return regex_line(p->start_re, s, n);
+	return n >= p->start_len && memcmp(s, p->start_nl + 1, p->start_len) == 0;
+}
+
+static gboolean
+is_literal(const char *s)
+{
+	return s[strcspn(s, ".[]()*+?{}|\\$^")] == '\0';
+}
+
+MpopMboxParser *
+mpop_mbox_parser_new(const char *message_start, const char *message_end, GError **error)
+{
+	g_autoptr(MpopMboxParser) p = g_new0(MpopMboxParser, 1);
+	const char *lit =
+		message_start != NULL && message_start[0] != '\0' ? message_start : "^From ";
+	const GRegexCompileFlags flags = G_REGEX_RAW | G_REGEX_OPTIMIZE;
+
+	if (lit[0] == '^' && lit[1] != '\0' && is_literal(lit + 1))
+		lit++;
+	if (is_literal(lit) && lit[0] != '\0') {
+		p->start_nl = g_strconcat("\n", lit, NULL);
+		p->start_len = strlen(lit);
+	} else {
+		p->start_re = g_regex_new(message_start, flags, 0, error);
+		if (p->start_re == NULL)
+			return NULL;
+	}
+	/* The Perl 2.x default "^\s+$" was matched with the newline still there. */
+	if (message_end != NULL && message_end[0] != '\0' && strcmp(message_end, "^\\s*$") != 0 &&
+	    strcmp(message_end, "^\\s+$") != 0) {
+		p->end_re = g_regex_new(message_end, flags, 0, error);
+		if (p->end_re == NULL)
+			return NULL;
+	}
+	return g_steal_pointer(&p);
+}
+
+void
+mpop_mbox_parser_free(MpopMboxParser *p)
+{
+	if (p == NULL)
+		return;
+	g_free(p->start_nl);
+	if (p->start_re != NULL)
+		g_regex_unref(p->start_re);
+	if (p->end_re != NULL)
+		g_regex_unref(p->end_re);
+	g_free(p);
+}
+
+/* Literal start: jump from "\nFrom " to "\nFrom " and look one line back. */
+static gboolean
+next_literal(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
+	     size_t *out_next)
+{
+	size_t q = pos;
+
+	while (q < len) {
+		const char *h = memmem(data + q, len - q, p->start_nl, p->start_len + 1);
+		size_t hi, s;
+
+		if (h == NULL)
+			return FALSE;
+		hi = (size_t)(h - data);
+		if (p->end_re == NULL) {
+			/* Walk back over whitespace only: a text line stops this at once. */
+			s = hi;
+			while (s > pos && data[s - 1] != '\n' && is_wsp(data[s - 1]))
+				s--;
+			if (s == pos || data[s - 1] == '\n') {
+				*out_sep = s;
+				*out_next = hi + 1;
+				return TRUE;
+			}
+		} else {
+			const char *lf = memrchr(data + pos, '\n', hi - pos);
+			s = lf != NULL ? (size_t)(lf - data) + 1 : pos;
+			if (match_end(p, data + s, hi - s)) {
+				*out_sep = s;
+				*out_next = hi + 1;
+				return TRUE;
+			}
+		}
+		q = hi + 1;
+	}
+	return FALSE;
+}
+
+/* Regex start: line by line, a start only right after a (complete) end line. */
+static gboolean
+next_lines(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
+	   size_t *out_next)
+{
+	gboolean prev_end = FALSE;
+	size_t prev = pos, s = pos;
+
+	while (s < len) {
+		const char *lf = memchr(data + s, '\n', len - s);
+		size_t e = lf != NULL ? (size_t)(lf - data) : len;
+
+		if (prev_end && match_start(p, data + s, e - s)) {
+			*out_sep = prev;
+			*out_next = s;
+			return TRUE;
+		}
+		prev_end = lf != NULL && match_end(p, data + s, e - s);
+		prev = s;
+		s = lf != NULL ? e + 1 : len;
+	}
+	return FALSE;
+}
+
+/* The next message start after content start pos: its separator line and its From line. */
+static gboolean
+find_next(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
+	  size_t *out_next)
+{
+	if (p->start_re == NULL)
+		return next_literal(p, data, len, pos, out_sep, out_next);
+	return next_lines(p, data, len, pos, out_sep, out_next);
+}
+
+guint64
+mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len)
+{
+	const char *lf;
+	size_t sep, next;
+
+	if (len == 0)
+		return 0;
+	lf = memchr(data, '\n', len);
+	if (match_start(p, data, lf != NULL ? (size_t)(lf - data) : len))
+		return 0;
+	return find_next(p, data, len, 0, &sep, &next) ? next : len;
+}
+
+/* The last message's separator: a final complete line matching message_end. */
+static size_t
+trailing_end(const MpopMboxParser *p, const char *data, size_t len, size_t pos)
+{
+	const char *lf;
+	size_t t;
+
+	if (len <= pos || data[len - 1] != '\n')
+		return len;
+	lf = memrchr(data + pos, '\n', len - 1 - pos);
+	t = lf != NULL ? (size_t)(lf - data) + 1 : pos;
+	return match_end(p, data + t, len - 1 - t) ? t : len;
+}
+
+/* RFC 5322 §2.2: the header ends at the first empty line (CR allowed before LF). */
+static size_t
+header_end(const char *data, size_t pos, size_t end)
+{
+	size_t s = pos;
+
+	while (s < end) {
+		const char *lf = memchr(data + s, '\n', end - s);
+		size_t e = lf != NULL ? (size_t)(lf - data) : end;
+		if (lf == NULL)
+			return end;
+		if (e == s || (e == s + 1 && data[s] == '\r'))
+			return s;
+		s = e + 1;
+	}
+	return end;
+}
+
+void
+mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
+		  MpopMboxSpan *out)
+{
+	const char *lf = memchr(data + from, '\n', len - from);
+	size_t offset = lf != NULL ? (size_t)(lf - data) + 1 : len;
+	size_t sep, next, cend;
+
+	if (find_next(p, data, len, offset, &sep, &next)) {
+		cend = sep;
+		out->end = next;
+	} else {
+		cend = trailing_end(p, data, len, offset);
+		out->end = len;
+	}
+	out->from_offset = from;
+	out->offset = offset;
+	out->length = cend - offset;
+	out->header_end = header_end(data, offset, cend);
+}
+
+/* ---- UIDLs ---- */
+
+/* The unfolded, trimmed value of the first header called name, if it fits out (which holds
+ * more than a valid UIDL can be, so a longer value is simply not valid). */
+static gboolean
+header_value(const char *h, size_t len, const char *name, char *out, size_t cap, size_t *out_len)
+{
+	size_t nlen = strlen(name), n = 0;
+	const char *p = h, *end = h + len;
+
+	while (p < end) {
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+		const char *le = lf != NULL ? lf : end, *q = p + nlen;
+
+		if ((size_t)(le - p) > nlen && g_ascii_strncasecmp(p, name, nlen) == 0) {
+			while (q < le && (*q == ' ' || *q == '\t'))
+				q++;
+			if (q < le && *q == ':') {
+				q++;
+				/* RFC 5322 §2.2.3: unfolding removes the line breaks only. */
+				for (;;) {
+					size_t seg = (size_t)(le - q);
+					if (seg > 0 && le[-1] == '\r')
+						seg--;
+					if (n + seg > cap)
+						return FALSE;
+					memcpy(out + n, q, seg);
+					n += seg;
+					if (lf == NULL || lf + 1 >= end ||
+					    (lf[1] != ' ' && lf[1] != '\t'))
+						break;
+					q = lf + 1;
+					lf = memchr(q, '\n', (size_t)(end - q));
+					le = lf != NULL ? lf : end;
+				}
+				while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+					n--;
+				q = out;
+				while ((size_t)(q - out) < n && (*q == ' ' || *q == '\t'))
+					q++;
+				memmove(out, q, n - (size_t)(q - out));
+				*out_len = n - (size_t)(q - out);
+				return TRUE;
+			}
+		}
+		p = lf != NULL ? lf + 1 : end;
+	}
+	return FALSE;
+}
+
+char *
+mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources)
+{
+	static const char *const defaults[] = {"x-uidl", "message-id", "digest", NULL};
+	char v[2 * MPOP_UIDL_MAX];
+	size_t n;
+
+	if (sources == NULL || sources[0] == NULL)
+		sources = defaults;
+	for (; *sources != NULL; sources++) {
+		if (g_ascii_strcasecmp(*sources, "x-uidl") == 0) {
+			if (!header_value(content, header_len, "X-UIDL", v, sizeof(v), &n))
+				continue;
+			/* Perl mpopd 2.x wrote "X-UIDL: mpop<uidl>" and announced <uidl>. */
+			if (n > 4 && memcmp(v, "mpop", 4) == 0 && mpop_uidl_valid(v + 4, n - 4))
+				return g_strndup(v + 4, n - 4);
+			if (mpop_uidl_valid(v, n))
+				return g_strndup(v, n);
+		} else if (g_ascii_strcasecmp(*sources, "message-id") == 0) {
+			if (header_value(content, header_len, "Message-ID", v, sizeof(v), &n) &&
+			    mpop_uidl_valid(v, n))
+				return g_strndup(v, n);
+		} else if (g_ascii_strcasecmp(*sources, "digest") == 0) {
+			break;
+		}
+	}
+	return mpop_uidl_digest(content, header_len);
+}
+
+/* ---- boundary hashes (FNV-1a: detects rewrites, not adversaries) ---- */
+
+static guint32
+hash_update(guint32 h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (guint8)s[i]) * 16777619u;
+	return h;
+}
+
+#define HASH_INIT 2166136261u
+
+/* Hash of n bytes at off of fd. Returns 0 or -errno (-ESPIPE when the file is shorter). */
+static int
+hash_fd(int fd, guint64 off, guint64 n, guint32 *out)
+{
+	char buf[VERIFY_CHUNK];
+	guint32 h = HASH_INIT;
+
+	while (n > 0) {
+		ssize_t r = pread(fd, buf, (size_t)MIN(n, sizeof(buf)), (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ESPIPE;
+		h = hash_update(h, buf, (size_t)r);
+		off += (guint64)r;
+		n -= (guint64)r;
+	}
+	*out = h;
+	return 0;
+}
+
+/* ---- the backend ---- */
+
+static MboxPriv *
+priv_of(MpopMailbox *mb)
+{
+	return mb->priv;
+}
+
+static int
+errno_class(int err)
+{
+	return err == EACCES || err == EPERM || err == ELOOP || err == ENOTDIR || err == EROFS
+		       ? MPOP_ERROR_PERM
+		       : MPOP_ERROR_TEMP;
+}
+
+static gboolean
+fail_errno(GError **error, int err, const char *what)
+{
+	g_set_error(error, MPOP_ERROR, errno_class(err), "%s: %s", what,
+		    err == ELOOP ? "it is a symbolic link" : g_strerror(err));
+	return FALSE;
+}
+
+static gboolean
+fail_changed(GError **error)
+{
+	g_set_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED,
+		    "mailbox was rewritten by another program");
+	return FALSE;
+}
+
+/* Bookkeeping headers of other programs are not shown unless show_headers names them. */
+static void
+setup_stuff(MpopMailbox *mb, MboxPriv *p)
+{
+	guint n = 0;
+
+	for (gsize i = 0; i < G_N_ELEMENTS(bookkeeping_headers); i++) {
+		gboolean shown = FALSE;
+		for (char **s = mb->cfg->show_headers; s != NULL && *s != NULL; s++)
+			shown |= g_ascii_strcasecmp(*s, bookkeeping_headers[i]) == 0;
+		if (!shown)
+			p->hide[n++] = bookkeeping_headers[i];
+	}
+	p->hide[n] = NULL;
+	mb->stuff_opts.unquote_from = mb->cfg->from_quoting == MPOP_FROM_MBOXRD;
+	mb->stuff_opts.hide_headers = n > 0 ? p->hide : NULL;
+}
+
+/* Open and lock the mailbox, making sure the locked fd is still the file at the path (an
+ * UPDATE of another session may have renamed a new one over it while we waited). Returns
+ * the fd, -ENOENT when there is no mailbox, or -1 with error set. */
+static int
+open_locked(MpopMailbox *mb, MpopLock **out_lock, GError **error)
+{
+	const MpopConfig *cfg = mb->cfg;
+	MpopLockOpts lo = {cfg->mbox_locks, cfg->lock_retries, cfg->lock_wait_ms,
+			   cfg->lock_stale_age};
+
+	for (int tries = 0; tries < 5; tries++) {
+		/* O_NOFOLLOW: in a 1777 spool a symlink may have been planted by anyone. */
+		mpop_autofd fd = open(mb->path, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+		struct stat sb, now;
+		MpopLock *lk;
+
+		if (fd < 0 && errno == ENOENT)
+			return -ENOENT;
+		if (fd < 0)
+			return fail_errno(error, errno, "cannot open mailbox"), -1;
+		if (fstat(fd, &sb) < 0)
+			return fail_errno(error, errno, "cannot stat mailbox"), -1;
+		if (!S_ISREG(sb.st_mode))
+			return fail_errno(error, EPERM, "mailbox is not a regular file"), -1;
+		if (sb.st_uid != geteuid() && geteuid() != 0)
+			return fail_errno(error, EPERM, "mailbox is not owned by the user"), -1;
+		lk = mpop_lock_acquire(mb->path, fd, &lo, error);
+		if (lk == NULL)
+			return -1;
+		if (lstat(mb->path, &now) == 0 && now.st_ino == sb.st_ino &&
+		    now.st_dev == sb.st_dev) {
+			*out_lock = lk;
+			return g_steal_fd(&fd);
+		}
+		mpop_lock_release(lk);
+	}
+	g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP, "mailbox keeps being replaced");
+	return -1;
+}
+
+static void
+index_map(MpopMailbox *mb, MboxPriv *p, char *map, size_t size)
+{
+	g_autoptr(GArray) msgs = g_array_new(FALSE, TRUE, sizeof(MpopMessage));
+	g_autoptr(GArray) hashes = g_array_new(FALSE, FALSE, sizeof(guint32));
+	const char *const *sources = (const char *const *)mb->cfg->uidl_source;
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	guint64 from = mpop_mbox_first(p->parser, map, size), cend = from, dropped = 0;
+
+	p->first_from = from;
+	while (from < size) {
+		MpopMboxSpan sp;
+		MpopMessage m = {0};
+		guint32 h;
+
+		mpop_mbox_message(p->parser, map, size, from, &sp);
+		m.from_offset = sp.from_offset;
+		m.offset = sp.offset;
+		m.length = sp.length;
+		/* RFC 1939 §5: exactly what RETR will send, by the same converter. */
+		m.size = mpop_stuffer_measure(&mb->stuff_opts, map + sp.offset, sp.length);
+		m.uidl = mpop_mbox_uidl(map + sp.offset, sp.header_end - sp.offset, sources);
+		h = hash_update(HASH_INIT, map + cend, sp.offset - cend);
+		g_array_append_val(msgs, m);
+		g_array_append_val(hashes, h);
+		cend = sp.offset + sp.length;
+		from = sp.end;
+		if (from - dropped >= DROP_EVERY) {
+			guint64 to = from - from % page;
+			(void)madvise(map + dropped, to - dropped, MADV_DONTNEED);
+			dropped = to;
+		}
+	}
+	p->tail_hash = hash_update(HASH_INIT, map + cend, size - cend);
+	mb->n_msgs = msgs->len;
+	mb->msgs = (MpopMessage *)g_array_free(g_steal_pointer(&msgs), FALSE);
+	p->span_hash = (guint32 *)g_array_free(g_steal_pointer(&hashes), FALSE);
+}
+
+static gboolean
+mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
+{
+	struct stat sb;
+	char *map;
+
+	if (fstat(p->fd, &sb) < 0)
+		return fail_errno(error, errno, "cannot stat mailbox");
+	p->dev = sb.st_dev;
+	p->ino = sb.st_ino;
+	p->indexed_end = (guint64)sb.st_size;
+	if (sb.st_size == 0)
+		return TRUE;
+	if ((guint64)sb.st_size > (guint64)SIZE_MAX)
+		return fail_errno(error, EFBIG, "cannot index mailbox");
+	map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, p->fd, 0);
+	if (map == MAP_FAILED)
+		return fail_errno(error, errno, "cannot map mailbox");
+	(void)madvise(map, (size_t)sb.st_size, MADV_SEQUENTIAL);
+	index_map(mb, p, map, (size_t)sb.st_size);
+	munmap(map, (size_t)sb.st_size);
+	mpop_uidl_make_unique(mb->msgs, mb->n_msgs);
+	return TRUE;
+}
+
+/* The file at the path is still the one indexed, and no shorter. */
+static gboolean
+verify_file(MpopMailbox *mb, MboxPriv *p, int fd, GError **error)
+{
+	struct stat sb, now;
+
+	if (fstat(fd, &sb) < 0)
+		return fail_errno(error, errno, "cannot stat mailbox");
+	if (lstat(mb->path, &now) < 0 || now.st_ino != p->ino || now.st_dev != p->dev ||
+	    sb.st_ino != p->ino || (guint64)sb.st_size < p->indexed_end)
+		return fail_changed(error);
+	return TRUE;
+}
+
+/* Separator + From line before message i (i == n_msgs: what follows the last one). */
+static gboolean
+verify_span(MpopMailbox *mb, MboxPriv *p, int fd, guint i, GError **error)
+{
+	guint64 start = i == 0 ? p->first_from : mb->msgs[i - 1].offset + mb->msgs[i - 1].length;
+	guint64 stop = i < mb->n_msgs ? mb->msgs[i].offset : p->indexed_end;
+	guint32 want = i < mb->n_msgs ? p->span_hash[i] : p->tail_hash, h = 0;
+	int rc = hash_fd(fd, start, stop - start, &h);
+
+	if (rc < 0 && rc != -ESPIPE)
+		return fail_errno(error, -rc, "cannot read mailbox");
+	if (rc < 0 || h != want)
+		return fail_changed(error);
+	return TRUE;
+}
+
+static gboolean
+mbox_msg_begin(MpopMailbox *mb, guint idx, GError **error)
+{
+	MboxPriv *p = priv_of(mb);
+
+	if (idx >= mb->n_msgs) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "no such message");
+		return FALSE;
+	}
+	/* The spool copy is private; the mailbox itself may have been rewritten. */
+	if (mb->cfg->mbox_mode != MPOP_MBOX_SPOOL &&
+	    (!verify_file(mb, p, p->fd, error) || !verify_span(mb, p, p->fd, idx, error) ||
+	     !verify_span(mb, p, p->fd, idx + 1, error)))
+		return FALSE;
+	mpop_lock_touch(p->lock);
+	p->cur = idx;
+	p->cur_pos = 0;
+	return TRUE;
+}
+
+static gssize
+mbox_msg_read(MpopMailbox *mb, char *buf, gsize len, GError **error)
+{
+	MboxPriv *p = priv_of(mb);
+	const MpopMessage *m = &mb->msgs[p->cur];
+	guint64 left = m->length - p->cur_pos;
+	ssize_t n;
+
+	if (left == 0 || len == 0)
+		return 0;
+	do
+		n = pread(p->fd, buf, (size_t)MIN(left, len), (off_t)(m->offset + p->cur_pos));
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		fail_errno(error, errno, "cannot read mailbox");
+		return -1;
+	}
+	if (n == 0) {
+		fail_changed(error); /* truncated under us */
+		return -1;
+	}
+	p->cur_pos += (guint64)n;
+	return n;
+}
+
+static void
+mbox_msg_end(MpopMailbox *mb)
+{
+	priv_of(mb)->cur_pos = 0;
+}
+
+static int
+copy_slow(int in, guint64 off, guint64 n, int out)
+{
+	g_autofree char *buf = g_malloc(COPY_CHUNK);
+
+	while (n > 0) {
+		ssize_t r = pread(in, buf, (size_t)MIN(n, COPY_CHUNK), (off_t)off);
+		int rc;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -ESPIPE;
+		rc = mpop_write_all(out, buf, (size_t)r);
+		if (rc < 0)
+			return rc;
+		off += (guint64)r;
+		n -= (guint64)r;
+	}
+	return 0;
+}
+
+/* Append n bytes at off of in to out, in the kernel where it can. Returns 0 or -errno. */
+static int
+copy_range(int in, guint64 off, guint64 n, int out)
+{
+	loff_t o = (loff_t)off;
+
+	while (n > 0) {
+		ssize_t r = copy_file_range(in, &o, out, NULL, (size_t)MIN(n, 1u << 30), 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+			      errno == EOPNOTSUPP || errno == EBADF))
+			return copy_slow(in, (guint64)o, n, out);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ESPIPE;
+		n -= (guint64)r;
+	}
+	return 0;
+}
+
+/* The prefix, every kept message with its From line and separator, then all appended. */
+static int
+copy_kept(MpopMailbox *mb, MboxPriv *p, int in, guint64 size_now, int out)
+{
+	guint64 run_start = 0, run_end = p->first_from;
+
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		guint64 end = i + 1 < mb->n_msgs ? mb->msgs[i + 1].from_offset : p->indexed_end;
+		if (!mb->msgs[i].deleted) {
+			run_end = end;
+			continue;
+		}
+		if (run_end > run_start) {
+			int rc = copy_range(in, run_start, run_end - run_start, out);
+			if (rc < 0)
+				return rc;
+		}
+		run_start = run_end = end;
+	}
+	return copy_range(in, run_start, size_now - run_start, out);
+}
+
+static int
+keep_owner(int out, const struct stat *sb)
+{
+	struct stat now;
+
+	if (fstat(out, &now) < 0)
+		return -errno;
+	/* Works as the owner when the session has the mailbox's group (mail). */
+	if ((now.st_uid != sb->st_uid || now.st_gid != sb->st_gid) &&
+	    fchown(out, sb->st_uid, sb->st_gid) < 0)
+		return -errno;
+	return fchmod(out, sb->st_mode & 0777) < 0 ? -errno : 0;
+}
+
+static void
+fsync_dir(const char *path)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+	mpop_autofd fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0)
+		(void)fsync(fd);
+}
+
+static gboolean
+fail_write(GError **error, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP,
+			    "mailbox not updated, nothing deleted: %s", g_strerror(err));
+	else
+		fail_errno(error, err, "mailbox not updated, nothing deleted");
+	return FALSE;
+}
+
+/* Write the new mailbox next to the old one and rename it over (see the top comment). */
+static gboolean
+rewrite(MpopMailbox *mb, MboxPriv *p, int fd, const struct stat *sb, GError **error)
+{
+	g_autofree char *tmp =
+		g_strdup_printf("%s.mpopd-%08x%08x", mb->path, g_random_int(), g_random_int());
+	mpop_autofd out = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int rc;
+
+	if (out < 0)
+		return fail_write(error, errno);
+	rc = copy_kept(mb, p, fd, (guint64)sb->st_size, out);
+	if (rc == 0)
+		rc = keep_owner(out, sb);
+	if (rc == 0 && fsync(out) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		rc = close(out) < 0 ? -errno : 0; /* NFS reports quota errors here */
+		out = -1;
+	}
+	if (rc == 0 && rename(tmp, mb->path) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		(void)unlink(tmp);
+		return fail_write(error, -rc);
+	}
+	fsync_dir(mb->path);
+	return TRUE;
+}
+
+static gboolean
+mbox_commit(MpopMailbox *mb, GError **error)
+{
+	MboxPriv *p = priv_of(mb);
+	g_autoptr(MpopLock) lk = NULL;
+	mpop_autofd own = -1;
+	struct stat sb;
+	int fd = p->fd;
+
+	if (p->lock == NULL) {
+		own = open_locked(mb, &lk, error);
+		if (own == -ENOENT)
+			return fail_changed(error);
+		if (own < 0)
+			return FALSE;
+		fd = own;
+	}
+	if (!verify_file(mb, p, fd, error))
+		return FALSE;
+	for (guint i = 0; i <= mb->n_msgs; i++)
+		if (!verify_span(mb, p, fd, i, error))
+			return FALSE;
+	if (fstat(fd, &sb) < 0)
+		return fail_errno(error, errno, "cannot stat mailbox");
+	return rewrite(mb, p, fd, &sb, error);
+}
+
+/* spool mode: a private, nameless copy of the indexed part, read for the whole session. */
+static int
+spool_copy(MpopMailbox *mb, MboxPriv *p, GError **error)
+{
+	g_autofree char *dir = mpop_expand_pattern(mb->cfg->spool_dir, mb->user, NULL, error);
+	mpop_autofd fd = -1;
+	int rc;
+
+	if (dir == NULL)
+		return -1;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fail_errno(error, errno, "cannot create spool directory"), -1;
+	/* O_TMPFILE: no name at all, so nothing to guess, race or leave behind. */
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		g_autofree char *name = g_strdup_printf("%s/.mpopd-spool-%08x%08x", dir,
+							g_random_int(), g_random_int());
+		fd = open(name, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			(void)unlink(name);
+	}
+	if (fd < 0)
+		return fail_errno(error, errno, "cannot create spool file"), -1;
+	rc = copy_range(p->fd, 0, p->indexed_end, fd);
+	if (rc < 0)
+		return fail_write(error, -rc), -1;
+	return g_steal_fd(&fd);
+}
 
 static gboolean
 mbox_open(MpopMailbox *mb, GError **error)
 {
-	g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM, "mbox backend not available yet");
-	return FALSE;
+	MboxPriv *p = g_new0(MboxPriv, 1);
+	g_autoptr(MpopLock) lk = NULL;
+	GError *local = NULL;
+	int fd;
+
+	mb->priv = p;
+	p->fd = -1;
+	setup_stuff(mb, p);
+	p->parser = mpop_mbox_parser_new(mb->cfg->message_start, mb->cfg->message_end, &local);
+	if (p->parser == NULL) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM, "bad message_start/message_end: %s",
+			    local->message);
+		g_error_free(local);
+		return FALSE;
+	}
+	fd = open_locked(mb, &lk, error);
+	if (fd == -ENOENT)
+		return TRUE; /* nothing delivered yet: an empty maildrop */
+	if (fd < 0)
+		return FALSE;
+	p->fd = fd;
+	if (!mbox_index(mb, p, error))
+		return FALSE;
+	switch (mb->cfg->mbox_mode) {
+	case MPOP_MBOX_SESSION_LOCK:
+		p->lock = g_steal_pointer(&lk);
+		break;
+	case MPOP_MBOX_SPOOL:
+		fd = spool_copy(mb, p, error);
+		if (fd < 0)
+			return FALSE;
+		g_clear_pointer(&lk, mpop_lock_release);
+		close(p->fd);
+		p->fd = fd;
+		break;
+	case MPOP_MBOX_SNAPSHOT:
+		break;
+	}
+	return TRUE;
+}
+
+static void
+mbox_close(MpopMailbox *mb)
+{
+	MboxPriv *p = priv_of(mb);
+
+	if (p == NULL)
+		return;
+	mpop_lock_release(p->lock); /* before the fd its fcntl/flock locks are on */
+	mpop_close_fdp(&p->fd);
+	mpop_mbox_parser_free(p->parser);
+	g_free(p->span_hash);
+	g_free(p);
+	mb->priv = NULL;
+	mb->stuff_opts.hide_headers = NULL;
 }
 
 const MpopMailboxOps mpop_mailbox_mbox_ops = {
 	.name = "mbox",
 	.open = mbox_open,
+	.msg_begin = mbox_msg_begin,
+	.msg_read = mbox_msg_read,
+	.msg_end = mbox_msg_end,
+	.commit = mbox_commit,
+	.close = mbox_close,
 };

@@ -1,0 +1,980 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Tests for the mbox backend: boundaries, sizes, UIDLs, modes, safe UPDATE, crashes, ENOSPC. */
+#include "mailbox-mbox.h"
+#include "lock.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- fixtures ---- */
+
+typedef struct {
+	char *dir;
+	char *path;
+	MpopConfig *cfg;
+} Fixture;
+
+static char src_x_uidl[] = "x-uidl", src_msgid[] = "message-id", src_digest[] = "digest";
+static char *default_uidl_source[] = {src_x_uidl, src_msgid, src_digest, NULL};
+
+/* The documented defaults of the [mailbox] keys, set by hand so that these tests do not
+ * depend on config.c. */
+static MpopConfig *
+test_config(const char *spool)
+{
+	MpopConfig *cfg = g_new0(MpopConfig, 1);
+
+	cfg->format = MPOP_FORMAT_MBOX;
+	cfg->message_start = g_strdup("^From ");
+	cfg->message_end = g_strdup("^\\s*$");
+	cfg->from_quoting = MPOP_FROM_MBOXRD;
+	cfg->mbox_locks = MPOP_LOCK_DOTLOCK | MPOP_LOCK_FCNTL;
+	cfg->lock_retries = 2;
+	cfg->lock_wait_ms = 20;
+	cfg->lock_stale_age = 300;
+	cfg->mbox_mode = MPOP_MBOX_SNAPSHOT;
+	cfg->spool_dir = g_strdup(spool);
+	cfg->uidl_source = default_uidl_source;
+	return cfg;
+}
+
+static void
+config_free(MpopConfig *cfg)
+{
+	g_free(cfg->message_start);
+	g_free(cfg->message_end);
+	g_free(cfg->spool_dir);
+	g_free(cfg);
+}
+
+static void
+rm_rf(const char *path)
+{
+	GDir *d = g_dir_open(path, 0, NULL);
+	const char *n;
+
+	while (d != NULL && (n = g_dir_read_name(d)) != NULL) {
+		g_autofree char *p = g_build_filename(path, n, NULL);
+		if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+			rm_rf(p);
+		else
+			unlink(p);
+	}
+	if (d != NULL)
+		g_dir_close(d);
+	rmdir(path);
+}
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *spool = NULL;
+
+	f->dir = g_dir_make_tmp("mpop-mbox-XXXXXX", &error);
+	g_assert_no_error(error);
+	f->path = g_build_filename(f->dir, "user", NULL);
+	spool = g_build_filename(f->dir, "spool", NULL);
+	f->cfg = test_config(spool);
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	rm_rf(f->dir);
+	g_free(f->dir);
+	g_free(f->path);
+	config_free(f->cfg);
+}
+
+static void
+put(const char *path, const char *data, gssize len)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_file_set_contents(path, data, len, &error);
+	g_assert_no_error(error);
+}
+
+static GBytes *
+slurp(const char *path)
+{
+	g_autofree char *data = NULL;
+	gsize len = 0;
+
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	return g_bytes_new_take(g_steal_pointer(&data), len);
+}
+
+static void
+append(const char *path, const char *data)
+{
+	mpop_autofd fd = open(path, O_WRONLY | O_APPEND);
+
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(mpop_write_all(fd, data, strlen(data)), ==, 0);
+}
+
+static MpopMailbox *
+open_ok(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	MpopMailbox *mb =
+		mpop_mailbox_open(&mpop_mailbox_mbox_ops, f->cfg, "user", f->path, &error);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(mb);
+	return mb;
+}
+
+static int
+collect(gpointer ctx, const void *data, size_t len)
+{
+	g_string_append_len(ctx, data, (gssize)len);
+	return 0;
+}
+
+/* RETR of message idx as the client receives it, with the stuffing undone and without the
+ * terminator: its length must be the announced size (RFC 1939 §5). */
+static GString *
+retr(MpopMailbox *mb, guint idx, GError **error)
+{
+	g_autoptr(GString) wire = g_string_new(NULL);
+	GString *out = g_string_new(NULL);
+	gboolean broken = FALSE;
+	const char *p;
+
+	if (!mpop_mailbox_stream(mb, idx, -1, "", collect, wire, &broken, error)) {
+		g_string_free(out, TRUE);
+		return NULL;
+	}
+	g_assert_cmpuint(wire->len, >=, 3);
+	g_assert_cmpmem(wire->str + wire->len - 3, 3, ".\r\n", 3);
+	g_string_truncate(wire, wire->len - 3);
+	for (p = wire->str; p < wire->str + wire->len;) {
+		const char *lf = memchr(p, '\n', (size_t)(wire->str + wire->len - p));
+		const char *e = lf != NULL ? lf + 1 : wire->str + wire->len;
+		if (*p == '.')
+			p++;
+		g_string_append_len(out, p, e - p);
+		p = e;
+	}
+	return out;
+}
+
+static void
+assert_retr(MpopMailbox *mb, guint idx, const char *expect)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GString) got = retr(mb, idx, &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(got->str, ==, expect);
+	g_assert_cmpuint(got->len, ==, mb->msgs[idx].size);
+}
+
+/* ---- the scanner, table driven ---- */
+
+typedef struct {
+	const char *name;
+	const char *data;
+	gsize len; /* 0: strlen */
+	gsize prefix;
+	const char *contents[4];
+	gsize lens[4]; /* 0: strlen */
+} ScanCase;
+
+static const ScanCase scan_cases[] = {
+	{"empty", "", 0, 0, {NULL}, {0}},
+	{"one", "From a\nH: 1\n\nbody\n\n", 0, 0, {"H: 1\n\nbody\n"}, {0}},
+	{"from-in-body", "From a\n\nline\nFrom me to you\n\n", 0, 0, {"\nline\nFrom me to you\n"}},
+	{"quoted", "From a\n\n>From x\n>>From y\n\n", 0, 0, {"\n>From x\n>>From y\n"}},
+	{"no-final-newline", "From a\n\nbody", 0, 0, {"\nbody"}},
+	{"crlf",
+	 "From a\r\nH: 1\r\n\r\nb\r\n\r\nFrom b\r\nH: 2\r\n\r\nc\r\n",
+	 0,
+	 0,
+	 {"H: 1\r\n\r\nb\r\n", "H: 2\r\n\r\nc\r\n"}},
+	{"nul", "From a\n\nx\0y\n\nFrom b\n\n\0\n", 23, 0, {"\nx\0y\n", "\n\0\n"}, {5, 3}},
+	{"8bit", "From a\n\n\xe4\xf6\xff\n\n", 0, 0, {"\n\xe4\xf6\xff\n"}},
+	{"garbage-first", "garbage\nFrom x\n\nFrom a\n\nb\n", 0, 16, {"\nb\n"}},
+	{"no-separator", "From a\n\nb\nFrom c\n\nd\n", 0, 0, {"\nb\nFrom c\n\nd\n"}},
+	{"ws-separator", "From a\n\nb\n \t\nFrom c\n\nd\n", 0, 0, {"\nb\n", "\nd\n"}},
+	{"from-only", "From a", 0, 0, {""}},
+	{"from-only-lf", "From a\n", 0, 0, {""}},
+	{"blank-lines", "From a\n\nb\n\n\n\nFrom c\nX\n", 0, 0, {"\nb\n\n\n", "X\n"}},
+	{"empty-message", "From a\n\nFrom b\nx\n", 0, 0, {"", "x\n"}},
+	{"from-after-from", "From a\nFrom b\n\nc\n", 0, 0, {"From b\n\nc\n"}},
+	{"no-message", "just text\n\nno From here\n", 0, 0, {NULL}},
+};
+
+/* Whatever the input and wherever it is cut, spans are ordered and inside the data. */
+static void
+check_invariants(const MpopMboxParser *p, const char *data, size_t len)
+{
+	guint64 from = mpop_mbox_first(p, data, len);
+
+	g_assert_cmpuint(from, <=, len);
+	while (from < len) {
+		MpopMboxSpan sp;
+		mpop_mbox_message(p, data, len, from, &sp);
+		g_assert_cmpuint(sp.from_offset, ==, from);
+		g_assert_cmpuint(sp.offset, >, from);
+		g_assert_cmpuint(sp.offset + sp.length, <=, sp.end);
+		g_assert_cmpuint(sp.header_end, >=, sp.offset);
+		g_assert_cmpuint(sp.header_end, <=, sp.offset + sp.length);
+		g_assert_cmpuint(sp.end, <=, len);
+		g_assert_cmpuint(sp.end, >, from);
+		from = sp.end;
+	}
+}
+
+static void
+run_scan_case(const MpopMboxParser *p, const ScanCase *c)
+{
+	size_t len = c->len ? c->len : strlen(c->data);
+	guint64 from = mpop_mbox_first(p, c->data, len);
+	guint n = 0;
+
+	g_test_message("case %s", c->name);
+	g_assert_cmpuint(from, ==, c->prefix ? c->prefix : (c->contents[0] ? 0 : len));
+	for (; from < len; n++) {
+		MpopMboxSpan sp;
+		size_t want_len;
+		g_assert_nonnull(c->contents[n]);
+		want_len = c->lens[n] ? c->lens[n] : strlen(c->contents[n]);
+		mpop_mbox_message(p, c->data, len, from, &sp);
+		g_assert_cmpmem(c->data + sp.offset, sp.length, c->contents[n], want_len);
+		g_assert_true(g_str_has_prefix(c->data + sp.from_offset, "From "));
+		from = sp.end;
+	}
+	g_assert_null(c->contents[n]);
+	/* Every prefix of the data (a file caught mid-delivery) parses sanely. */
+	for (size_t k = 0; k <= len; k++)
+		check_invariants(p, c->data, k);
+}
+
+static void
+test_scan_table(void)
+{
+	/* The literal fast path and the regex path must agree. */
+	static const char *const rules[][2] = {
+		{"^From ", "^\\s*$"},
+		{"From ", NULL},
+		{"^From\\s", "^[ \\t]*$"},
+	};
+
+	for (guint r = 0; r < G_N_ELEMENTS(rules); r++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MpopMboxParser) p =
+			mpop_mbox_parser_new(rules[r][0], rules[r][1], &error);
+		g_assert_no_error(error);
+		for (guint i = 0; i < G_N_ELEMENTS(scan_cases); i++)
+			run_scan_case(p, &scan_cases[i]);
+	}
+}
+
+static void
+test_scan_bad_regex(void)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_null(mpop_mbox_parser_new("^From (", NULL, &error));
+	g_assert_nonnull(error);
+}
+
+/* ---- UIDLs ---- */
+
+static void
+test_uidl_table(void)
+{
+	static const struct {
+		const char *header;
+		const char *sources[4];
+		const char *expect; /* NULL: the digest of the header */
+	} cases[] = {
+		{"X-UIDL: abc123\nMessage-ID: <m@x>\n", {NULL}, "abc123"},
+		{"X-UIDL: mpopbob17957341011\n", {NULL}, "bob17957341011"},
+		{"x-uidl:   spaced  \n", {NULL}, "spaced"},
+		{"X-UIDL: has space\nMessage-ID: <m@x>\n", {NULL}, "<m@x>"},
+		{"Message-Id: <m@x>\n", {NULL}, "<m@x>"},
+		{"message-id:\n <folded@x>\n", {NULL}, "<folded@x>"},
+		{"Message-ID: <m@x>\r\n", {NULL}, "<m@x>"},
+		{"Message-ID: <a b@x>\n", {NULL}, NULL},
+		{"Message-ID: \n", {NULL}, NULL},
+		{"Message-ID: "
+		 "<0123456789012345678901234567890123456789012345678901234567890123@x.org>\n",
+		 {NULL},
+		 NULL},
+		{"X-UIDL: abc\nMessage-ID: <m@x>\n", {"message-id", "x-uidl", NULL}, "<m@x>"},
+		{"X-UIDL: abc\nMessage-ID: <m@x>\n", {"digest", NULL}, NULL},
+		{"Subject: x\n", {"x-uidl", NULL}, NULL},
+		{"X-UIDL-Not: abc\nMessage-IDx: <m@x>\n", {NULL}, NULL},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		const char *h = cases[i].header;
+		g_autofree char *u =
+			mpop_mbox_uidl(h, strlen(h), cases[i].sources[0] ? cases[i].sources : NULL);
+		g_autofree char *d = mpop_uidl_digest(h, strlen(h));
+		g_test_message("case %u", i);
+		g_assert_true(mpop_uidl_valid(u, strlen(u)));
+		g_assert_cmpstr(u, ==, cases[i].expect ? cases[i].expect : d);
+	}
+}
+
+/* ---- the backend ---- */
+
+static const char *const perl_contents[] = {
+	"Return-Path: <user@example.com>\r\n"
+	"Received: (from user@localhost)\r\n"
+	"        by host.example.com (8.11.2/8.11.2) id fADNc4727035\r\n"
+	"        for user; Tue, 13 Nov 2001 23:38:04 GMT\r\n"
+	"Date: Tue, 13 Nov 2001 23:38:04 GMT\r\n"
+	"From: User <user@example.com>\r\n"
+	"Message-Id: <200111132338.fADNc4727035@example.com>\r\n"
+	"To: user@host.example.com\r\n"
+	"Subject: test\r\n",
+	NULL,
+	"Return-Path: <user@example.com>\r\n"
+	"Received: (from user@localhost)\r\n"
+	"        by host.example.com (8.11.2/8.11.2) id fADNcna27048\r\n"
+	"        for user; Tue, 13 Nov 2001 23:38:49 GMT\r\n"
+	"Date: Tue, 13 Nov 2001 23:38:49 GMT\r\n"
+	"From: User <user@example.com>\r\n"
+	"Message-Id: <200111132338.fADNcna27048@example.com>\r\n"
+	"To: user@host.example.com\r\n"
+	"Subject: test3\r\n"
+	"\r\n"
+	"it's got a\r\n"
+	"longer\r\n"
+	"body\r\n",
+};
+
+/* The Perl mpopd's t/testcommon.pl fixture (mpopd-original.md §9.1). */
+static void
+test_perl_fixture(Fixture *f, gconstpointer data)
+{
+	g_autofree char *src =
+		g_test_build_filename(G_TEST_DIST, "data", "mbox", "perl-fixture.mbox", NULL);
+	g_autoptr(GBytes) orig = slurp(src);
+	g_autoptr(GBytes) after = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MpopMailbox) mb = NULL;
+	static const guint64 sizes[] = {339, 340, 368};
+	guint count;
+	guint64 octets;
+	gsize len;
+	const char *raw = g_bytes_get_data(orig, &len);
+	g_autoptr(GString) expect = g_string_new(NULL);
+
+	g_assert_cmpuint(len, ==, 1127);
+	put(f->path, raw, (gssize)len);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 3);
+	/* The Perl original counted the separator line too: 341, 342, 370 = ours + 2. */
+	for (guint i = 0; i < 3; i++)
+		g_assert_cmpuint(mb->msgs[i].size, ==, sizes[i]);
+	mpop_mailbox_stat(mb, &count, &octets);
+	g_assert_cmpuint(octets + 2 * 3, ==, 1053);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "<200111132338.fADNc4727035@example.com>");
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, "<200111132338.fADNcNg27040@example.com>");
+	g_assert_cmpstr(mb->msgs[2].uidl, ==, "<200111132338.fADNcna27048@example.com>");
+	assert_retr(mb, 0, perl_contents[0]);
+	assert_retr(mb, 2, perl_contents[2]);
+	/* t/mailfolder.t #12: DELE 2 + UPDATE leaves exactly msg1 . msg3, From lines kept. */
+	mb->msgs[1].deleted = TRUE;
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	g_assert_no_error(error);
+	after = slurp(f->path);
+	g_string_append_len(expect, raw, strstr(raw, "From user  Tue Nov 13 23:38:23") - raw);
+	g_string_append(expect, strstr(raw, "From user  Tue Nov 13 23:38:49"));
+	g_assert_cmpmem(g_bytes_get_data(after, NULL), g_bytes_get_size(after), expect->str,
+			expect->len);
+}
+
+/* Sizes equal what RETR sends, for every fixture, quoting mode and header rule. */
+static void
+test_sizes_match(Fixture *f, gconstpointer data)
+{
+	static const char *const files[] = {"perl-fixture.mbox", "mixed.mbox", "prefix.mbox"};
+	static char status_name[] = "status";
+	static char *show_status[] = {status_name, NULL};
+
+	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+		g_autofree char *src =
+			g_test_build_filename(G_TEST_DIST, "data", "mbox", files[i], NULL);
+		g_autoptr(GBytes) orig = slurp(src);
+		put(f->path, g_bytes_get_data(orig, NULL), (gssize)g_bytes_get_size(orig));
+		for (guint mode = 0; mode < 4; mode++) {
+			g_autoptr(MpopMailbox) mb = NULL;
+			f->cfg->from_quoting = mode & 1 ? MPOP_FROM_RAW : MPOP_FROM_MBOXRD;
+			f->cfg->show_headers = mode & 2 ? show_status : NULL;
+			mb = open_ok(f);
+			g_assert_cmpuint(mb->n_msgs, >, 0);
+			for (guint k = 0; k < mb->n_msgs; k++) {
+				g_autoptr(GError) error = NULL;
+				g_autoptr(GString) got = retr(mb, k, &error);
+				g_assert_no_error(error);
+				g_assert_cmpuint(got->len, ==, mb->msgs[k].size);
+				g_assert_true(mpop_uidl_valid(mb->msgs[k].uidl,
+							      strlen(mb->msgs[k].uidl)));
+			}
+		}
+	}
+	f->cfg->show_headers = NULL;
+}
+
+/* mixed.mbox: what each message must look like on the wire. */
+static void
+test_mixed_content(Fixture *f, gconstpointer data)
+{
+	g_autofree char *src =
+		g_test_build_filename(G_TEST_DIST, "data", "mbox", "mixed.mbox", NULL);
+	g_autoptr(GBytes) orig = slurp(src);
+	g_autoptr(MpopMailbox) mb = NULL;
+
+	put(f->path, g_bytes_get_data(orig, NULL), (gssize)g_bytes_get_size(orig));
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 5);
+	/* Status/X-Status/Content-Length hidden, ">From " unquoted once, From in a body. */
+	assert_retr(mb, 0,
+		    "Subject: one\r\nMessage-ID: <one@x>\r\n\r\ntext\r\n"
+		    "From the body, not a separator\r\nFrom quoted\r\n>From twice\r\n"
+		    ".dot\r\n");
+	assert_retr(mb, 1, "Subject: crlf\r\nX-UIDL: crlf-uidl\r\n\r\nstored with CRLF\r\n");
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, "crlf-uidl");
+	assert_retr(mb, 3, "Subject: latin\r\nMessage-ID: <dup@x>\r\n\r\nGr\xfc\xdf\x65\r\n");
+	/* No final newline: the client still gets a CRLF-terminated last line. */
+	assert_retr(mb, 4, "Subject: last\r\nMessage-ID: <dup@x>\r\n\r\nno newline at the end\r\n");
+	{
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GString) got = retr(mb, 2, &error);
+		g_assert_no_error(error);
+		g_assert_cmpmem(got->str, got->len, "Subject: nul\r\n\r\na\0b\r\n", 21);
+	}
+	/* Duplicate Message-IDs are made unique, deterministically. */
+	g_assert_cmpstr(mb->msgs[3].uidl, !=, mb->msgs[4].uidl);
+}
+
+static void
+test_absent_and_empty(Fixture *f, gconstpointer data)
+{
+	g_autoptr(MpopMailbox) mb = open_ok(f);
+	g_autoptr(MpopMailbox) mb2 = NULL;
+	g_autoptr(MpopMailbox) mb3 = NULL;
+
+	g_assert_cmpuint(mb->n_msgs, ==, 0);
+	put(f->path, "", 0);
+	mb2 = open_ok(f);
+	g_assert_cmpuint(mb2->n_msgs, ==, 0);
+	put(f->path, "text only, no message\n", -1);
+	mb3 = open_ok(f);
+	g_assert_cmpuint(mb3->n_msgs, ==, 0);
+	/* The lock was released at open (snapshot): nothing left behind. */
+	g_assert_false(g_file_test(g_strconcat(f->path, ".lock", NULL), G_FILE_TEST_EXISTS));
+}
+
+static void
+test_prefix_kept(Fixture *f, gconstpointer data)
+{
+	const char *box = "garbage line\nmore\n\nFrom a\n\none\n\nFrom b\n\ntwo\n\n";
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) after = NULL;
+
+	put(f->path, box, -1);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 2);
+	mb->msgs[0].deleted = mb->msgs[1].deleted = TRUE;
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	after = slurp(f->path);
+	g_assert_cmpmem(g_bytes_get_data(after, NULL), g_bytes_get_size(after),
+			"garbage line\nmore\n\n", 19);
+}
+
+static void
+test_symlink_refused(Fixture *f, gconstpointer data)
+{
+	g_autofree char *real = g_build_filename(f->dir, "real", NULL);
+	g_autoptr(GError) error = NULL;
+	MpopMailbox *mb;
+
+	put(real, "From a\n\nx\n", -1);
+	g_assert_cmpint(symlink(real, f->path), ==, 0);
+	mb = mpop_mailbox_open(&mpop_mailbox_mbox_ops, f->cfg, "user", f->path, &error);
+	g_assert_null(mb);
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_PERM);
+}
+
+static GString *
+make_messages(guint n, const char *tag, gsize body)
+{
+	GString *s = g_string_new(NULL);
+
+	for (guint i = 0; i < n; i++) {
+		g_string_append_printf(s,
+				       "From sender@example.org Mon Jan  1 00:00:00 2024\n"
+				       "Message-ID: <%s-%u@example.org>\nSubject: %u\n\n",
+				       tag, i, i);
+		for (gsize k = 0; k < body; k += 64)
+			g_string_append(
+				s, "0123456789 abcdefghijklmnopqrstuvwxyz 0123456789 ABCDEFGH.\n");
+		g_string_append_c(s, '\n');
+	}
+	return s;
+}
+
+static void
+test_big_message(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) s = make_messages(1, "big", (1 << 20) + (1 << 17));
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(GString) got = NULL;
+	g_autoptr(GError) error = NULL;
+
+	g_string_append(s, "From x\n\nsmall\n\n");
+	put(f->path, s->str, (gssize)s->len);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 2);
+	got = retr(mb, 0, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(got->len, ==, mb->msgs[0].size);
+	g_assert_cmpuint(mb->msgs[0].size, >, 1 << 20);
+}
+
+static void
+test_many(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) s = make_messages(50000, "m", 0);
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(MpopMailbox) mb2 = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func(g_free);
+
+	put(f->path, s->str, (gssize)s->len);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 50000);
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		mb->msgs[i].deleted = i % 3 == 0;
+		if (!mb->msgs[i].deleted)
+			g_ptr_array_add(kept, g_strdup(mb->msgs[i].uidl));
+	}
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	g_assert_no_error(error);
+	/* UIDLs of the survivors are the same after UPDATE (RFC 1939 §7). */
+	mb2 = open_ok(f);
+	g_assert_cmpuint(mb2->n_msgs, ==, kept->len);
+	for (guint i = 0; i < kept->len; i++)
+		g_assert_cmpstr(mb2->msgs[i].uidl, ==, kept->pdata[i]);
+}
+
+static void
+test_append_during_session(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) s = make_messages(3, "a", 100);
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(MpopMailbox) mb2 = NULL;
+	g_autoptr(GError) error = NULL;
+
+	put(f->path, s->str, (gssize)s->len);
+	mb = open_ok(f);
+	append(f->path, "From new\nMessage-ID: <new@x>\n\narrived later\n\n");
+	g_assert_nonnull(retr(mb, 2, &error));
+	g_assert_no_error(error);
+	mb->msgs[1].deleted = TRUE;
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	g_assert_no_error(error);
+	mb2 = open_ok(f);
+	g_assert_cmpuint(mb2->n_msgs, ==, 3);
+	g_assert_cmpstr(mb2->msgs[0].uidl, ==, "<a-0@example.org>");
+	g_assert_cmpstr(mb2->msgs[1].uidl, ==, "<a-2@example.org>");
+	g_assert_cmpstr(mb2->msgs[2].uidl, ==, "<new@x>");
+	assert_retr(mb2, 2, "Message-ID: <new@x>\r\n\r\narrived later\r\n");
+}
+
+/* Another program rewrote the mailbox (in place, or by rename): reads and UPDATE refuse. */
+static void
+test_rewrite_detected(Fixture *f, gconstpointer data)
+{
+	for (guint how = 0; how < 3; how++) {
+		g_autoptr(GString) s = make_messages(3, "r", 100);
+		g_autoptr(GString) t = make_messages(3, "r", 100);
+		g_autoptr(MpopMailbox) mb = NULL;
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GBytes) after = NULL;
+		g_autofree char *other = g_build_filename(f->dir, "other", NULL);
+		char *status;
+
+		put(f->path, s->str, (gssize)s->len);
+		mb = open_ok(f);
+		/* mutt marking message 1 read: one header longer, all later From lines move. */
+		status = strstr(t->str, "Subject: 1\n");
+		g_string_insert(t, status - t->str, "Status: RO\n");
+		if (how == 0) {
+			mpop_autofd fd = open(f->path, O_WRONLY | O_TRUNC);
+			g_assert_cmpint(mpop_write_all(fd, t->str, t->len), ==, 0);
+		} else if (how == 1) {
+			put(other, t->str, (gssize)t->len);
+			g_assert_cmpint(rename(other, f->path), ==, 0);
+		} else {
+			/* Truncated below what was indexed. */
+			g_assert_cmpint(truncate(f->path, (off_t)s->len - 10), ==, 0);
+			g_string_truncate(t, 0);
+			g_string_append_len(t, s->str, (gssize)s->len - 10);
+		}
+		g_assert_null(retr(mb, 2, &error));
+		g_assert_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED);
+		g_clear_error(&error);
+		mb->msgs[0].deleted = TRUE;
+		g_assert_false(mpop_mailbox_commit(mb, &error));
+		g_assert_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED);
+		after = slurp(f->path);
+		g_assert_cmpmem(g_bytes_get_data(after, NULL), g_bytes_get_size(after), t->str,
+				t->len);
+	}
+}
+
+static void
+test_owner_mode_kept(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) s = make_messages(3, "o", 10);
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(GError) error = NULL;
+	struct stat sb;
+	guint n = 0;
+
+	put(f->path, s->str, (gssize)s->len);
+	g_assert_cmpint(chmod(f->path, 0640), ==, 0);
+	if (geteuid() == 0)
+		g_assert_cmpint(chown(f->path, 0, 8 /* mail on Debian */), ==, 0);
+	mb = open_ok(f);
+	mb->msgs[0].deleted = TRUE;
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(stat(f->path, &sb), ==, 0);
+	g_assert_cmpuint(sb.st_mode & 07777, ==, 0640);
+	if (geteuid() == 0)
+		g_assert_cmpuint(sb.st_gid, ==, 8);
+	/* No temporary file or lock left next to it. */
+	{
+		GDir *d = g_dir_open(f->dir, 0, NULL);
+		while (g_dir_read_name(d) != NULL)
+			n++;
+		g_dir_close(d);
+	}
+	g_assert_cmpuint(n, ==, 1);
+}
+
+static void
+test_session_lock(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) s = make_messages(2, "s", 10);
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(GError) error = NULL;
+	MpopMailbox *mb2;
+
+	put(f->path, s->str, (gssize)s->len);
+	f->cfg->mbox_mode = MPOP_MBOX_SESSION_LOCK;
+	mb = open_ok(f);
+	g_assert_true(g_file_test(g_strconcat(f->path, ".lock", NULL), G_FILE_TEST_EXISTS));
+	mb2 = mpop_mailbox_open(&mpop_mailbox_mbox_ops, f->cfg, "user", f->path, &error);
+	g_assert_null(mb2);
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_IN_USE);
+	g_clear_error(&error);
+	/* A snapshot session waits for the same locks. */
+	f->cfg->mbox_mode = MPOP_MBOX_SNAPSHOT;
+	mb2 = mpop_mailbox_open(&mpop_mailbox_mbox_ops, f->cfg, "user", f->path, &error);
+	g_assert_null(mb2);
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_IN_USE);
+	g_clear_error(&error);
+	mb->msgs[1].deleted = TRUE;
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	g_assert_false(g_file_test(g_strconcat(f->path, ".lock", NULL), G_FILE_TEST_EXISTS));
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 1);
+}
+
+static void
+test_spool_mode(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) s = make_messages(3, "p", 100);
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(MpopMailbox) mb2 = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *spool = g_build_filename(f->dir, "spool", NULL);
+	struct stat sb;
+
+	put(f->path, s->str, (gssize)s->len);
+	f->cfg->mbox_mode = MPOP_MBOX_SPOOL;
+	mb = open_ok(f);
+	/* The lock is gone at once and the private copy has no name at all. */
+	g_assert_false(g_file_test(g_strconcat(f->path, ".lock", NULL), G_FILE_TEST_EXISTS));
+	g_assert_cmpint(stat(spool, &sb), ==, 0);
+	g_assert_cmpuint(sb.st_mode & 0777, ==, 0700);
+	g_assert_cmpuint(sb.st_nlink, ==, 2);
+	/* Delivery meanwhile does not disturb the session. */
+	append(f->path, "From late\nMessage-ID: <late@x>\n\nlate\n\n");
+	mb->msgs[0].deleted = TRUE;
+	g_assert_nonnull(retr(mb, 1, &error));
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	g_assert_no_error(error);
+	mb2 = open_ok(f);
+	g_assert_cmpuint(mb2->n_msgs, ==, 3);
+	g_assert_cmpstr(mb2->msgs[2].uidl, ==, "<late@x>");
+	/* A rewrite by someone else: the copy still reads, UPDATE refuses. */
+	g_clear_pointer(&mb2, mpop_mailbox_close);
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	mb = open_ok(f);
+	put(f->path, "From z\n\nreplaced\n", -1);
+	g_assert_nonnull(retr(mb, 0, &error));
+	g_assert_no_error(error);
+	mb->msgs[0].deleted = TRUE;
+	g_assert_false(mpop_mailbox_commit(mb, &error));
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED);
+}
+
+/* UIDLs are stable across sessions and across UPDATEs that delete other messages. */
+static void
+test_uidl_stable(Fixture *f, gconstpointer data)
+{
+	const char *box = "From a\nSubject: same\n\nx\n\nFrom b\nSubject: same\n\nx\n\n"
+			  "From c\nX-UIDL: keep\n\ny\n\nFrom d\nMessage-ID: <d@x>\n\nz\n\n";
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(MpopMailbox) mb2 = NULL;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) first = g_new0(char *, 5);
+
+	put(f->path, box, -1);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 4);
+	for (guint i = 0; i < 4; i++)
+		first[i] = g_strdup(mb->msgs[i].uidl);
+	g_assert_cmpstr(first[0], !=, first[1]); /* identical headers, unique UIDLs */
+	g_assert_true(g_str_has_prefix(first[1], first[0]));
+	g_assert_cmpstr(first[2], ==, "keep");
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	mb = open_ok(f);
+	for (guint i = 0; i < 4; i++)
+		g_assert_cmpstr(mb->msgs[i].uidl, ==, first[i]);
+	mb->msgs[2].deleted = TRUE;
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	mb2 = open_ok(f);
+	g_assert_cmpuint(mb2->n_msgs, ==, 3);
+	g_assert_cmpstr(mb2->msgs[0].uidl, ==, first[0]);
+	g_assert_cmpstr(mb2->msgs[1].uidl, ==, first[1]);
+	g_assert_cmpstr(mb2->msgs[2].uidl, ==, first[3]);
+	/* Never written into the mailbox. */
+	g_assert_null(strstr(g_bytes_get_data(slurp(f->path), NULL), first[0]));
+}
+
+/* ---- ENOSPC on a real small tmpfs, in a private mount namespace ---- */
+
+static int
+enospc_child(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("mpop-enospc-XXXXXX", NULL);
+	g_autofree char *path = g_build_filename(dir, "user", NULL);
+	g_autoptr(GString) s = make_messages(3, "e", 60 * 1024);
+	g_autoptr(GBytes) after = NULL;
+	g_autoptr(GError) error = NULL;
+	MpopConfig *cfg = test_config(dir);
+	MpopMailbox *mb;
+	GDir *d;
+	guint n = 0;
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", dir, "tmpfs", 0, "size=256k") < 0)
+		return 77;
+	put(path, s->str, (gssize)s->len);
+	mb = mpop_mailbox_open(&mpop_mailbox_mbox_ops, cfg, "user", path, &error);
+	g_assert_no_error(error);
+	mb->msgs[0].deleted = TRUE;
+	g_assert_false(mpop_mailbox_commit(mb, &error));
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_TEMP);
+	g_assert_nonnull(strstr(error->message, "No space left"));
+	mpop_mailbox_close(mb);
+	after = slurp(path);
+	g_assert_cmpmem(g_bytes_get_data(after, NULL), g_bytes_get_size(after), s->str, s->len);
+	d = g_dir_open(dir, 0, NULL);
+	while (g_dir_read_name(d) != NULL)
+		n++;
+	g_dir_close(d);
+	g_assert_cmpuint(n, ==, 1); /* no temporary file, no lock left */
+	umount(dir);
+	rmdir(dir);
+	config_free(cfg);
+	return 0;
+}
+
+static void
+test_enospc(void)
+{
+	int st;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(enospc_child());
+	g_assert_cmpint(waitpid(pid, &st, 0), ==, pid);
+	g_assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 77) {
+		g_test_skip("cannot mount a tmpfs in a private mount namespace here");
+		return;
+	}
+	g_assert_cmpint(WEXITSTATUS(st), ==, 0);
+}
+
+/* ---- crash injection: SIGKILL during UPDATE while a delivery agent appends ---- */
+
+/* What procmail does: the dotlock first, then open, then a blocking fcntl lock. */
+static void
+deliver(const char *path, const char *msg)
+{
+	g_autofree char *lockpath = g_strconcat(path, ".lock", NULL);
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int lfd, fd;
+
+	while ((lfd = mpop_dotlock_try(lockpath, 300)) < 0)
+		g_usleep(500);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(fcntl(fd, F_SETLKW, &fl), ==, 0);
+	g_assert_cmpint(mpop_write_all(fd, msg, strlen(msg)), ==, 0);
+	close(fd);
+	mpop_dotlock_remove(lockpath, lfd);
+	close(lfd);
+}
+
+static GHashTable *
+uidl_set(Fixture *f, gboolean *out_dup)
+{
+	g_autoptr(MpopMailbox) mb = open_ok(f);
+	GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+	*out_dup = FALSE;
+	for (guint i = 0; i < mb->n_msgs; i++)
+		*out_dup |= !g_hash_table_add(set, g_strdup(mb->msgs[i].uidl));
+	return set;
+}
+
+static gboolean
+set_is(GHashTable *got, GPtrArray *want)
+{
+	if (g_hash_table_size(got) != want->len)
+		return FALSE;
+	for (guint i = 0; i < want->len; i++)
+		if (!g_hash_table_contains(got, want->pdata[i]))
+			return FALSE;
+	return TRUE;
+}
+
+static void
+test_crash_injection(Fixture *f, gconstpointer data)
+{
+	guint rounds = 0, committed = 0, old = 0;
+	guint64 t_end = mpop_now_usec() + 60 * G_USEC_PER_SEC;
+	GRand *rand = g_rand_new_with_seed(g_test_rand_int());
+
+	for (; rounds < 200 && mpop_now_usec() < t_end; rounds++) {
+		g_autofree char *tag = g_strdup_printf("r%u", rounds);
+		g_autoptr(GString) s = make_messages(40, tag, 2000);
+		g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func(g_free);
+		g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func(g_free);
+		g_autoptr(GHashTable) got = NULL;
+		pid_t committer, deliverer;
+		gboolean dup;
+		int st;
+
+		put(f->path, s->str, (gssize)s->len);
+		for (guint i = 0; i < 40; i++) {
+			char *u = g_strdup_printf("<%s-%u@example.org>", tag, i);
+			g_ptr_array_add(all, g_strdup(u));
+			if (i % 4 != 1)
+				g_ptr_array_add(kept, g_strdup(u));
+			g_free(u);
+		}
+		for (guint d = 0; d < 5; d++) {
+			char *u = g_strdup_printf("<%s-d%u@x>", tag, d);
+			g_ptr_array_add(all, g_strdup(u));
+			g_ptr_array_add(kept, u);
+		}
+		committer = fork();
+		if (committer == 0) {
+			MpopMailbox *mb = mpop_mailbox_open(&mpop_mailbox_mbox_ops, f->cfg, "user",
+							    f->path, NULL);
+			if (mb == NULL)
+				_exit(3);
+			for (guint i = 0; i < mb->n_msgs; i++)
+				mb->msgs[i].deleted = i % 4 == 1;
+			_exit(mpop_mailbox_commit(mb, NULL) ? 0 : 4);
+		}
+		deliverer = fork();
+		if (deliverer == 0) {
+			for (guint d = 0; d < 5; d++) {
+				g_autofree char *m = g_strdup_printf(
+					"From mda\nMessage-ID: <%s-d%u@x>\n\ndelivered\n\n", tag,
+					d);
+				deliver(f->path, m);
+				g_usleep(g_random_int_range(0, 1500));
+			}
+			_exit(0);
+		}
+		g_usleep(g_rand_int_range(rand, 0, 6000));
+		kill(committer, SIGKILL);
+		g_assert_cmpint(waitpid(committer, &st, 0), ==, committer);
+		g_assert_cmpint(waitpid(deliverer, &st, 0), ==, deliverer);
+		g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		/* Old content + deliveries, or new content + deliveries; nothing else. */
+		got = uidl_set(f, &dup);
+		g_assert_false(dup);
+		if (set_is(got, kept))
+			committed++;
+		else if (set_is(got, all))
+			old++;
+		else
+			g_assert_not_reached();
+		unlink(g_strconcat(f->path, ".lock", NULL));
+	}
+	g_test_message("crash injection: %u rounds, %u committed, %u old", rounds, committed, old);
+	g_printerr("# crash injection: %u rounds, %u committed, %u old content\n", rounds,
+		   committed, old);
+	g_assert_cmpuint(rounds, >=, 20);
+	g_rand_free(rand);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	g_test_add_func("/mbox/scan/table", test_scan_table);
+	g_test_add_func("/mbox/scan/bad-regex", test_scan_bad_regex);
+	g_test_add_func("/mbox/uidl/table", test_uidl_table);
+#define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+	ADD("/mbox/perl-fixture", test_perl_fixture);
+	ADD("/mbox/sizes-match", test_sizes_match);
+	ADD("/mbox/mixed-content", test_mixed_content);
+	ADD("/mbox/absent-and-empty", test_absent_and_empty);
+	ADD("/mbox/prefix-kept", test_prefix_kept);
+	ADD("/mbox/symlink-refused", test_symlink_refused);
+	ADD("/mbox/big-message", test_big_message);
+	ADD("/mbox/many", test_many);
+	ADD("/mbox/append-during-session", test_append_during_session);
+	ADD("/mbox/rewrite-detected", test_rewrite_detected);
+	ADD("/mbox/owner-mode-kept", test_owner_mode_kept);
+	ADD("/mbox/session-lock", test_session_lock);
+	ADD("/mbox/spool-mode", test_spool_mode);
+	ADD("/mbox/uidl-stable", test_uidl_stable);
+	ADD("/mbox/crash-injection", test_crash_injection);
+	g_test_add_func("/mbox/enospc", test_enospc);
+	return g_test_run();
+}
