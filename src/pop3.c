@@ -71,9 +71,10 @@ mpop_pop3_parse_number(const char *s, guint64 max, guint64 *out_value)
 	for (const char *c = s; *c; c++) {
 		if (*c < '0' || *c > '9')
 			return FALSE;
-		if (v > (G_MAXUINT64 - 9) / 10)
+		guint64 d = (guint64)(*c - '0');
+		if (v > (G_MAXUINT64 - d) / 10)
 			return FALSE;
-		v = v * 10 + (guint64)(*c - '0');
+		v = v * 10 + d;
 	}
 	if (v > max)
 		return FALSE;

@@ -156,8 +156,15 @@ mpop_privsep_drop_login(const char *login_user, const char *chroot_dir)
 	if (uid == 0)
 		return -EPERM;
 	/* An empty, root-owned directory keeps a compromised pre-auth child away from the
-	 * file system. Skipped where the directory does not exist. */
-	if (chroot_dir && *chroot_dir && stat(chroot_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+	 * file system. Created when missing; never used when others could write into it. */
+	if (chroot_dir && *chroot_dir) {
+		if (stat(chroot_dir, &st) < 0 && errno == ENOENT &&
+		    g_mkdir_with_parents(chroot_dir, 0755) < 0)
+			return -errno;
+		if (stat(chroot_dir, &st) < 0)
+			return -errno;
+		if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))
+			return -EPERM;
 		if (chroot(chroot_dir) < 0 || chdir("/") < 0)
 			return -errno;
 	}
