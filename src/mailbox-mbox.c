@@ -741,6 +741,31 @@ fail_write(GError **error, int err)
 	return FALSE;
 }
 
+/* A session killed during UPDATE leaves its temporary file (never the mailbox) behind. Under
+ * the mailbox locks no other UPDATE of this mailbox is running, so every such file of ours
+ * is debris and is removed. */
+static void
+remove_debris(const char *path)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+	g_autofree char *base = g_path_get_basename(path);
+	g_autofree char *prefix = g_strconcat(base, ".mpopd-", NULL);
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *n;
+
+	while (d != NULL && (n = g_dir_read_name(d)) != NULL) {
+		g_autofree char *p = NULL;
+		struct stat sb;
+		if (!g_str_has_prefix(n, prefix) || strlen(n) != strlen(prefix) + 16)
+			continue;
+		p = g_build_filename(dir, n, NULL);
+		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid())
+			(void)unlink(p);
+	}
+	if (d != NULL)
+		g_dir_close(d);
+}
+
 /* Write the new mailbox next to the old one and rename it over (see the top comment). */
 static gboolean
 rewrite(MpopMailbox *mb, MboxPriv *p, int fd, const struct stat *sb, GError **error)
@@ -795,6 +820,7 @@ mbox_commit(MpopMailbox *mb, GError **error)
 			return FALSE;
 	if (fstat(fd, &sb) < 0)
 		return fail_errno(error, errno, "cannot stat mailbox");
+	remove_debris(mb->path);
 	return rewrite(mb, p, fd, &sb, error);
 }
 
