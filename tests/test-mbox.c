@@ -20,6 +20,7 @@
 typedef struct {
 	char *dir;
 	char *path;
+	char *lockpath;
 	MpopConfig *cfg;
 } Fixture;
 
@@ -83,6 +84,7 @@ fixture_setup(Fixture *f, gconstpointer data)
 	f->dir = g_dir_make_tmp("mpop-mbox-XXXXXX", &error);
 	g_assert_no_error(error);
 	f->path = g_build_filename(f->dir, "user", NULL);
+	f->lockpath = g_strconcat(f->path, ".lock", NULL);
 	spool = g_build_filename(f->dir, "spool", NULL);
 	f->cfg = test_config(spool);
 }
@@ -93,6 +95,7 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	rm_rf(f->dir);
 	g_free(f->dir);
 	g_free(f->path);
+	g_free(f->lockpath);
 	config_free(f->cfg);
 }
 
@@ -481,7 +484,7 @@ test_absent_and_empty(Fixture *f, gconstpointer data)
 	mb3 = open_ok(f);
 	g_assert_cmpuint(mb3->n_msgs, ==, 0);
 	/* The lock was released at open (snapshot): nothing left behind. */
-	g_assert_false(g_file_test(g_strconcat(f->path, ".lock", NULL), G_FILE_TEST_EXISTS));
+	g_assert_false(g_file_test(f->lockpath, G_FILE_TEST_EXISTS));
 }
 
 static void
@@ -686,7 +689,7 @@ test_session_lock(Fixture *f, gconstpointer data)
 	put(f->path, s->str, (gssize)s->len);
 	f->cfg->mbox_mode = MPOP_MBOX_SESSION_LOCK;
 	mb = open_ok(f);
-	g_assert_true(g_file_test(g_strconcat(f->path, ".lock", NULL), G_FILE_TEST_EXISTS));
+	g_assert_true(g_file_test(f->lockpath, G_FILE_TEST_EXISTS));
 	mb2 = mpop_mailbox_open(&mpop_mailbox_mbox_ops, f->cfg, "user", f->path, &error);
 	g_assert_null(mb2);
 	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_IN_USE);
@@ -700,7 +703,7 @@ test_session_lock(Fixture *f, gconstpointer data)
 	mb->msgs[1].deleted = TRUE;
 	g_assert_true(mpop_mailbox_commit(mb, &error));
 	g_clear_pointer(&mb, mpop_mailbox_close);
-	g_assert_false(g_file_test(g_strconcat(f->path, ".lock", NULL), G_FILE_TEST_EXISTS));
+	g_assert_false(g_file_test(f->lockpath, G_FILE_TEST_EXISTS));
 	mb = open_ok(f);
 	g_assert_cmpuint(mb->n_msgs, ==, 1);
 }
@@ -719,7 +722,7 @@ test_spool_mode(Fixture *f, gconstpointer data)
 	f->cfg->mbox_mode = MPOP_MBOX_SPOOL;
 	mb = open_ok(f);
 	/* The lock is gone at once and the private copy has no name at all. */
-	g_assert_false(g_file_test(g_strconcat(f->path, ".lock", NULL), G_FILE_TEST_EXISTS));
+	g_assert_false(g_file_test(f->lockpath, G_FILE_TEST_EXISTS));
 	g_assert_cmpint(stat(spool, &sb), ==, 0);
 	g_assert_cmpuint(sb.st_mode & 0777, ==, 0700);
 	g_assert_cmpuint(sb.st_nlink, ==, 2);
@@ -754,6 +757,7 @@ test_uidl_stable(Fixture *f, gconstpointer data)
 	g_autoptr(MpopMailbox) mb2 = NULL;
 	g_autoptr(GError) error = NULL;
 	g_auto(GStrv) first = g_new0(char *, 5);
+	g_autoptr(GBytes) after = NULL;
 
 	put(f->path, box, -1);
 	mb = open_ok(f);
@@ -775,7 +779,8 @@ test_uidl_stable(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(mb2->msgs[1].uidl, ==, first[1]);
 	g_assert_cmpstr(mb2->msgs[2].uidl, ==, first[3]);
 	/* Never written into the mailbox. */
-	g_assert_null(strstr(g_bytes_get_data(slurp(f->path), NULL), first[0]));
+	after = slurp(f->path);
+	g_assert_null(strstr(g_bytes_get_data(after, NULL), first[0]));
 }
 
 /* ---- ENOSPC on a real small tmpfs, in a private mount namespace ---- */
