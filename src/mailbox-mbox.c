@@ -39,9 +39,10 @@
  * the inode again after locking (Dovecot).
  */
 
-#define DROP_EVERY (16u << 20) /* MADV_DONTNEED the indexed part every 16 MiB */
+#define DROP_EVERY (1u << 20) /* MADV_DONTNEED the indexed part every MiB */
 #define COPY_CHUNK (256 * 1024)
 #define VERIFY_CHUNK 4096
+#define CACHE_MAX (64 * 1024)
 
 struct MpopMboxParser {
 	char *start_nl; /* "\n" + literal start prefix, NULL with start_re */
@@ -64,6 +65,9 @@ typedef struct {
 	guint32 tail_hash;   /* after the last message's content */
 	guint cur;
 	guint64 cur_pos;
+	char *cache;	 /* a small message with its boundaries, read in one pread() */
+	gboolean cached; /* the current message is in cache (at cache_skip) */
+	size_t cache_skip;
 } MboxPriv;
 
 static const char *const bookkeeping_headers[] = {
@@ -153,40 +157,43 @@ mpop_mbox_parser_free(MpopMboxParser *p)
 	g_free(p);
 }
 
-/* Literal start: jump from "\nFrom " to "\nFrom " and look one line back. */
+/* Literal start: jump from one occurrence of the prefix's first byte to the next (a
+ * capital 'F' is rare in mail text, so memchr() skips far), keep those at a line start and
+ * look one line back. */
 static gboolean
 next_literal(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
 	     size_t *out_next)
 {
-	size_t q = pos;
+	const char *lit = p->start_nl + 1;
+	size_t q = pos + 1;
 
 	while (q < len) {
-		const char *h = memmem(data + q, len - q, p->start_nl, p->start_len + 1);
+		const char *h = memchr(data + q, lit[0], len - q);
 		size_t hi, s;
 
 		if (h == NULL)
 			return FALSE;
-		hi = (size_t)(h - data);
+		q = (size_t)(h - data) + 1;
+		if (h[-1] != '\n' || (size_t)(data + len - h) < p->start_len ||
+		    memcmp(h, lit, p->start_len) != 0)
+			continue;
+		hi = (size_t)(h - data) - 1; /* the LF ending the line before */
 		if (p->end_re == NULL) {
 			/* Walk back over whitespace only: a text line stops this at once. */
 			s = hi;
 			while (s > pos && data[s - 1] != '\n' && is_wsp(data[s - 1]))
 				s--;
-			if (s == pos || data[s - 1] == '\n') {
-				*out_sep = s;
-				*out_next = hi + 1;
-				return TRUE;
-			}
+			if (s != pos && data[s - 1] != '\n')
+				continue;
 		} else {
 			const char *lf = memrchr(data + pos, '\n', hi - pos);
 			s = lf != NULL ? (size_t)(lf - data) + 1 : pos;
-			if (match_end(p, data + s, hi - s)) {
-				*out_sep = s;
-				*out_next = hi + 1;
-				return TRUE;
-			}
+			if (!match_end(p, data + s, hi - s))
+				continue;
 		}
-		q = hi + 1;
+		*out_sep = s;
+		*out_next = hi + 1;
+		return TRUE;
 	}
 	return FALSE;
 }
@@ -306,7 +313,8 @@ header_value(const char *h, size_t len, const char *name, char *out, size_t cap,
 		const char *lf = memchr(p, '\n', (size_t)(end - p));
 		const char *le = lf != NULL ? lf : end, *q = p + nlen;
 
-		if ((size_t)(le - p) > nlen && g_ascii_strncasecmp(p, name, nlen) == 0) {
+		if ((size_t)(le - p) > nlen && g_ascii_tolower(*p) == g_ascii_tolower(*name) &&
+		    g_ascii_strncasecmp(p, name, nlen) == 0) {
 			while (q < le && (*q == ' ' || *q == '\t'))
 				q++;
 			if (q < le && *q == ':') {
@@ -535,6 +543,19 @@ index_map(MpopMailbox *mb, MboxPriv *p, char *map, size_t size)
 	p->span_hash = (guint32 *)g_array_free(g_steal_pointer(&hashes), FALSE);
 }
 
+/* Our UIDLs are always valid, so the suffixing pass (and its copies of every UIDL) is only
+ * needed when two are equal: the common case costs one table of borrowed keys. */
+static gboolean
+has_duplicates(MpopMailbox *mb)
+{
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+
+	for (guint i = 0; i < mb->n_msgs; i++)
+		if (!g_hash_table_add(seen, mb->msgs[i].uidl))
+			return TRUE;
+	return FALSE;
+}
+
 static gboolean
 mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
 {
@@ -556,7 +577,8 @@ mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
 	(void)madvise(map, (size_t)sb.st_size, MADV_SEQUENTIAL);
 	index_map(mb, p, map, (size_t)sb.st_size);
 	munmap(map, (size_t)sb.st_size);
-	mpop_uidl_make_unique(mb->msgs, mb->n_msgs);
+	if (has_duplicates(mb))
+		mpop_uidl_make_unique(mb->msgs, mb->n_msgs);
 	return TRUE;
 }
 
@@ -574,19 +596,64 @@ verify_file(MpopMailbox *mb, MboxPriv *p, int fd, GError **error)
 	return TRUE;
 }
 
+static guint64
+span_start(MpopMailbox *mb, MboxPriv *p, guint i)
+{
+	return i == 0 ? p->first_from : mb->msgs[i - 1].offset + mb->msgs[i - 1].length;
+}
+
+static guint64
+span_stop(MpopMailbox *mb, MboxPriv *p, guint i)
+{
+	return i < mb->n_msgs ? mb->msgs[i].offset : p->indexed_end;
+}
+
+static guint32
+span_want(MpopMailbox *mb, MboxPriv *p, guint i)
+{
+	return i < mb->n_msgs ? p->span_hash[i] : p->tail_hash;
+}
+
 /* Separator + From line before message i (i == n_msgs: what follows the last one). */
 static gboolean
 verify_span(MpopMailbox *mb, MboxPriv *p, int fd, guint i, GError **error)
 {
-	guint64 start = i == 0 ? p->first_from : mb->msgs[i - 1].offset + mb->msgs[i - 1].length;
-	guint64 stop = i < mb->n_msgs ? mb->msgs[i].offset : p->indexed_end;
-	guint32 want = i < mb->n_msgs ? p->span_hash[i] : p->tail_hash, h = 0;
+	guint64 start = span_start(mb, p, i), stop = span_stop(mb, p, i);
+	guint32 want = span_want(mb, p, i), h = 0;
 	int rc = hash_fd(fd, start, stop - start, &h);
 
 	if (rc < 0 && rc != -ESPIPE)
 		return fail_errno(error, -rc, "cannot read mailbox");
 	if (rc < 0 || h != want)
 		return fail_changed(error);
+	return TRUE;
+}
+
+/* Most messages are small: one pread() of the From line, the message and the next
+ * boundary verifies both boundaries and serves the whole RETR. FALSE: not done (too big, or
+ * a short read), fall back to verifying with separate reads. */
+static gboolean
+begin_cached(MpopMailbox *mb, MboxPriv *p, guint idx, GError **error)
+{
+	guint64 start = span_start(mb, p, idx), stop = span_stop(mb, p, idx + 1);
+	guint64 mid = span_start(mb, p, idx + 1), off = mb->msgs[idx].offset;
+	ssize_t n;
+
+	if (stop - start > CACHE_MAX)
+		return FALSE;
+	if (p->cache == NULL)
+		p->cache = g_malloc(CACHE_MAX);
+	do
+		n = pread(p->fd, p->cache, (size_t)(stop - start), (off_t)start);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)(stop - start))
+		return FALSE;
+	if (hash_update(HASH_INIT, p->cache, off - start) != span_want(mb, p, idx) ||
+	    hash_update(HASH_INIT, p->cache + (mid - start), stop - mid) !=
+		    span_want(mb, p, idx + 1))
+		return FALSE; /* the slow path reports it */
+	p->cached = TRUE;
+	p->cache_skip = (size_t)(off - start);
 	return TRUE;
 }
 
@@ -599,14 +666,19 @@ mbox_msg_begin(MpopMailbox *mb, guint idx, GError **error)
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "no such message");
 		return FALSE;
 	}
-	/* The spool copy is private; the mailbox itself may have been rewritten. */
-	if (mb->cfg->mbox_mode != MPOP_MBOX_SPOOL &&
-	    (!verify_file(mb, p, p->fd, error) || !verify_span(mb, p, p->fd, idx, error) ||
-	     !verify_span(mb, p, p->fd, idx + 1, error)))
-		return FALSE;
-	mpop_lock_touch(p->lock);
 	p->cur = idx;
 	p->cur_pos = 0;
+	p->cached = FALSE;
+	/* The spool copy is private; the mailbox itself may have been rewritten. */
+	if (mb->cfg->mbox_mode != MPOP_MBOX_SPOOL) {
+		if (!verify_file(mb, p, p->fd, error))
+			return FALSE;
+		if (!begin_cached(mb, p, idx, error) &&
+		    (!verify_span(mb, p, p->fd, idx, error) ||
+		     !verify_span(mb, p, p->fd, idx + 1, error)))
+			return FALSE;
+	}
+	mpop_lock_touch(p->lock);
 	return TRUE;
 }
 
@@ -620,6 +692,12 @@ mbox_msg_read(MpopMailbox *mb, char *buf, gsize len, GError **error)
 
 	if (left == 0 || len == 0)
 		return 0;
+	if (p->cached) {
+		n = (ssize_t)MIN(left, len);
+		memcpy(buf, p->cache + p->cache_skip + p->cur_pos, (size_t)n);
+		p->cur_pos += (guint64)n;
+		return n;
+	}
 	do
 		n = pread(p->fd, buf, (size_t)MIN(left, len), (off_t)(m->offset + p->cur_pos));
 	while (n < 0 && errno == EINTR);
@@ -834,7 +912,9 @@ spool_copy(MpopMailbox *mb, MboxPriv *p, GError **error)
 
 	if (dir == NULL)
 		return -1;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	/* A per-user pattern is created on demand; a shared spool (1733/1777, from the package)
+	 * must exist. */
+	if (strchr(mb->cfg->spool_dir, '%') != NULL && mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return fail_errno(error, errno, "cannot create spool directory"), -1;
 	/* O_TMPFILE: no name at all, so nothing to guess, race or leave behind. */
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -908,6 +988,7 @@ mbox_close(MpopMailbox *mb)
 	mpop_close_fdp(&p->fd);
 	mpop_mbox_parser_free(p->parser);
 	g_free(p->span_hash);
+	g_free(p->cache);
 	g_free(p);
 	mb->priv = NULL;
 	mb->stuff_opts.hide_headers = NULL;

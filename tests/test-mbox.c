@@ -87,6 +87,8 @@ fixture_setup(Fixture *f, gconstpointer data)
 	f->lockpath = g_strconcat(f->path, ".lock", NULL);
 	spool = g_build_filename(f->dir, "spool", NULL);
 	f->cfg = test_config(spool);
+	g_free(f->cfg->spool_dir);
+	f->cfg->spool_dir = g_build_filename(f->dir, "spool-%u", NULL);
 }
 
 static void
@@ -715,7 +717,7 @@ test_spool_mode(Fixture *f, gconstpointer data)
 	g_autoptr(MpopMailbox) mb = NULL;
 	g_autoptr(MpopMailbox) mb2 = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autofree char *spool = g_build_filename(f->dir, "spool", NULL);
+	g_autofree char *spool = g_build_filename(f->dir, "spool-user", NULL);
 	struct stat sb;
 
 	put(f->path, s->str, (gssize)s->len);

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* mbox index time vs a plain read + line scan, RETR throughput and peak RSS (prints figures). */
+#include "mailbox.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define N_MSGS 50000
+#define RUNS 3
+
+/* ~2 KB messages written in small pieces, so generating costs no memory. */
+static guint64
+generate(const char *path)
+{
+	static const char words[] = "the quick brown fox jumps over the lazy dog while mail "
+				    "servers count octets and stuff dots at the start of lines ";
+	FILE *f = fopen(path, "w");
+	GRand *rand = g_rand_new_with_seed(7);
+	guint64 total;
+
+	g_assert(f != NULL);
+	for (guint i = 0; i < N_MSGS; i++) {
+		fprintf(f,
+			"From sender%u@example.org Mon Jan  1 00:00:%02u 2024\n"
+			"Return-Path: <sender%u@example.org>\nMessage-ID: <%u.%u@example.org>\n"
+			"Subject: message %u\nStatus: RO\n\n",
+			i, i % 60, i, i, g_rand_int(rand), i);
+		for (int line = 0; line < 28; line++) {
+			int n = g_rand_int_range(rand, 40, 77);
+			int off = g_rand_int_range(rand, 0, (int)sizeof(words) - 78);
+			if (g_rand_int_range(rand, 0, 100) == 0)
+				fputs(">From ", f);
+			fprintf(f, "%.*s\n", n, words + off);
+		}
+		fputc('\n', f);
+	}
+	total = (guint64)ftell(f);
+	fclose(f);
+	g_rand_free(rand);
+	return total;
+}
+
+/* The reference: read the file and find every line end. */
+static double
+baseline(const char *path, guint64 *out_lines)
+{
+	g_autofree char *buf = g_malloc(1 << 20);
+	mpop_autofd fd = open(path, O_RDONLY);
+	guint64 t0 = mpop_now_usec(), lines = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, 1 << 20)) > 0)
+		for (const char *p = buf, *e = buf + n;
+		     (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+			lines++;
+	*out_lines = lines;
+	return (double)(mpop_now_usec() - t0) / 1e6;
+}
+
+static int
+discard(gpointer ctx, const void *data, size_t len)
+{
+	*(guint64 *)ctx += len;
+	return 0;
+}
+
+/* The resident set now, from /proc/self/statm (pages). */
+static long
+rss_now_kb(void)
+{
+	g_autofree char *statm = NULL;
+	long pages = 0, rss = 0;
+
+	if (g_file_get_contents("/proc/self/statm", &statm, NULL, NULL))
+		sscanf(statm, "%ld %ld", &pages, &rss);
+	return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static long
+maxrss_kb(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+int
+main(int argc, char **argv)
+{
+	g_autofree char *dir = g_dir_make_tmp("mpop-bench-XXXXXX", NULL);
+	g_autofree char *path = g_build_filename(dir, "user", NULL);
+	g_autoptr(MpopConfig) cfg = mpop_config_new_default();
+	double best_base = 1e9, best_open = 1e9, best_retr = 1e9;
+	guint64 size, lines = 0, sent = 0;
+	long rss_before, rss_open = 0, max_open = 0;
+
+	cfg->format = MPOP_FORMAT_MBOX;
+	size = generate(path);
+	rss_before = maxrss_kb();
+	for (int r = 0; r < RUNS; r++) {
+		guint64 t0;
+		MpopMailbox *mb;
+		best_base = MIN(best_base, baseline(path, &lines));
+		t0 = mpop_now_usec();
+		mb = mpop_mailbox_open(&mpop_mailbox_mbox_ops, cfg, "user", path, NULL);
+		g_assert(mb != NULL && mb->n_msgs == N_MSGS);
+		best_open = MIN(best_open, (double)(mpop_now_usec() - t0) / 1e6);
+		if (r == 0) {
+			rss_open = rss_now_kb();
+			max_open = maxrss_kb();
+			/* RETR of every message, through the same streaming path as the server. */
+			t0 = mpop_now_usec();
+			for (guint i = 0; i < mb->n_msgs; i++)
+				g_assert(mpop_mailbox_stream(mb, i, -1, "+OK\r\n", discard, &sent,
+							     NULL, NULL));
+			best_retr = (double)(mpop_now_usec() - t0) / 1e6;
+		}
+		mpop_mailbox_close(mb);
+	}
+	printf("mbox: %u messages, %.1f MB, %" G_GUINT64_FORMAT " lines\n", N_MSGS, size / 1e6,
+	       lines);
+	printf("read + memchr line scan: %.3f s (%.0f MB/s)\n", best_base, size / 1e6 / best_base);
+	printf("open (lock + index + UIDLs + sizes): %.3f s (%.2fx the line scan)\n", best_open,
+	       best_open / best_base);
+	printf("RETR of every message in-process: %.3f s, %.0f MB/s sent\n", best_retr,
+	       sent / 1e6 / best_retr);
+	printf("RSS: %ld KiB peak before opening; with the open index %ld KiB (peak %ld KiB); peak "
+	       "after RETR of everything %ld KiB\n",
+	       rss_before, rss_open, max_open, maxrss_kb());
+	unlink(path);
+	rmdir(dir);
+	return 0;
+}
