@@ -25,6 +25,8 @@ typedef enum {
 	DEC_UNQUOTE, /* mboxrd ">+From ": send without the first '>' */
 	DEC_DROP,    /* hidden header line or its continuation */
 } Decision;
+/* A lone CR kept as data (not followed by LF). */
+static const char lone_cr[] = "\r";
 
 static inline void
 put(char **o, const char *data, size_t n)
@@ -320,7 +322,7 @@ mpop_stuffer_feed(MpopStuffer *st, const char *in, size_t len, char *out)
 			end_line(st, &o);
 			p++;
 		} else {
-			content(st, "\r", "\r" + 1, FALSE, &o); /* a lone CR is data */
+			content(st, lone_cr, lone_cr + 1, FALSE, &o); /* a lone CR is data */
 		}
 	}
 	while (p < end && !st->done) {
@@ -343,7 +345,7 @@ mpop_stuffer_finish(MpopStuffer *st, char *out)
 		return 0;
 	if (st->pending_cr) {
 		st->pending_cr = FALSE;
-		content(st, "\r", "\r" + 1, FALSE, &o);
+		content(st, lone_cr, lone_cr + 1, FALSE, &o);
 	}
 	/* A last line without LF still gets its CRLF, so the client receives size octets. */
 	if (!st->bol || st->hold_len > 0)

@@ -3,6 +3,7 @@
 #include "linebuf.h"
 #include "pop3.h"
 
+#include <stdint.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -10,7 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static MpopMessage msgs[2] = {{.uidl = "a", .size = 10}, {.uidl = "b", .size = 20}};
+	static char ua[] = "a", ub[] = "b";
+	static MpopMessage msgs[2] = {{.uidl = ua, .size = 10}, {.uidl = ub, .size = 20}};
 	MpopMailbox mb = {.msgs = msgs, .n_msgs = 2};
 	MpopPop3Params params = {.greeting = "fuzz",
 				 .max_bad_commands = 1000,

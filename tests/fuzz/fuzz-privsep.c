@@ -2,6 +2,8 @@
 /* Fuzz the privileged parent's parser of the pre-login child's record. */
 #include "privsep.h"
 
+#include <stdint.h>
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
