@@ -147,8 +147,10 @@ class Fixture:
     carol (empty maildir). All share PASSWORD.
     """
 
-    def __init__(self, config_extra=None, messages=None):
+    def __init__(self, config_extra=None, messages=None, visible=None):
         self.dir = tempfile.mkdtemp(prefix="mpopd-it-", dir="/tmp")
+        # where the server sees self.dir (a container bind mount), for paths in the files
+        self.vdir = visible or self.dir
         os.chmod(self.dir, 0o755)  # the session uid must traverse it
         self.messages = MESSAGES if messages is None else messages
         self.mail = os.path.join(self.dir, "mail")
@@ -162,12 +164,16 @@ class Fixture:
         with open(self.userlist, "w") as f:
             f.write("# test users\n")
             f.write(f"alice:{self.hash}:{TEST_UID}:{TEST_GID}\n")
-            f.write(f"bob:{self.hash}:{TEST_UID}:{TEST_GID}:{self.maildirs['bob']}\n")
+            f.write(f"bob:{self.hash}:{TEST_UID}:{TEST_GID}:{self.v(self.maildirs['bob'])}\n")
             f.write(f"carol:{self.hash}:{TEST_UID}:{TEST_GID}\n")
         os.chmod(self.userlist, 0o600)
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.conf = os.path.join(self.dir, "mpopd.conf")
         self.write_config(config_extra or {})
+
+    def v(self, path):
+        """path as the server sees it."""
+        return self.vdir + path[len(self.dir):] if path.startswith(self.dir) else path
 
     def make_maildir(self, path, msgs):
         for sub in ("cur", "new", "tmp"):
@@ -188,8 +194,8 @@ class Fixture:
         groups = {
             "server": {"idle_timeout": "60", "pid_file": ""},
             "mailbox": {"format": "maildir",
-                        "location": os.path.join(self.mail, "%u", "Maildir")},
-            "auth": {"default": "userlist", "userlist": self.userlist},
+                        "location": self.v(os.path.join(self.mail, "%u", "Maildir"))},
+            "auth": {"default": "userlist", "userlist": self.v(self.userlist)},
             "log": {"level": "debug"},
         }
         for key, value in extra.items():
