@@ -27,6 +27,9 @@ EXPECT = sorted(MESSAGES, key=lambda m: uidl_of(m[0]))
 BUILDDIR = os.environ.get("BUILDDIR", "")
 SRCDIR = os.environ.get("SRCDIR", "")
 VISIBLE = "/var/vmail"  # in ReadWritePaths= of the units, so the sandbox may write there
+# The build tree inside the container: not under /tmp, which PrivateTmp= hides from the units.
+BUILD_IN = "/opt/mpopd-build"
+MPOPD_IN = BUILD_IN + "/src/mpopd"
 WRONG = "Wr0ng-Passw0rd-systemd"
 
 
@@ -60,13 +63,13 @@ class Container:
         if scenario == "socket":
             write(f"{self.units}/mpopd.socket.d/test.conf", listen)
             write(f"{self.units}/mpopd@.service.d/test.conf",
-                  f"[Service]\nExecStart=\nExecStart={MPOPD} --inetd -c {conf}\n")
+                  f"[Service]\nExecStart=\nExecStart={MPOPD_IN} --inetd -c {conf}\n")
             os.makedirs(f"{self.units}/sockets.target.wants")
             os.symlink("../mpopd.socket", f"{self.units}/sockets.target.wants/mpopd.socket")
         else:
             write(f"{self.units}/mpopd-daemon.socket.d/test.conf", listen)
             write(f"{self.units}/mpopd.service.d/test.conf",
-                  f"[Service]\nExecStart=\nExecStart={MPOPD} -c {conf}\n")
+                  f"[Service]\nExecStart=\nExecStart={MPOPD_IN} -c {conf}\n")
             write(f"{self.units}/reload-probe.service",
                   "[Unit]\nAfter=mpopd.service\nRequires=mpopd.service\n[Service]\n"
                   "Type=oneshot\nExecStart=/bin/sh -c 'timeout 30 systemctl reload "
@@ -89,7 +92,7 @@ class Container:
                f"--bind={self.out}:/out",
                f"--bind={self.journal}:/var/log/journal",
                f"--bind={self.fx.dir}:{VISIBLE}",
-               f"--bind-ro={BUILDDIR}",
+               f"--bind-ro={os.path.dirname(os.path.dirname(MPOPD))}:{BUILD_IN}",
                f"--bind-ro={self.dir}/machine-id:/etc/machine-id",
                "--bind-ro=/etc/passwd", "--bind-ro=/etc/group", "--bind-ro=/etc/nsswitch.conf",
                "-b", "--", "systemd.firstboot=off"]
@@ -210,7 +213,8 @@ def scenario(t, name):
                 ct.stop()
                 entries, _ = ct.journal_entries()
                 units = [f"{e.get('_SYSTEMD_UNIT', e.get('UNIT', ''))}: {e.get('MESSAGE', '')}"
-                         for e in entries if "mpopd" in str(e)]
+                         for e in entries
+                         if "mpopd" in str(e.get("MESSAGE", "")) + str(e.get("UNIT", ""))]
                 t.check(False, f"{name}: the container came up and mpopd greets",
                         "\n".join(units[-30:]) or ct.console())
                 return
