@@ -361,17 +361,33 @@ listing(MpopPop3 *p, const MpopArgs *a, GString *reply, MpopListing kind)
 	} else {
 		reply_line(reply, "+OK Unique-ID listing follows");
 	}
-	for (guint j = 0; j < mb->n_msgs; j++) {
-		if (mb->msgs[j].deleted)
+	/* A maildrop of any size is listed in bounded pieces by mpop_pop3_listing_step(). */
+	p->list_uidl = kind == LISTING_UIDL;
+	p->list_next = 0;
+	return MPOP_ACT_LISTING;
+}
+
+gboolean
+mpop_pop3_listing_step(MpopPop3 *p, GString *reply, guint max_lines)
+{
+	MpopMailbox *mb = p->mb;
+	guint lines = 0;
+
+	for (; p->list_next < mb->n_msgs && lines < max_lines; p->list_next++) {
+		const MpopMessage *m = &mb->msgs[p->list_next];
+		if (m->deleted)
 			continue;
-		if (kind == LISTING_SIZE)
-			g_string_append_printf(reply, "%u %" G_GUINT64_FORMAT "\r\n", j + 1,
-					       mb->msgs[j].size);
+		if (p->list_uidl)
+			g_string_append_printf(reply, "%u %s\r\n", p->list_next + 1, m->uidl);
 		else
-			g_string_append_printf(reply, "%u %s\r\n", j + 1, mb->msgs[j].uidl);
+			g_string_append_printf(reply, "%u %" G_GUINT64_FORMAT "\r\n",
+					       p->list_next + 1, m->size);
+		lines++;
 	}
+	if (p->list_next < mb->n_msgs)
+		return FALSE;
 	reply_line(reply, ".");
-	return MPOP_ACT_REPLY;
+	return TRUE;
 }
 
 static MpopAction

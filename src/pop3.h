@@ -14,15 +14,17 @@ typedef enum {
 } MpopState;
 
 typedef enum {
-	MPOP_ACT_REPLY,	 /* send the reply, read the next line */
-	MPOP_ACT_CLOSE,	 /* send the reply, close without UPDATE */
-	MPOP_ACT_AUTH,	 /* authenticate p->auth_user / p->auth_pass, then
-			  * mpop_pop3_auth_done(); the reply is empty */
-	MPOP_ACT_STREAM, /* reply is the +OK line; stream message p->act_msg with
-			  * p->act_top_lines (< 0: all) via mpop_mailbox_stream() */
-	MPOP_ACT_UPDATE, /* QUIT in TRANSACTION: commit, then mpop_pop3_update_done();
-			  * the reply is empty */
-	MPOP_ACT_STLS,	 /* send the reply, discard pending input, start TLS */
+	MPOP_ACT_REPLY,	  /* send the reply, read the next line */
+	MPOP_ACT_CLOSE,	  /* send the reply, close without UPDATE */
+	MPOP_ACT_AUTH,	  /* authenticate p->auth_user / p->auth_pass, then
+			   * mpop_pop3_auth_done(); the reply is empty */
+	MPOP_ACT_STREAM,  /* reply is the +OK line; stream message p->act_msg with
+			   * p->act_top_lines (< 0: all) via mpop_mailbox_stream() */
+	MPOP_ACT_UPDATE,  /* QUIT in TRANSACTION: commit, then mpop_pop3_update_done();
+			   * the reply is empty */
+	MPOP_ACT_STLS,	  /* send the reply, discard pending input, start TLS */
+	MPOP_ACT_LISTING, /* reply is the +OK line; call mpop_pop3_listing_step() until it
+			   * returns TRUE (LIST or UIDL of the whole maildrop, in pieces) */
 } MpopAction;
 
 typedef struct {
@@ -44,6 +46,9 @@ typedef struct {
 	/* for MPOP_ACT_AUTH (owned; the password is wiped by mpop_pop3_auth_done) */
 	char *auth_user;
 	char *auth_pass;
+	/* for MPOP_ACT_LISTING */
+	gboolean list_uidl;
+	guint list_next;
 	/* for MPOP_ACT_STREAM */
 	guint act_msg;
 	gint64 act_top_lines;
@@ -64,6 +69,10 @@ void mpop_pop3_greeting(MpopPop3 *p, GString *reply);
 /* One command line (without its line end; untrusted). Appends the reply (CRLF-terminated
  * lines) to reply and returns what the caller must do next. */
 MpopAction mpop_pop3_feed(MpopPop3 *p, const char *line, size_t len, GString *reply);
+
+/* Append up to max_lines more lines of the pending listing; TRUE once it is complete
+ * (the terminating "." included). */
+gboolean mpop_pop3_listing_step(MpopPop3 *p, GString *reply, guint max_lines);
 
 /* The line reader discarded a line (too long or containing NUL): one -ERR, counted as a
  * bad command. */

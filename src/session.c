@@ -90,6 +90,11 @@ flush_out(MpopSession *s)
 		return !s->broken;
 	r = mpop_write_all(s->conn->fd_out, s->out->str, s->out->len);
 	g_string_truncate(s->out, 0);
+	/* A big reply leaves no big buffer behind: memory stays flat for the session. */
+	if (s->out->allocated_len > 4 * OUT_FLUSH_AT) {
+		g_string_free(s->out, TRUE);
+		s->out = g_string_sized_new(1024);
+	}
 	if (r < 0) {
 		mpop_log_event(MPOP_LOG_INFO, "disconnect", NULL, "write failed: %s",
 			       g_strerror(-r));
@@ -402,6 +407,11 @@ session_loop(MpopSession *s)
 			do_update(s);
 			flush_out(s);
 			return AUTHZ_CLOSE;
+		case MPOP_ACT_LISTING:
+			while (!mpop_pop3_listing_step(&s->p, s->out, 1024))
+				if (s->out->len >= OUT_FLUSH_AT && !flush_out(s))
+					return AUTHZ_CLOSE;
+			break;
 		case MPOP_ACT_STLS:
 			/* Not offered without TLS configured; the engine never asks. */
 			return AUTHZ_CLOSE;

@@ -80,6 +80,11 @@ run_action(MpopPop3 *p, FakeBox *box, MpopAction act, GString *reply)
 	case MPOP_ACT_STLS:
 		g_string_append(reply, "<STLS>");
 		break;
+	case MPOP_ACT_LISTING:
+		/* one line per step: the pieces must join into the same listing */
+		while (!mpop_pop3_listing_step(p, reply, 1))
+			;
+		break;
 	}
 }
 

@@ -47,6 +47,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				} else {
 					mpop_pop3_auth_done(&p, MPOP_AUTH_DENIED, reply);
 				}
+			} else if (act == MPOP_ACT_LISTING) {
+				while (!mpop_pop3_listing_step(&p, reply, 1))
+					;
 			} else if (act == MPOP_ACT_UPDATE) {
 				mpop_pop3_update_done(&p, TRUE, NULL, reply);
 			}
