@@ -169,6 +169,12 @@ static const Key schema[] = {
 	{"mailbox", "spool_dir", KT_STRING, "/var/spool/mpopd", .flags = F_PATH | F_NONEMPTY,
 	 .offset = OFF(spool_dir),
 	 .help = "mbox_mode=spool: the directory for private copies. Perl mpopd: $mpopd_spool."},
+	{"mailbox", "mail_privileged_group", KT_STRING, "mail", .check = check_name,
+	 .offset = OFF(mail_privileged_group),
+	 .help = "Group the session takes on only while it creates or removes a dotlock and "
+		 "while UPDATE replaces an mbox, for spools such as Debian's root:mail 2775 "
+		 "/var/mail (Dovecot's mail_privileged_group); the rest of the session runs "
+		 "without it. Empty: none. Perl mpopd: $mailgroup."},
 	{"mailbox", "uidl_source", KT_LIST, "x-uidl;message-id;digest", .choices = uidl_sources,
 	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(uidl_source),
 	 .help = "mbox: where a message's UIDL comes from, the first usable one wins: the "

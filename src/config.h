@@ -57,8 +57,9 @@ typedef struct {
 	guint lock_stale_age; /* seconds; 0 = never take over */
 	MpopMboxMode mbox_mode;
 	char *spool_dir;
-	char **uidl_source;  /* "x-uidl", "message-id", "digest" */
-	char **show_headers; /* bookkeeping headers to show anyway */
+	char *mail_privileged_group; /* "": none */
+	char **uidl_source;	     /* "x-uidl", "message-id", "digest" */
+	char **show_headers;	     /* bookkeeping headers to show anyway */
 
 	/* [auth] */
 	char *auth_default;    /* backend name */

@@ -454,8 +454,16 @@ run_daemon(MpopListener *l)
 	}
 	if (!l->opts->foreground) {
 		daemonize();
-		if (access("/run/systemd/journal/socket", F_OK) == 0)
+		/* With the journal to log to, stderr is not needed: let go of the caller's
+		 * terminal or pipe (mpopdctl start | tee must not wait for the daemon). */
+		if (access("/run/systemd/journal/socket", F_OK) == 0) {
+			int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 			mpop_log_init("mpopd", l->cfg->log_level, TRUE);
+			if (fd >= 0) {
+				dup2(fd, STDERR_FILENO);
+				close(fd);
+			}
+		}
 	}
 	if (!pidfile_open(l, &error)) {
 		mpop_log_err("%s", error->message);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* mbox locking that cooperates with delivery agents: NFS-safe dotlock, fcntl, flock. */
 #include "lock.h"
+#include "privsep.h"
 #include "config.h"
 #include "util.h"
 
@@ -122,8 +123,8 @@ dotlock_create(const char *lockpath)
 	return lrc == 0 ? -EEXIST : lrc;
 }
 
-int
-mpop_dotlock_try(const char *lockpath, guint stale_age)
+static int
+dotlock_try(const char *lockpath, guint stale_age)
 {
 	for (int round = 0; round < 3; round++) {
 		struct stat sb;
@@ -143,8 +144,20 @@ mpop_dotlock_try(const char *lockpath, guint stale_age)
 	return -EEXIST;
 }
 
+/* Spools like Debian's root:mail 2775 /var/mail let only group mail create files: the
+ * session takes that group on just for the dotlock (mail_privileged_group). */
 int
-mpop_dotlock_remove(const char *lockpath, int lock_fd)
+mpop_dotlock_try(const char *lockpath, guint stale_age)
+{
+	gboolean group = mpop_privsep_mail_group_enter();
+	int rc = dotlock_try(lockpath, stale_age);
+
+	mpop_privsep_mail_group_leave(group);
+	return rc;
+}
+
+static int
+dotlock_remove(const char *lockpath, int lock_fd)
 {
 	struct stat mine, now;
 
@@ -156,6 +169,16 @@ mpop_dotlock_remove(const char *lockpath, int lock_fd)
 	if (now.st_ino != mine.st_ino || now.st_dev != mine.st_dev)
 		return -ESTALE;
 	return unlink(lockpath) < 0 ? -errno : 0;
+}
+
+int
+mpop_dotlock_remove(const char *lockpath, int lock_fd)
+{
+	gboolean group = mpop_privsep_mail_group_enter();
+	int rc = dotlock_remove(lockpath, lock_fd);
+
+	mpop_privsep_mail_group_leave(group);
+	return rc;
 }
 
 static void

@@ -105,7 +105,7 @@ mpop_privsep_decode(const guint8 *data, gsize len, MpopAuthRequest *out)
 }
 
 int
-mpop_privsep_become(uid_t uid, gid_t gid, const char *user)
+mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid)
 {
 	uid_t ruid, euid, suid;
 	gid_t rgid, egid, sgid;
@@ -116,7 +116,7 @@ mpop_privsep_become(uid_t uid, gid_t gid, const char *user)
 		/* Not root: we can only serve our own mail. */
 		return (uid == geteuid()) ? 0 : -EPERM;
 	}
-	/* Supplementary groups: the user's own (mail group for dotlocks in a shared spool)
+	/* Supplementary groups: the user's own
 	 * when it has a passwd entry, else none. */
 	if (user && getpwnam(user) && getpwnam(user)->pw_uid == uid) {
 		if (initgroups(user, gid) < 0)
@@ -124,14 +124,17 @@ mpop_privsep_become(uid_t uid, gid_t gid, const char *user)
 	} else if (setgroups(1, &gid) < 0) {
 		return -errno;
 	}
-	if (setresgid(gid, gid, gid) < 0)
+	if (priv_gid == (gid_t)-1)
+		priv_gid = gid;
+	if (setresgid(gid, gid, priv_gid) < 0)
 		return -errno;
 	if (setresuid(uid, uid, uid) < 0)
 		return -errno;
 	/* Verify the drop is permanent: no id may be 0 and root must not come back. */
 	if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
 		return -errno;
-	if (ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid || sgid != gid)
+	if (ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid ||
+	    sgid != priv_gid)
 		return -EPERM;
 	if (setuid(0) == 0 || seteuid(0) == 0)
 		return -EPERM;
@@ -175,4 +178,23 @@ mpop_privsep_drop_login(const char *login_user, const char *chroot_dir)
 	if (setuid(0) == 0)
 		return -EPERM;
 	return 0;
+}
+
+gboolean
+mpop_privsep_mail_group_enter(void)
+{
+	gid_t r, e, s;
+
+	if (getresgid(&r, &e, &s) < 0 || s == r || e != r)
+		return FALSE;
+	return setegid(s) == 0;
+}
+
+void
+mpop_privsep_mail_group_leave(gboolean entered)
+{
+	gid_t r, e, s;
+
+	if (entered && getresgid(&r, &e, &s) == 0 && setegid(r) < 0)
+		g_error("cannot give up the privileged group: %s", g_strerror(errno));
 }

@@ -26,9 +26,15 @@ GBytes *mpop_privsep_encode(const MpopAuthRequest *r);
 int mpop_privsep_decode(const guint8 *data, gsize len, MpopAuthRequest *out);
 
 /* Drop to uid/gid for good: setgroups, setresgid, setresuid, then verify that root cannot
- * be regained. Refuses uid 0. Returns 0 or -errno. When not root, succeeds only if uid
- * is already ours. */
-int mpop_privsep_become(uid_t uid, gid_t gid, const char *user);
+ * be regained. Refuses uid 0. priv_gid ((gid_t)-1: none) is kept as the saved set-group-ID
+ * only, for mpop_privsep_mail_group_enter(). Returns 0 or -errno. When not root, succeeds
+ * only if uid is already ours. */
+int mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid);
+
+/* Take on the saved privileged group as effective gid (for dotlocks and mbox replacement
+ * in a group-writable spool). Returns TRUE if it switched; pass that to _leave(). */
+gboolean mpop_privsep_mail_group_enter(void);
+void mpop_privsep_mail_group_leave(gboolean entered);
 
 /* Drop to the unprivileged login user, chroot to dir when root and dir exists. */
 int mpop_privsep_drop_login(const char *login_user, const char *chroot_dir);

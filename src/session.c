@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -164,6 +165,24 @@ maildrop_path(const MpopConfig *cfg, const MpopAuthIdentity *id, GError **error)
 	return mpop_expand_pattern(pattern->str, id->user, id->home, error);
 }
 
+/* The group kept aside for dotlocks in a group-writable spool, (gid_t)-1 for none. */
+static gid_t
+privileged_gid(const MpopConfig *cfg)
+{
+	struct group *gr;
+
+	if (cfg->format != MPOP_FORMAT_MBOX || !cfg->mail_privileged_group ||
+	    !*cfg->mail_privileged_group)
+		return (gid_t)-1;
+	gr = getgrnam(cfg->mail_privileged_group);
+	if (!gr) {
+		mpop_log_warning("mail_privileged_group %s does not exist, ignored",
+				 cfg->mail_privileged_group);
+		return (gid_t)-1;
+	}
+	return gr->gr_gid;
+}
+
 /* After a successful authentication: become the mailbox owner, open the maildrop and enter
  * TRANSACTION. Runs in the (privileged) session process. */
 static MpopAuthzOutcome
@@ -173,7 +192,7 @@ login_finish(MpopSession *s, const MpopAuthIdentity *id)
 	g_autofree char *path = NULL;
 	int r;
 
-	r = mpop_privsep_become(id->uid, id->gid, id->user);
+	r = mpop_privsep_become(id->uid, id->gid, id->user, privileged_gid(s->cfg));
 	if (r < 0) {
 		mpop_log_event(MPOP_LOG_ERR, "login-failed", NULL,
 			       "cannot switch to uid %u gid %u: %s", (unsigned)id->uid,

@@ -103,19 +103,31 @@ test_become(void)
 	pid_t pid;
 	int status;
 
-	g_assert_cmpint(mpop_privsep_become(0, 0, "root"), ==, -EPERM);
+	g_assert_cmpint(mpop_privsep_become(0, 0, "root", (gid_t)-1), ==, -EPERM);
 	if (geteuid() != 0) {
-		g_assert_cmpint(mpop_privsep_become(geteuid(), getegid(), NULL), ==, 0);
-		g_assert_cmpint(mpop_privsep_become(geteuid() + 1, getegid(), NULL), ==, -EPERM);
+		g_assert_cmpint(mpop_privsep_become(geteuid(), getegid(), NULL, (gid_t)-1), ==, 0);
+		g_assert_cmpint(mpop_privsep_become(geteuid() + 1, getegid(), NULL, (gid_t)-1), ==,
+				-EPERM);
 		return;
 	}
 	pid = fork();
 	g_assert_cmpint(pid, >=, 0);
 	if (pid == 0) {
-		if (mpop_privsep_become(4242, 4243, "no-such-user-here") != 0)
+		gid_t r, e, sg;
+		gboolean entered;
+		if (mpop_privsep_become(4242, 4243, "no-such-user-here", 8) != 0)
 			_exit(10);
 		if (getuid() != 4242 || geteuid() != 4242 || getgid() != 4243 || getegid() != 4243)
 			_exit(11);
+		/* the privileged group is only saved, taken on and given up on request */
+		if (getresgid(&r, &e, &sg) < 0 || sg != 8)
+			_exit(14);
+		entered = mpop_privsep_mail_group_enter();
+		if (!entered || getegid() != 8)
+			_exit(15);
+		mpop_privsep_mail_group_leave(entered);
+		if (getegid() != 4243)
+			_exit(16);
 		if (setuid(0) == 0)
 			_exit(12);
 		if (getgroups(0, NULL) != 1)
