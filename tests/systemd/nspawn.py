@@ -1,0 +1,344 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""A throw-away systemd-nspawn container over the host's root for the systemd suite.
+
+`systemd-nspawn -D / --volatile=yes --private-network -b` boots the host's systemd with only
+/usr from the host: / (so /etc and /var) is a fresh tmpfs that systemd-sysusers and
+systemd-tmpfiles fill at boot, and the container has its own loopback. The tests install
+the units into it the way an admin would and talk to mpopd from inside with nsenter.
+Every wait here is bounded, and the container is always powered off (see `booted`).
+"""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from mpopdtest import MPOPD, MPOPDCTL, PASSWORD, Fixture, wait_for
+
+SRCDIR = os.environ.get("SRCDIR", "")
+BUILDDIR = os.environ.get("BUILDDIR", "")
+HERE = os.path.dirname(os.path.abspath(__file__))
+BOOT_TIMEOUT = 60.0
+POWEROFF_TIMEOUT = 20.0
+CMD_TIMEOUT = 30.0
+# The mail fixture inside the container: in the units' ReadWritePaths=, so the sandboxed
+# service may change maildirs there (ProtectSystem=strict makes the rest read-only).
+VMAIL = "/var/vmail"
+SKIP = 77
+# The environment of commands in the container: not the caller's (a PATH into a pyenv or a
+# build tree of the host would mean other programs, or none, in there).
+CT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+          "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+
+
+def skip_unless_possible():
+    """Exit 77 (meson: SKIP) where no container can be booted."""
+    why = None
+    if os.geteuid() != 0:
+        why = "needs root for systemd-nspawn"
+    elif not shutil.which("systemd-nspawn"):
+        why = "systemd-nspawn not installed (Debian: systemd-container)"
+    elif not shutil.which("nsenter"):
+        why = "nsenter not installed (util-linux)"
+    elif not MPOPD or not os.access(MPOPD, os.X_OK) or not SRCDIR or not BUILDDIR:
+        why = "MPOPD, SRCDIR and BUILDDIR must name the build (run through meson test)"
+    if why:
+        print(f"# SKIP: {why}", flush=True)
+        sys.exit(SKIP)
+
+
+def inside_path(path):
+    """Where a host directory is bound in the container: the same path, except below the
+    temporary directories, which PrivateTmp= in the units would hide from mpopd."""
+    path = os.path.realpath(path)
+    if re.match(r"^/(var/)?tmp(/|$)", path):
+        return "/opt/mpopd-test" + path
+    return path
+
+
+def default_config_path():
+    """The configuration file mpopd reads without -c (sysconfdir of this build)."""
+    r = subprocess.run([MPOPDCTL, "-h"], capture_output=True, timeout=CMD_TIMEOUT)
+    m = re.search(r"configuration file \(default (\S+)\)", r.stdout.decode())
+    if not m:
+        raise RuntimeError(f"no default configuration path in mpopdctl -h: {r.stdout!r}")
+    return m.group(1)
+
+
+def pop_request(port, ops, password, user):
+    return json.dumps({"port": port, "user": user, "password": password,
+                       "ops": ops}).encode()
+
+
+class Container:
+    """One booted container. `sh()` runs a command inside (all namespaces, via nsenter)."""
+
+    def __init__(self, name, binds_ro=(), binds=()):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="mpopd-nspawn-")
+        self.binds_ro = list(binds_ro)
+        self.binds = list(binds)
+        self.proc = None
+        self.pid1 = None
+        self.log = None
+
+    def start(self):
+        cmd = ["systemd-nspawn", "-q", "-D", "/", "--volatile=yes", "--private-network",
+               "--register=no", "--keep-unit", "-M", self.name]
+        cmd += [f"--bind-ro={src}:{dst}" for src, dst in self.binds_ro]
+        cmd += [f"--bind={src}:{dst}" for src, dst in self.binds]
+        cmd += ["-b", "--", "systemd.firstboot=off"]
+        self.log = open(os.path.join(self.dir, "console.log"), "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        t0 = time.monotonic()
+        if not wait_for(lambda: self._find_pid1() or self.proc.poll() is not None,
+                        timeout=BOOT_TIMEOUT, step=0.05) or not self.pid1:
+            raise RuntimeError(f"no container PID 1 (nspawn rc {self.proc.poll()}):\n"
+                               + self.console())
+        state = ""
+
+        def up():
+            nonlocal state
+            r = self.sh(["systemctl", "is-system-running"], check=False, timeout=10)
+            state = r.stdout.decode().strip()
+            return state in ("running", "degraded") or self.proc.poll() is not None
+
+        if not wait_for(up, timeout=BOOT_TIMEOUT - (time.monotonic() - t0), step=0.2) \
+                or state not in ("running", "degraded"):
+            raise RuntimeError(f"container not up (state {state!r}):\n" + self.console())
+        self.boot_state = state
+        self.boot_seconds = time.monotonic() - t0
+        return self
+
+    def _find_pid1(self):
+        """The child of systemd-nspawn whose comm is systemd: the container's PID 1."""
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if ppid == self.proc.pid and comm == "systemd":
+                self.pid1 = int(entry)
+                return True
+        return False
+
+    def sh(self, argv, input=None, check=True, timeout=CMD_TIMEOUT):
+        """Run argv inside the container; returns the CompletedProcess."""
+        r = subprocess.run(["nsenter", "-t", str(self.pid1), "-a", *argv], input=input,
+                           capture_output=True, timeout=timeout, env=CT_ENV)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"in the container: {' '.join(argv)}: rc {r.returncode}\n"
+                               f"{r.stdout.decode(errors='replace')}"
+                               f"{r.stderr.decode(errors='replace')}")
+        return r
+
+    def systemctl(self, *args, check=True, timeout=CMD_TIMEOUT):
+        return self.sh(["systemctl", *args], check=check, timeout=timeout)
+
+    def prop(self, unit, name):
+        r = self.systemctl("show", "-P", name, unit)
+        return r.stdout.decode().strip()
+
+    def write(self, path, data, mode="0644"):
+        """Create a file inside the container (parent directories too)."""
+        if isinstance(data, str):
+            data = data.encode()
+        self.sh(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"',
+                 "sh", path, mode], input=data)
+
+    def journal(self):
+        """All records of the container journal as dicts, and the raw JSON bytes."""
+        r = self.sh(["journalctl", "-o", "json", "--no-pager"], check=False, timeout=60)
+        out = []
+        for line in r.stdout.decode("utf-8", "replace").splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out, r.stdout
+
+    def pop(self, port, ops, password=PASSWORD, user="alice"):
+        """Run popclient.py inside the container: one answer (a dict) per op, or a single
+        {"error": ...} when the client could not run at all."""
+        r = self.sh(["python3", inside_path(os.path.join(HERE, "popclient.py"))],
+                    input=pop_request(port, ops, password, user), check=False, timeout=60)
+        try:
+            return [json.loads(line) for line in r.stdout.decode().splitlines()]
+        except ValueError:
+            return [{"error": f"popclient rc {r.returncode}: {r.stdout!r} {r.stderr!r}"}]
+
+    def pop_background(self, port, ops, password=PASSWORD, user="alice"):
+        """popclient.py inside, not waited for: the caller reads its stdout lines."""
+        p = subprocess.Popen(["nsenter", "-t", str(self.pid1), "-a", "python3",
+                              inside_path(os.path.join(HERE, "popclient.py"))],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, env=CT_ENV)
+        p.stdin.write(pop_request(port, ops, password, user))
+        p.stdin.close()
+        return p
+
+    def console(self):
+        try:
+            with open(os.path.join(self.dir, "console.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")[-3000:]
+        except OSError:
+            return ""
+
+    def poweroff(self):
+        """systemctl poweroff inside; SIGKILL to nspawn if it has not exited in 20 s."""
+        if not self.proc:
+            return
+        if self.proc.poll() is None and self.pid1:
+            with contextlib.suppress(Exception):
+                self.sh(["systemctl", "poweroff"], check=False, timeout=10)
+        try:
+            self.proc.wait(timeout=POWEROFF_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            print(f"# {self.name}: no exit {POWEROFF_TIMEOUT:.0f} s after poweroff, killing",
+                  flush=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.log.close()
+        # nspawn leaves this directory behind when the host's /run is not a tmpfs
+        with contextlib.suppress(OSError):
+            os.rmdir(f"/run/systemd/nspawn/propagate/{self.name}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Setup:
+    """A mail fixture, the configuration at this build's default path, and the build tree,
+    all bound into the container; the units generated from units/*.in as `meson install`
+    would, but with @sbindir@ the build tree's src/ (the same path inside and out)."""
+
+    def __init__(self, tag):
+        self.fx = Fixture(visible=VMAIL)
+        self.tag = tag
+        self.ct = None
+        self.conf_default = default_config_path()
+        self.confdir = tempfile.mkdtemp(prefix="mpopd-etc-")
+        os.chmod(self.confdir, 0o755)
+        # The default path lives under the host's read-only /usr in the container
+        # (/usr/local/etc for a /usr/local build): bind our own directory over its parent.
+        # If that parent is missing on the host (no mount point), use /etc/mpopd and -c.
+        parent = os.path.dirname(os.path.dirname(self.conf_default))
+        self.conf_bind = None
+        if re.match(r"^/(etc|run)/", self.conf_default):
+            self.conf_inside = self.conf_default
+            self.drop_in_config = False
+        elif os.path.isdir(parent) and parent not in ("/", "/usr"):
+            self.conf_bind = (self.confdir, parent)
+            self.conf_inside = self.conf_default
+            self.drop_in_config = False
+        else:
+            self.conf_bind = (self.confdir, "/etc/mpopd-test")
+            self.conf_inside = "/etc/mpopd-test/" + os.path.basename(self.conf_default)
+            self.drop_in_config = True
+        self.conf_host = (os.path.join(self.confdir, os.path.relpath(self.conf_default, parent))
+                          if self.conf_bind and not self.drop_in_config else
+                          os.path.join(self.confdir, os.path.basename(self.conf_default)))
+        os.makedirs(os.path.dirname(self.conf_host), exist_ok=True)
+        self.extra = {}
+        self.set_config({})
+        self.sbindir = inside_path(os.path.dirname(MPOPD))
+        self.mpopdctl = inside_path(MPOPDCTL)
+
+    def set_config(self, extra):
+        """Write the configuration mpopd reads (the fixture's, plus extra keys)."""
+        self.extra.update(extra)
+        self.fx.write_config(self.extra)
+        with open(self.fx.conf) as f:
+            text = f.read()
+        self.write_config_text(text)
+
+    def write_config_text(self, text):
+        tmp = self.conf_host + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.conf_host)  # the daemon never reads half a file
+        if self.ct and not self.conf_bind:
+            self.ct.write(self.conf_inside, text)
+
+    def boot(self):
+        binds_ro = [(os.path.realpath(BUILDDIR), inside_path(BUILDDIR))]
+        src = os.path.realpath(SRCDIR)
+        if not os.path.realpath(BUILDDIR).startswith(src + "/"):
+            binds_ro.append((src, inside_path(src)))
+        else:
+            binds_ro = [(src, inside_path(src))]
+        if self.conf_bind:
+            binds_ro.append(self.conf_bind)
+        name = f"mpopd-{self.tag}-{os.getpid()}"
+        self.ct = Container(name, binds_ro=binds_ro, binds=[(self.fx.dir, VMAIL)])
+        self.ct.start()
+        if not self.conf_bind:
+            with open(self.conf_host) as f:
+                self.ct.write(self.conf_inside, f.read())
+        return self.ct
+
+    def unit_text(self, name):
+        if name.endswith(".service"):
+            with open(os.path.join(SRCDIR, "units", name + ".in")) as f:
+                return f.read().replace("@sbindir@", self.sbindir)
+        with open(os.path.join(SRCDIR, "units", name)) as f:
+            return f.read()
+
+    def install_units(self, names, unitdir="/run/systemd/system"):
+        """Install the units and the tmpfiles entry as README says, and daemon-reload."""
+        ct = self.ct
+        for n in names:
+            ct.write(f"{unitdir}/{n}", self.unit_text(n))
+            if self.drop_in_config and n.endswith(".service"):
+                args = " --inetd" if n.startswith("mpopd@") else ""
+                ct.write(f"{unitdir}/{n}.d/50-config.conf",
+                         f"[Service]\nExecStart=\nExecStart={self.sbindir}/mpopd{args} "
+                         f"-c {self.conf_inside}\n")
+        with open(os.path.join(SRCDIR, "units", "mpopd.tmpfiles")) as f:
+            ct.write("/etc/tmpfiles.d/mpopd.conf", f.read())
+        ct.sh(["systemd-tmpfiles", "--create", "mpopd.conf"])
+        ct.systemctl("daemon-reload")
+
+    def close(self):
+        try:
+            if self.ct:
+                self.ct.poweroff()
+        finally:
+            self.fx.cleanup()
+            shutil.rmtree(self.confdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def booted(tag):
+    """Setup + booted container; always powered off and cleaned up."""
+    s = Setup(tag)
+    try:
+        s.boot()
+        yield s
+    finally:
+        s.close()
+
+
+def mpopd_failures(entries):
+    """Journal lines that say an mpopd unit failed or was killed by the sandbox."""
+    bad = []
+    for e in entries:
+        unit = str(e.get("UNIT", "")) + str(e.get("_SYSTEMD_UNIT", ""))
+        msg = str(e.get("MESSAGE", ""))
+        if "mpopd" in unit and any(s in msg for s in (
+                "Failed with result", "status=31/SYS", "code=dumped", "core-dump",
+                "SECCOMP", "Main process exited, code=killed")):
+            bad.append(f"{unit}: {msg}")
+        if e.get("_TRANSPORT") == "audit" and "mpopd" in msg:
+            bad.append(f"audit: {msg}")
+    return bad

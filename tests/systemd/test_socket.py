@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""mpopd.socket (Accept=yes) + mpopd@.service under a real systemd in systemd-nspawn.
+
+Installed and enabled as an admin would (port 110 of the container's private loopback):
+every message fetched byte-exact with poplib, the sandbox really applied to the instance
+(seccomp, no_new_privs, uid dropped), structured journal records without the password,
+and the instances garbage-collected after the session, a SIGKILLed (failed) one included.
+"""
+
+import re
+
+from mpopdtest import MESSAGES, PASSWORD, TEST_UID, Reporter, lines_of, uidl_of, wait_for
+from nspawn import VMAIL, booted, mpopd_failures, skip_unless_possible
+
+PORT = 110  # ListenStream= of the shipped mpopd.socket, unchanged
+EXPECT = [lines_of(raw) for _, raw in sorted(MESSAGES, key=lambda m: uidl_of(m[0]))]
+WRONG = "Wr0ng-" + PASSWORD
+
+
+def instances(ct):
+    r = ct.systemctl("list-units", "--all", "--plain", "--no-legend", "mpopd@*", check=False)
+    return [line.split()[0] for line in r.stdout.decode().splitlines() if line.strip()]
+
+
+def unit_processes(ct, unit):
+    """{pid: {Uid, Seccomp, NoNewPrivs, CapEff}} of the processes in a unit's cgroup."""
+    cg = ct.prop(unit, "ControlGroup")
+    r = ct.sh(["sh", "-c", 'for root in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd '
+               '/sys/fs/cgroup; do f="$root$1/cgroup.procs"; [ -r "$f" ] && '
+               'for p in $(cat "$f"); do echo "pid:$p"; cat /proc/$p/status; done && '
+               'break; done', "sh", cg], check=False)
+    procs, cur = {}, None
+    for line in r.stdout.decode().splitlines():
+        key, _, value = line.partition(":")
+        if key == "pid":
+            cur = procs.setdefault(value, {})
+        elif cur is not None and key in ("Uid", "Seccomp", "NoNewPrivs", "CapEff"):
+            cur[key] = value.split()[0] if value.split() else ""
+    return procs
+
+
+def mount_options(ct, pid):
+    """{mount point: options} as the process sees them (the last mount on a point wins)."""
+    r = ct.sh(["cat", f"/proc/{pid}/mountinfo"], check=False)
+    out = {}
+    for line in r.stdout.decode().splitlines():
+        f = line.split()
+        if len(f) > 5:
+            out[f[4]] = f[5].split(",")
+    return out
+
+
+def check_fetch(t, tag, res, count):
+    t.check("error" not in res, f"{tag}: login and fetch", res.get("error"))
+    msgs = [bytes.fromhex(m) for m in res.get("messages", [])]
+    want = [b"\n".join(lines) for lines in EXPECT][len(EXPECT) - count:]
+    t.equal(len(msgs), count, f"{tag}: STAT counts {count} messages")
+    t.check(msgs == want, f"{tag}: every RETR byte-exact ({sum(map(len, want))} bytes)",
+            [i + 1 for i, (a, b) in enumerate(zip(msgs, want)) if a != b])
+
+
+def fetch(t, s):
+    ct = s.ct
+    res = ct.pop(PORT, [{"op": "fetch", "dele": [1]}, {"op": "fetch"},
+                        {"op": "wrong", "password": WRONG}])
+    t.equal(len(res), 3, "poplib inside the container ran three sessions")
+    res += [{}] * (3 - len(res))
+    t.check(res[0].get("greeting", "").startswith("+OK"), "mpop@.service greets on port 110",
+            res[0])
+    check_fetch(t, "first session", res[0], len(EXPECT))
+    t.check(res[0].get("quit", "").startswith("+OK"), "QUIT after DELE 1 commits", res[0])
+    check_fetch(t, "second session", res[1], len(EXPECT) - 1)
+    t.check(res[2].get("reply", "").startswith("-ERR [AUTH]"),
+            "a wrong password gets -ERR [AUTH]", res[2])
+
+
+def journal(t, s, held_unit):
+    ct = s.ct
+    entries = []
+
+    def logged_out():
+        nonlocal entries
+        entries, _ = ct.journal()
+        return sum(e.get("MPOPD_EVENT") == "logout" for e in entries) >= 2
+
+    wait_for(logged_out, timeout=10, step=0.3)
+    entries, raw = ct.journal()
+    mine = [e for e in entries if e.get("MPOPD_EVENT")]
+    for ev in ("login", "logout", "login-failed"):
+        recs = [e for e in mine if e.get("MPOPD_EVENT") == ev]
+        t.check(any(e.get("MPOPD_SESSION") and e.get("MPOPD_USER") == "alice"
+                    and re.match(r"^(127\.0\.0\.1|\[::ffff:127\.0\.0\.1\]):\d+$",
+                                 e.get("MPOPD_PEER", ""))
+                    and e.get("_SYSTEMD_UNIT", "").startswith("mpopd@") for e in recs),
+                f"journal: MPOPD_EVENT={ev} with MPOPD_SESSION, MPOPD_PEER, MPOPD_USER "
+                "from an mpopd@ instance", recs[:2] or sorted({e["MPOPD_EVENT"] for e in mine}))
+    sessions = {e.get("MPOPD_SESSION") for e in mine if e.get("MPOPD_EVENT") == "login"}
+    t.check(len(sessions) >= 2, "journal: each session has its own MPOPD_SESSION", sessions)
+    t.check(PASSWORD.encode() not in raw and WRONG.encode() not in raw,
+            f"journal: no password in any of {len(entries)} records")
+    bad = [b for b in mpopd_failures(entries) if held_unit not in b]
+    t.check(not bad, "journal: no mpopd unit failed (sandbox, seccomp, capabilities)", bad)
+
+
+def sandbox_and_collect(t, s):
+    """A held session: the sandbox applied to it; then SIGKILL and CollectMode."""
+    ct = s.ct
+    t.check(wait_for(lambda: not instances(ct), timeout=10, step=0.2),
+            "finished instances are garbage-collected (CollectMode=)", instances(ct))
+    p = ct.pop_background(PORT, [{"op": "hold", "seconds": 20}])
+    try:
+        held = p.stdout.readline()
+        t.check(b'"held": true' in held, "a session stays logged in", held)
+        units = instances(ct)
+        t.equal(len(units), 1, "one mpopd@ instance runs for it")
+        unit = units[0] if units else "mpopd@none.service"
+        procs = unit_processes(ct, unit)
+        t.check(len(procs) >= 2 and all(st.get("Seccomp") == "2" and st.get("NoNewPrivs") == "1"
+                                        for st in procs.values()),
+                "every process of the instance runs under seccomp and no_new_privs",
+                procs)
+        t.check(any(st.get("Uid") == str(TEST_UID) for st in procs.values())
+                and all(st.get("CapEff") == "0000000000000000" for st in procs.values()
+                        if st.get("Uid") == str(TEST_UID)),
+                f"the session process dropped to uid {TEST_UID} without capabilities", procs)
+        mounts = mount_options(ct, ct.prop(unit, "MainPID"))
+        t.check(all("ro" in mounts.get(m, ()) for m in ("/", "/usr"))
+                and "rw" in mounts.get(VMAIL, ()),
+                f"ProtectSystem=strict: / and /usr read-only, {VMAIL} (ReadWritePaths=) "
+                "writable", {m: mounts.get(m) for m in ("/", "/usr", VMAIL)})
+        ct.systemctl("kill", "-s", "KILL", unit, check=False)
+        t.check(wait_for(lambda: not instances(ct), timeout=10, step=0.2),
+                "a SIGKILLed (failed) instance is collected too, no unit pile-up",
+                instances(ct))
+        r = ct.systemctl("list-units", "--failed", "--plain", "--no-legend", check=False)
+        t.check("mpopd" not in r.stdout.decode(), "no failed mpopd unit stays listed",
+                r.stdout.decode())
+    finally:
+        p.kill()
+        p.wait(timeout=10)
+    t.equal(ct.prop("mpopd.socket", "ActiveState"), "active", "mpopd.socket still listening")
+    return unit
+
+
+def scenario(t):
+    with booted("socket") as s:
+        ct = s.ct
+        print(f"# container up ({ct.boot_state}) after {ct.boot_seconds:.1f} s", flush=True)
+        s.install_units(["mpopd.socket", "mpopd@.service"])
+        r = ct.systemctl("enable", "--now", "mpopd.socket", check=False)
+        t.check(r.returncode == 0, "systemctl enable --now mpopd.socket", r.stderr)
+        t.equal(ct.prop("mpopd.socket", "ActiveState"), "active", "mpopd.socket is active")
+        t.check("sockets.target.wants/mpopd.socket" in r.stderr.decode(),
+                "enable links it into sockets.target", r.stderr)
+        fetch(t, s)
+        held_unit = sandbox_and_collect(t, s)
+        res = ct.pop(PORT, [{"op": "greeting"}])
+        t.check(res[0].get("greeting", "").startswith("+OK"), "new connections still served",
+                res)
+        journal(t, s, held_unit)
+        t.check(int(ct.prop("mpopd.socket", "NAccepted") or 0) >= 5,
+                "the socket accepted every connection (NAccepted)")
+
+
+def main():
+    skip_unless_possible()
+    t = Reporter("systemd-socket")
+    t.run(scenario)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
