@@ -11,11 +11,13 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,6 +185,34 @@ privileged_gid(const MpopConfig *cfg)
 	return gr->gr_gid;
 }
 
+/* The session proper runs in a fresh process: the memory the password hash took (yescrypt
+ * uses 16 MiB by design) is no part of its footprint, which then depends only on the
+ * maildrop. The parent waits and passes on the exit status; the child dies with it. */
+static gboolean
+fork_session_process(MpopSession *s)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0) {
+		mpop_log_err("fork: %s", g_strerror(errno));
+		g_string_append(s->out, "-ERR [SYS/TEMP] Cannot start the session, try later.\r\n");
+		return FALSE;
+	}
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+			_exit(1);
+		/* Big tables (the message index) live in their own mappings: they grow by
+		 * mremap() without a second copy and go back to the system when freed. */
+		mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+		return TRUE;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
 /* After a successful authentication: become the mailbox owner, open the maildrop and enter
  * TRANSACTION. Runs in the (privileged) session process. */
 static MpopAuthzOutcome
@@ -192,6 +222,8 @@ login_finish(MpopSession *s, const MpopAuthIdentity *id)
 	g_autofree char *path = NULL;
 	int r;
 
+	if (!fork_session_process(s))
+		return AUTHZ_CLOSE;
 	r = mpop_privsep_become(id->uid, id->gid, id->user, privileged_gid(s->cfg));
 	if (r < 0) {
 		mpop_log_event(MPOP_LOG_ERR, "login-failed", NULL,

@@ -183,9 +183,12 @@ def test_crash_during_update(t):
         try:
             while rounds < 100 and time.monotonic() < end:
                 rounds += 1
+                # Its own process group: the kill below crashes the whole session (after
+                # login mpopd serves from a fresh child process), as a crash or
+                # systemd's KillMode=control-group would.
                 proc = subprocess.Popen([os.environ["MPOPD"], "--inetd", "-c", fx.conf],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
                 deleted = set()
                 try:
                     proc.stdin.write(f"USER alice\r\nPASS {PASSWORD}\r\nUIDL\r\n".encode())
@@ -207,8 +210,15 @@ def test_crash_during_update(t):
                     proc.stdin.flush()
                     time.sleep(random.uniform(0, 0.012))
                 finally:
-                    proc.send_signal(signal.SIGKILL)
+                    os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=WAIT)
+                    gone = time.monotonic() + WAIT
+                    while time.monotonic() < gone:
+                        try:
+                            os.killpg(proc.pid, 0)
+                        except ProcessLookupError:
+                            break
+                        time.sleep(0.005)
                 with guard:
                     before = set(alive)
                 ids = fx.ids()
