@@ -342,3 +342,21 @@ def mpopd_failures(entries):
         if e.get("_TRANSPORT") == "audit" and "mpopd" in msg:
             bad.append(f"audit: {msg}")
     return bad
+
+
+def unit_file_warnings(entries):
+    """What PID 1 said about lines of the mpopd unit files (unknown keys, bad values)."""
+    return [e.get("MESSAGE", "") for e in entries
+            if re.search(r"mpopd[^ ]*\.(service|socket):\d+:", str(e.get("MESSAGE", "")))]
+
+
+def cgroup_limits(ct, unit):
+    """The memory.max and pids.max in force for a unit, or None where the container has
+    no cgroup v2 controllers to set them in (a hybrid/v1 host: nspawn hands the container
+    read-only v1 hierarchies and an empty unified one)."""
+    r = ct.sh(["stat", "-fc", "%T", "/sys/fs/cgroup"], check=False)
+    if r.stdout.decode().strip() != "cgroup2fs":
+        return None
+    cg = "/sys/fs/cgroup" + ct.prop(unit, "ControlGroup")
+    r = ct.sh(["cat", f"{cg}/memory.max", f"{cg}/pids.max"], check=False)
+    return r.stdout.decode().split()

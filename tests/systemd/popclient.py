@@ -9,13 +9,14 @@ order and prints one JSON line per op:
                                    "messages": [hex of the lines joined by LF], "quit"}
   {"op": "wrong"}               -> {"reply": "-ERR ..."} (USER/PASS with a wrong password)
   {"op": "hold", "seconds": s}  -> {"held": true} at once, then stays logged in for s seconds
+                                   or until the server closes: {"closed_by_server": bool}
 Errors are reported as {"error": "..."}; every socket operation has a timeout.
 """
 
 import json
 import poplib
+import socket
 import sys
-import time
 
 TIMEOUT = 15
 
@@ -61,14 +62,19 @@ def op_wrong(req, op):
 
 
 def op_hold(req, op):
+    """Logged in until the server closes the connection or the time is up."""
     p = login(req)
     print(json.dumps({"held": True}), flush=True)
-    time.sleep(op.get("seconds", 10))
+    p.sock.settimeout(op.get("seconds", 10))
     try:
+        closed = p.sock.recv(1) == b""
+    except socket.timeout:
+        closed = False
+    except OSError:
+        closed = True
+    if not closed:
         p.quit()
-    except (OSError, poplib.error_proto):
-        pass
-    return {"released": True}
+    return {"closed_by_server": closed}
 
 
 OPS = {"greeting": op_greeting, "fetch": op_fetch, "wrong": op_wrong, "hold": op_hold}

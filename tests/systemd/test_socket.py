@@ -9,9 +9,11 @@ and the instances garbage-collected after the session, a SIGKILLed (failed) one 
 """
 
 import re
+import subprocess
 
 from mpopdtest import MESSAGES, PASSWORD, TEST_UID, Reporter, lines_of, uidl_of, wait_for
-from nspawn import VMAIL, booted, mpopd_failures, skip_unless_possible
+from nspawn import (VMAIL, booted, cgroup_limits, mpopd_failures, skip_unless_possible,
+                    unit_file_warnings)
 
 PORT = 110  # ListenStream= of the shipped mpopd.socket, unchanged
 EXPECT = [lines_of(raw) for _, raw in sorted(MESSAGES, key=lambda m: uidl_of(m[0]))]
@@ -101,6 +103,8 @@ def journal(t, s, held_unit):
             f"journal: no password in any of {len(entries)} records")
     bad = [b for b in mpopd_failures(entries) if held_unit not in b]
     t.check(not bad, "journal: no mpopd unit failed (sandbox, seccomp, capabilities)", bad)
+    warn = unit_file_warnings(entries)
+    t.check(not warn, "journal: systemd has no complaint about a line of the unit files", warn)
 
 
 def sandbox_and_collect(t, s):
@@ -129,6 +133,13 @@ def sandbox_and_collect(t, s):
                 and "rw" in mounts.get(VMAIL, ()),
                 f"ProtectSystem=strict: / and /usr read-only, {VMAIL} (ReadWritePaths=) "
                 "writable", {m: mounts.get(m) for m in ("/", "/usr", VMAIL)})
+        limits = cgroup_limits(ct, unit)
+        if limits is None:
+            print("# MemoryMax=/TasksMax= not enforceable in this container: the host has "
+                  "no unified cgroup v2 hierarchy (systemd-nspawn gives the container "
+                  "read-only cgroup v1 controllers); skipped", flush=True)
+        else:
+            t.equal(limits, ["268435456", "8"], "MemoryMax=256M and TasksMax=8 in force")
         ct.systemctl("kill", "-s", "KILL", unit, check=False)
         t.check(wait_for(lambda: not instances(ct), timeout=10, step=0.2),
                 "a SIGKILLed (failed) instance is collected too, no unit pile-up",
@@ -136,9 +147,14 @@ def sandbox_and_collect(t, s):
         r = ct.systemctl("list-units", "--failed", "--plain", "--no-legend", check=False)
         t.check("mpopd" not in r.stdout.decode(), "no failed mpopd unit stays listed",
                 r.stdout.decode())
+        t.check(b'"closed_by_server": true' in p.stdout.readline(),
+                "the client sees the connection closed")
     finally:
-        p.kill()
-        p.wait(timeout=10)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
     t.equal(ct.prop("mpopd.socket", "ActiveState"), "active", "mpopd.socket still listening")
     return unit
 

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""mpopdctl under a real systemd: its service verbs map to systemctl on the right units.
+
+All four units installed; first the default setup (mpopd.socket, Accept=yes), then the
+daemon setup (mpopd.service enabled, so mpopd-daemon.socket is enabled through Also=).
+"""
+
+import uuid
+
+from mpopdtest import Reporter
+from nspawn import booted, skip_unless_possible
+
+PORT = 110
+UNITS = ["mpopd.socket", "mpopd@.service", "mpopd-daemon.socket", "mpopd.service"]
+
+
+def ctl(s, *args):
+    r = s.ct.sh([s.mpopdctl, *args], check=False)
+    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
+
+
+def greeting(s):
+    res = s.ct.pop(PORT, [{"op": "greeting"}])
+    return res[0].get("greeting", res[0].get("error", ""))
+
+
+def state(s, unit):
+    return s.ct.prop(unit, "ActiveState")
+
+
+def socket_setup(t, s):
+    rc, out = ctl(s, "status")
+    t.check(rc == 3 and "mpopd.socket" in out,
+            "status before start: systemctl status mpopd.socket, LSB 3 (not running)", out)
+    rc, out = ctl(s, "start")
+    t.check(rc == 0 and state(s, "mpopd.socket") == "active",
+            "start: systemctl start mpopd.socket", out)
+    t.check(greeting(s).startswith("+OK"), "... and port 110 is served")
+    rc, out = ctl(s, "status")
+    t.check(rc == 0 and "mpopd.socket" in out and "active (listening)" in out,
+            "status: systemctl status mpopd.socket, active", out)
+    rc, out = ctl(s, "reload")
+    t.check(rc == 0 and "nothing to reload" in out,
+            "reload with socket activation: nothing to reload (each session reads the file)",
+            out)
+    rc, out = ctl(s, "-p", "2110", "start")
+    t.check(rc == 1 and "does not apply under systemd" in out,
+            "start -p PORT is refused under systemd (the port is in the socket unit)", out)
+    conf = [] if s.conf_inside == s.conf_default else ["-c", s.conf_inside]
+    rc, out = ctl(s, *conf, "check")
+    t.check(rc == 0, "check: the configuration mpopd reads validates", out)
+    rc, out = ctl(s, "stop")
+    t.check(rc == 0 and state(s, "mpopd.socket") == "inactive",
+            "stop: systemctl stop mpopd.socket", out)
+
+
+def daemon_setup(t, s):
+    r = s.ct.systemctl("enable", "mpopd.service", check=False)
+    t.check(r.returncode == 0, "systemctl enable mpopd.service (and mpopd-daemon.socket)",
+            r.stderr)
+    rc, out = ctl(s, "start")
+    t.check(rc == 0 and state(s, "mpopd-daemon.socket") == "active"
+            and state(s, "mpopd.socket") == "inactive",
+            "start with the daemon setup enabled: systemctl start mpopd-daemon.socket", out)
+    t.check(greeting(s).startswith("+OK") and state(s, "mpopd.service") == "active",
+            "a connection activates mpopd.service")
+    rc, out = ctl(s, "status")
+    t.check(rc == 0 and "mpopd-daemon.socket" in out and "mpopd.service" in out
+            and "Serving 0 session(s)" in out,
+            "status: systemctl status mpopd-daemon.socket mpopd.service, with STATUS=", out)
+    pid = s.ct.prop("mpopd.service", "MainPID")
+    text = "Ctl-" + uuid.uuid4().hex[:8]
+    s.set_config({"server.greeting": text})
+    rc, out = ctl(s, "reload")
+    t.check(rc == 0 and s.ct.prop("mpopd.service", "MainPID") == pid,
+            "reload: systemctl reload mpopd.service, same daemon", out)
+    t.check(text in greeting(s), "... and the next connection has the new greeting")
+    rc, out = ctl(s, "restart")
+    new = s.ct.prop("mpopd.service", "MainPID")
+    t.check(rc == 0 and new not in (pid, "0") and state(s, "mpopd.service") == "active",
+            "restart: systemctl restart mpopd.service (new MainPID)", f"{out} {pid}->{new}")
+    rc, out = ctl(s, "stop")
+    t.check(rc == 0 and state(s, "mpopd-daemon.socket") == "inactive"
+            and state(s, "mpopd.service") == "inactive",
+            "stop: systemctl stop mpopd-daemon.socket mpopd.service", out)
+    r = s.ct.systemctl("show", "-P", "Result", "mpopd.service")
+    t.equal(r.stdout.decode().strip(), "success", "mpopd.service ended with Result=success")
+
+
+def scenario(t):
+    with booted("ctl") as s:
+        print(f"# container up ({s.ct.boot_state}) after {s.ct.boot_seconds:.1f} s", flush=True)
+        s.install_units(UNITS)
+        socket_setup(t, s)
+        daemon_setup(t, s)
+
+
+def main():
+    skip_unless_possible()
+    t = Reporter("systemd-mpopdctl")
+    t.run(scenario)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
