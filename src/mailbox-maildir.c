@@ -224,15 +224,14 @@ build_table(MpopMailbox *mb, GArray *entries)
 			continue;
 		}
 		/* RFC 1939 §7: the unique name is a stable UIDL when it is a valid one. */
-		m->uidl = mpop_uidl_valid(e->base, strlen(e->base))
-				  ? g_strdup(e->base)
-				  : mpop_uidl_digest(e->base, strlen(e->base));
+		m->uidl = mpop_mailbox_intern(mb, e->base);
 		m->name = g_steal_pointer(&e->name);
 		m->size = size;
 		p->inos[mb->n_msgs] = e->ino;
 		mb->n_msgs++;
 	}
-	mpop_uidl_make_unique(mb->msgs, mb->n_msgs);
+	/* An invalid name becomes a digest of itself there. */
+	mpop_uidl_make_unique(mb);
 }
 
 static gboolean
@@ -431,6 +430,8 @@ maildir_close(MpopMailbox *mb)
 	/* Closing the only fd of the open file description releases the OFD lock. */
 	mpop_close_fdp(&p->lock_fd);
 	mpop_close_fdp(&p->dir_fd);
+	for (guint i = 0; i < mb->n_msgs; i++)
+		g_clear_pointer(&mb->msgs[i].name, g_free);
 	g_free(p->inos);
 	g_free(p);
 	mb->priv = NULL;

@@ -2,6 +2,7 @@
 /* Berkeley mbox backend: one-pass index, snapshot/session-lock/spool modes, safe UPDATE. */
 #include "mailbox-mbox.h"
 #include "lock.h"
+#include "privsep.h"
 #include "log.h"
 #include "util.h"
 
@@ -39,21 +40,13 @@
  * the inode again after locking (Dovecot).
  */
 
-#define DROP_EVERY (1u << 20) /* MADV_DONTNEED the indexed part every MiB */
+#define DROP_EVERY (1u << 18) /* MADV_DONTNEED the indexed part every 256 KiB */
 #define COPY_CHUNK (256 * 1024)
 #define VERIFY_CHUNK 4096
 #define CACHE_MAX (64 * 1024)
 
-struct MpopMboxParser {
-	char *start_nl; /* "\n" + literal start prefix, NULL with start_re */
-	size_t start_len;
-	GRegex *start_re;
-	GRegex *end_re; /* NULL: a whitespace-only line */
-};
-
 typedef struct {
 	int fd;		/* what messages are read from: the mbox, or the spool copy */
-	int mbox_fd;	/* the mbox while the session holds its lock (session-lock) */
 	MpopLock *lock; /* held for the whole session in session-lock mode */
 	MpopMboxParser *parser;
 	const char *hide[8];
@@ -74,341 +67,53 @@ static const char *const bookkeeping_headers[] = {
 	"Status", "X-Status", "X-UID", "X-IMAP", "X-IMAPbase", "X-Keywords", "Content-Length",
 };
 
-/* ---- the scanner (pure, over a buffer) ---- */
+/* ---- boundary hashes (detect rewrites, not adversaries) ---- */
 
-static gboolean
-is_wsp(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static gboolean
-regex_line(const GRegex *re, const char *s, size_t n)
-{
-	if (n > 0 && s[n - 1] == '\r')
-		n--;
-	return g_regex_match_full(re, s, (gssize)n, 0, 0, NULL, NULL);
-}
-
-/* A line (without LF) that may precede a message start. */
-static gboolean
-match_end(const MpopMboxParser *p, const char *s, size_t n)
-{
-	if (p->end_re != NULL)
-		return regex_line(p->end_re, s, n);
-	for (size_t i = 0; i < n; i++)
-		if (!is_wsp(s[i]))
-			return FALSE;
-	return TRUE;
-}
-
-static gboolean
-match_start(const MpopMboxParser *p, const char *s, size_t n)
-{
-	if (p->start_re != NULL)
-		return regex_line(p->start_re, s, n);
-	return n >= p->start_len && memcmp(s, p->start_nl + 1, p->start_len) == 0;
-}
-
-static gboolean
-is_literal(const char *s)
-{
-	return s[strcspn(s, ".[]()*+?{}|\\$^")] == '\0';
-}
-
-MpopMboxParser *
-mpop_mbox_parser_new(const char *message_start, const char *message_end, GError **error)
-{
-	g_autoptr(MpopMboxParser) p = g_new0(MpopMboxParser, 1);
-	const char *lit =
-		message_start != NULL && message_start[0] != '\0' ? message_start : "^From ";
-	const GRegexCompileFlags flags = G_REGEX_RAW | G_REGEX_OPTIMIZE;
-
-	if (lit[0] == '^' && lit[1] != '\0' && is_literal(lit + 1))
-		lit++;
-	if (is_literal(lit) && lit[0] != '\0') {
-		p->start_nl = g_strconcat("\n", lit, NULL);
-		p->start_len = strlen(lit);
-	} else {
-		p->start_re = g_regex_new(message_start, flags, 0, error);
-		if (p->start_re == NULL)
-			return NULL;
-	}
-	/* The Perl 2.x default "^\s+$" was matched with the newline still there. */
-	if (message_end != NULL && message_end[0] != '\0' && strcmp(message_end, "^\\s*$") != 0 &&
-	    strcmp(message_end, "^\\s+$") != 0) {
-		p->end_re = g_regex_new(message_end, flags, 0, error);
-		if (p->end_re == NULL)
-			return NULL;
-	}
-	return g_steal_pointer(&p);
-}
-
-void
-mpop_mbox_parser_free(MpopMboxParser *p)
-{
-	if (p == NULL)
-		return;
-	g_free(p->start_nl);
-	if (p->start_re != NULL)
-		g_regex_unref(p->start_re);
-	if (p->end_re != NULL)
-		g_regex_unref(p->end_re);
-	g_free(p);
-}
-
-/* Literal start: jump from one occurrence of the prefix's first byte to the next (a
- * capital 'F' is rare in mail text, so memchr() skips far), keep those at a line start and
- * look one line back. */
-static gboolean
-next_literal(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
-	     size_t *out_next)
-{
-	const char *lit = p->start_nl + 1;
-	size_t q = pos + 1;
-
-	while (q < len) {
-		const char *h = memchr(data + q, lit[0], len - q);
-		size_t hi, s;
-
-		if (h == NULL)
-			return FALSE;
-		q = (size_t)(h - data) + 1;
-		if (h[-1] != '\n' || (size_t)(data + len - h) < p->start_len ||
-		    memcmp(h, lit, p->start_len) != 0)
-			continue;
-		hi = (size_t)(h - data) - 1; /* the LF ending the line before */
-		if (p->end_re == NULL) {
-			/* Walk back over whitespace only: a text line stops this at once. */
-			s = hi;
-			while (s > pos && data[s - 1] != '\n' && is_wsp(data[s - 1]))
-				s--;
-			if (s != pos && data[s - 1] != '\n')
-				continue;
-		} else {
-			const char *lf = memrchr(data + pos, '\n', hi - pos);
-			s = lf != NULL ? (size_t)(lf - data) + 1 : pos;
-			if (!match_end(p, data + s, hi - s))
-				continue;
-		}
-		*out_sep = s;
-		*out_next = hi + 1;
-		return TRUE;
-	}
-	return FALSE;
-}
-
-/* Regex start: line by line, a start only right after a (complete) end line. */
-static gboolean
-next_lines(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
-	   size_t *out_next)
-{
-	gboolean prev_end = FALSE;
-	size_t prev = pos, s = pos;
-
-	while (s < len) {
-		const char *lf = memchr(data + s, '\n', len - s);
-		size_t e = lf != NULL ? (size_t)(lf - data) : len;
-
-		if (prev_end && match_start(p, data + s, e - s)) {
-			*out_sep = prev;
-			*out_next = s;
-			return TRUE;
-		}
-		prev_end = lf != NULL && match_end(p, data + s, e - s);
-		prev = s;
-		s = lf != NULL ? e + 1 : len;
-	}
-	return FALSE;
-}
-
-/* The next message start after content start pos: its separator line and its From line. */
-static gboolean
-find_next(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
-	  size_t *out_next)
-{
-	if (p->start_re == NULL)
-		return next_literal(p, data, len, pos, out_sep, out_next);
-	return next_lines(p, data, len, pos, out_sep, out_next);
-}
-
-guint64
-mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len)
-{
-	const char *lf;
-	size_t sep, next;
-
-	if (len == 0)
-		return 0;
-	lf = memchr(data, '\n', len);
-	if (match_start(p, data, lf != NULL ? (size_t)(lf - data) : len))
-		return 0;
-	return find_next(p, data, len, 0, &sep, &next) ? next : len;
-}
-
-/* The last message's separator: a final complete line matching message_end. */
-static size_t
-trailing_end(const MpopMboxParser *p, const char *data, size_t len, size_t pos)
-{
-	const char *lf;
-	size_t t;
-
-	if (len <= pos || data[len - 1] != '\n')
-		return len;
-	lf = memrchr(data + pos, '\n', len - 1 - pos);
-	t = lf != NULL ? (size_t)(lf - data) + 1 : pos;
-	return match_end(p, data + t, len - 1 - t) ? t : len;
-}
-
-/* RFC 5322 §2.2: the header ends at the first empty line (CR allowed before LF). */
-static size_t
-header_end(const char *data, size_t pos, size_t end)
-{
-	size_t s = pos;
-
-	while (s < end) {
-		const char *lf = memchr(data + s, '\n', end - s);
-		size_t e = lf != NULL ? (size_t)(lf - data) : end;
-		if (lf == NULL)
-			return end;
-		if (e == s || (e == s + 1 && data[s] == '\r'))
-			return s;
-		s = e + 1;
-	}
-	return end;
-}
-
-void
-mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
-		  MpopMboxSpan *out)
-{
-	const char *lf = memchr(data + from, '\n', len - from);
-	size_t offset = lf != NULL ? (size_t)(lf - data) + 1 : len;
-	size_t sep, next, cend;
-
-	if (find_next(p, data, len, offset, &sep, &next)) {
-		cend = sep;
-		out->end = next;
-	} else {
-		cend = trailing_end(p, data, len, offset);
-		out->end = len;
-	}
-	out->from_offset = from;
-	out->offset = offset;
-	out->length = cend - offset;
-	out->header_end = header_end(data, offset, cend);
-}
-
-/* ---- UIDLs ---- */
-
-/* The unfolded, trimmed value of the first header called name, if it fits out (which holds
- * more than a valid UIDL can be, so a longer value is simply not valid). */
-static gboolean
-header_value(const char *h, size_t len, const char *name, char *out, size_t cap, size_t *out_len)
-{
-	size_t nlen = strlen(name), n = 0;
-	const char *p = h, *end = h + len;
-
-	while (p < end) {
-		const char *lf = memchr(p, '\n', (size_t)(end - p));
-		const char *le = lf != NULL ? lf : end, *q = p + nlen;
-
-		if ((size_t)(le - p) > nlen && g_ascii_tolower(*p) == g_ascii_tolower(*name) &&
-		    g_ascii_strncasecmp(p, name, nlen) == 0) {
-			while (q < le && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q < le && *q == ':') {
-				q++;
-				/* RFC 5322 §2.2.3: unfolding removes the line breaks only. */
-				for (;;) {
-					size_t seg = (size_t)(le - q);
-					if (seg > 0 && le[-1] == '\r')
-						seg--;
-					if (n + seg > cap)
-						return FALSE;
-					memcpy(out + n, q, seg);
-					n += seg;
-					if (lf == NULL || lf + 1 >= end ||
-					    (lf[1] != ' ' && lf[1] != '\t'))
-						break;
-					q = lf + 1;
-					lf = memchr(q, '\n', (size_t)(end - q));
-					le = lf != NULL ? lf : end;
-				}
-				while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
-					n--;
-				q = out;
-				while ((size_t)(q - out) < n && (*q == ' ' || *q == '\t'))
-					q++;
-				memmove(out, q, n - (size_t)(q - out));
-				*out_len = n - (size_t)(q - out);
-				return TRUE;
-			}
-		}
-		p = lf != NULL ? lf + 1 : end;
-	}
-	return FALSE;
-}
-
-char *
-mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources)
-{
-	static const char *const defaults[] = {"x-uidl", "message-id", "digest", NULL};
-	char v[2 * MPOP_UIDL_MAX];
-	size_t n;
-
-	if (sources == NULL || sources[0] == NULL)
-		sources = defaults;
-	for (; *sources != NULL; sources++) {
-		if (g_ascii_strcasecmp(*sources, "x-uidl") == 0) {
-			if (!header_value(content, header_len, "X-UIDL", v, sizeof(v), &n))
-				continue;
-			/* Perl mpopd 2.x wrote "X-UIDL: mpop<uidl>" and announced <uidl>. */
-			if (n > 4 && memcmp(v, "mpop", 4) == 0 && mpop_uidl_valid(v + 4, n - 4))
-				return g_strndup(v + 4, n - 4);
-			if (mpop_uidl_valid(v, n))
-				return g_strndup(v, n);
-		} else if (g_ascii_strcasecmp(*sources, "message-id") == 0) {
-			if (header_value(content, header_len, "Message-ID", v, sizeof(v), &n) &&
-			    mpop_uidl_valid(v, n))
-				return g_strndup(v, n);
-		} else if (g_ascii_strcasecmp(*sources, "digest") == 0) {
-			break;
-		}
-	}
-	return mpop_uidl_digest(content, header_len);
-}
-
-/* ---- boundary hashes (FNV-1a: detects rewrites, not adversaries) ---- */
-
+/* Eight bytes a step (a multiply-shift per word, FNV-1a for the tail): a call on a multiple
+ * of 8 bytes continues exactly where the next call starts, so the chunked reads of hash_fd
+ * give what one call over the mapping gave. */
 static guint32
 hash_update(guint32 h, const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		guint64 w;
+		memcpy(&w, s + i, 8);
+		h = (guint32)(((h ^ w) * 0x9e3779b97f4a7c15ull) >> 32);
+	}
+	for (; i < n; i++)
 		h = (h ^ (guint8)s[i]) * 16777619u;
 	return h;
 }
 
 #define HASH_INIT 2166136261u
 
-/* Hash of n bytes at off of fd. Returns 0 or -errno (-ESPIPE when the file is shorter). */
+/* Hash of n bytes at off of fd, in full VERIFY_CHUNK pieces whatever pread() returns.
+ * Returns 0 or -errno (-ESPIPE when the file is shorter). */
 static int
 hash_fd(int fd, guint64 off, guint64 n, guint32 *out)
 {
 	char buf[VERIFY_CHUNK];
 	guint32 h = HASH_INIT;
+	size_t have = 0;
 
+	G_STATIC_ASSERT(VERIFY_CHUNK % 8 == 0);
 	while (n > 0) {
-		ssize_t r = pread(fd, buf, (size_t)MIN(n, sizeof(buf)), (off_t)off);
+		ssize_t r = pread(fd, buf + have, (size_t)MIN(n, sizeof(buf) - have), (off_t)off);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return -errno;
 		if (r == 0)
 			return -ESPIPE;
-		h = hash_update(h, buf, (size_t)r);
+		have += (size_t)r;
 		off += (guint64)r;
 		n -= (guint64)r;
+		if (have == sizeof(buf) || n == 0) {
+			h = hash_update(h, buf, have);
+			have = 0;
+		}
 	}
 	*out = h;
 	return 0;
@@ -504,8 +209,8 @@ open_locked(MpopMailbox *mb, MpopLock **out_lock, GError **error)
 	return -1;
 }
 
-static void
-index_map(MpopMailbox *mb, MboxPriv *p, char *map, size_t size)
+static gboolean
+index_map(MpopMailbox *mb, MboxPriv *p, char *map, size_t size, GError **error)
 {
 	g_autoptr(GArray) msgs = g_array_new(FALSE, TRUE, sizeof(MpopMessage));
 	g_autoptr(GArray) hashes = g_array_new(FALSE, FALSE, sizeof(guint32));
@@ -517,15 +222,26 @@ index_map(MpopMailbox *mb, MboxPriv *p, char *map, size_t size)
 	while (from < size) {
 		MpopMboxSpan sp;
 		MpopMessage m = {0};
+		char uidl[MPOP_UIDL_MAX + 1];
 		guint32 h;
 
 		mpop_mbox_message(p->parser, map, size, from, &sp);
-		m.from_offset = sp.from_offset;
+		/* The message table keeps 32-bit lengths (32 bytes a message): no POP3 client
+		 * takes a message of 4 GiB anyway, and the admin has to split such a file. */
+		if (sp.length > G_MAXUINT32 || sp.offset - sp.from_offset > (G_MAXUINT32 >> 1)) {
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM,
+				    "message %u (at byte %" G_GUINT64_FORMAT
+				    ") is 4 GiB or larger, which this server does not serve",
+				    msgs->len + 1, sp.from_offset);
+			return FALSE;
+		}
+		m.from_len = (guint32)(sp.offset - sp.from_offset);
 		m.offset = sp.offset;
-		m.length = sp.length;
+		m.length = (guint32)sp.length;
 		/* RFC 1939 §5: exactly what RETR will send, by the same converter. */
 		m.size = mpop_stuffer_measure(&mb->stuff_opts, map + sp.offset, sp.length);
-		m.uidl = mpop_mbox_uidl(map + sp.offset, sp.header_end - sp.offset, sources);
+		mpop_mbox_uidl(map + sp.offset, sp.header_end - sp.offset, sources, uidl);
+		m.uidl = mpop_mailbox_intern(mb, uidl);
 		h = hash_update(HASH_INIT, map + cend, sp.offset - cend);
 		g_array_append_val(msgs, m);
 		g_array_append_val(hashes, h);
@@ -539,27 +255,19 @@ index_map(MpopMailbox *mb, MboxPriv *p, char *map, size_t size)
 	}
 	p->tail_hash = hash_update(HASH_INIT, map + cend, size - cend);
 	mb->n_msgs = msgs->len;
-	mb->msgs = (MpopMessage *)g_array_free(g_steal_pointer(&msgs), FALSE);
-	p->span_hash = (guint32 *)g_array_free(g_steal_pointer(&hashes), FALSE);
-}
-
-/* Our UIDLs are always valid, so the suffixing pass (and its copies of every UIDL) is only
- * needed when two are equal: the common case costs one table of borrowed keys. */
-static gboolean
-has_duplicates(MpopMailbox *mb)
-{
-	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
-
-	for (guint i = 0; i < mb->n_msgs; i++)
-		if (!g_hash_table_add(seen, mb->msgs[i].uidl))
-			return TRUE;
-	return FALSE;
+	/* The arrays grew by doubling: give back what the table does not use. */
+	mb->msgs = g_renew(MpopMessage, g_array_free(g_steal_pointer(&msgs), FALSE),
+			   MAX(mb->n_msgs, 1));
+	p->span_hash =
+		g_renew(guint32, g_array_free(g_steal_pointer(&hashes), FALSE), MAX(mb->n_msgs, 1));
+	return TRUE;
 }
 
 static gboolean
 mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
 {
 	struct stat sb;
+	gboolean ok;
 	char *map;
 
 	if (fstat(p->fd, &sb) < 0)
@@ -574,12 +282,13 @@ mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
 	map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, p->fd, 0);
 	if (map == MAP_FAILED)
 		return fail_errno(error, errno, "cannot map mailbox");
-	(void)madvise(map, (size_t)sb.st_size, MADV_SEQUENTIAL);
-	index_map(mb, p, map, (size_t)sb.st_size);
+	/* No MADV_SEQUENTIAL: it maps read-ahead pages into the process (they count as its
+	 * memory until dropped); plain read-ahead still fills the page cache. */
+	ok = index_map(mb, p, map, (size_t)sb.st_size, error);
 	munmap(map, (size_t)sb.st_size);
-	if (has_duplicates(mb))
-		mpop_uidl_make_unique(mb->msgs, mb->n_msgs);
-	return TRUE;
+	if (ok)
+		mpop_uidl_make_unique(mb);
+	return ok;
 }
 
 /* The file at the path is still the one indexed, and no shorter. */
@@ -769,7 +478,8 @@ copy_kept(MpopMailbox *mb, MboxPriv *p, int in, guint64 size_now, int out)
 	guint64 run_start = 0, run_end = p->first_from;
 
 	for (guint i = 0; i < mb->n_msgs; i++) {
-		guint64 end = i + 1 < mb->n_msgs ? mb->msgs[i + 1].from_offset : p->indexed_end;
+		guint64 end = i + 1 < mb->n_msgs ? mb->msgs[i + 1].offset - mb->msgs[i + 1].from_len
+						 : p->indexed_end;
 		if (!mb->msgs[i].deleted) {
 			run_end = end;
 			continue;
@@ -881,6 +591,7 @@ mbox_commit(MpopMailbox *mb, GError **error)
 	g_autoptr(MpopLock) lk = NULL;
 	mpop_autofd own = -1;
 	struct stat sb;
+	gboolean group, ok;
 	int fd = p->fd;
 
 	if (p->lock == NULL) {
@@ -898,8 +609,13 @@ mbox_commit(MpopMailbox *mb, GError **error)
 			return FALSE;
 	if (fstat(fd, &sb) < 0)
 		return fail_errno(error, errno, "cannot stat mailbox");
+	/* Creating the new file and renaming it in a root:mail 2775 spool needs group mail
+	 * (mail_privileged_group), taken on for this step only. */
+	group = mpop_privsep_mail_group_enter();
 	remove_debris(mb->path);
-	return rewrite(mb, p, fd, &sb, error);
+	ok = rewrite(mb, p, fd, &sb, error);
+	mpop_privsep_mail_group_leave(group);
+	return ok;
 }
 
 /* spool mode: a private, nameless copy of the indexed part, read for the whole session. */

@@ -32,6 +32,8 @@ guint64 mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len);
 void mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
 		       MpopMboxSpan *out);
 
-/* The UIDL of a message by the uidl_source list (NULL: x-uidl message-id digest):
- * newly allocated, valid (RFC 1939 §7), not yet made unique. */
-char *mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources);
+/* The UIDL of a message by the uidl_source list (NULL: x-uidl message-id digest), written
+ * NUL-terminated to out (no allocation per message): valid (RFC 1939 §7), not yet made
+ * unique. Returns its length. */
+size_t mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources,
+		      char out[MPOP_UIDL_MAX + 1]);

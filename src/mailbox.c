@@ -42,6 +42,7 @@ mpop_mailbox_open(const MpopMailboxOps *ops, const MpopConfig *cfg, const char *
 	mb->cfg = cfg;
 	mb->path = g_strdup(path);
 	mb->user = g_strdup(user);
+	mb->strings = g_string_chunk_new(16 * 1024);
 	if (!ops->open(mb, error)) {
 		mpop_mailbox_close(mb);
 		return NULL;
@@ -100,19 +101,18 @@ mpop_mailbox_close(MpopMailbox *mb)
 		return;
 	if (mb->ops != NULL && mb->ops->close != NULL)
 		mb->ops->close(mb);
-	for (guint i = 0; i < mb->n_msgs; i++)
-		mpop_message_clear(&mb->msgs[i]);
 	g_free(mb->msgs);
+	if (mb->strings != NULL)
+		g_string_chunk_free(mb->strings);
 	g_free(mb->path);
 	g_free(mb->user);
 	g_free(mb);
 }
 
-void
-mpop_message_clear(MpopMessage *m)
+char *
+mpop_mailbox_intern(MpopMailbox *mb, const char *s)
 {
-	g_clear_pointer(&m->uidl, g_free);
-	g_clear_pointer(&m->name, g_free);
+	return g_string_chunk_insert(mb->strings, s);
 }
 
 gboolean
@@ -150,40 +150,73 @@ uidl_variant(const char *base, guint n)
 	return g_strdup_printf("%.*s%s", (int)blen, base, suffix);
 }
 
-void
-mpop_uidl_make_unique(MpopMessage *msgs, guint n)
+static int
+cmp_uidl(gconstpointer a, gconstpointer b, gpointer msgs)
 {
-	/* Every original UIDL is reserved, so a later message whose own UIDL happens to look
-	 * like "x-2" keeps it: UIDLs stay the same across sessions whenever possible. */
-	g_autoptr(GHashTable) all = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	g_autoptr(GHashTable) taken = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	const MpopMessage *m = msgs;
 
-	for (guint i = 0; i < n; i++) {
-		MpopMessage *m = &msgs[i];
+	return strcmp(m[*(const guint32 *)a].uidl, m[*(const guint32 *)b].uidl);
+}
+
+/* The fast path: message numbers (4 bytes each) sorted by UIDL put equal ones next to
+ * each other, without copying or hashing a single UIDL. */
+static gboolean
+has_duplicates(const MpopMessage *msgs, guint n)
+{
+	g_autofree guint32 *idx = NULL;
+
+	if (n < 2)
+		return FALSE;
+	idx = g_new(guint32, n);
+	for (guint i = 0; i < n; i++)
+		idx[i] = i;
+	g_qsort_with_data(idx, (gint)n, sizeof(guint32), cmp_uidl, (gpointer)msgs);
+	for (guint i = 1; i < n; i++)
+		if (strcmp(msgs[idx[i - 1]].uidl, msgs[idx[i]].uidl) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+/* Later duplicates get "-2", "-3", ...: every original UIDL is reserved, so a later
+ * message whose own UIDL happens to look like "x-2" keeps it, and UIDLs stay the same
+ * across sessions whenever possible. */
+static void
+suffix_duplicates(MpopMailbox *mb)
+{
+	g_autoptr(GHashTable) all = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GHashTable) taken = g_hash_table_new(g_str_hash, g_str_equal);
+
+	for (guint i = 0; i < mb->n_msgs; i++)
+		g_hash_table_add(all, mb->msgs[i].uidl);
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		MpopMessage *m = &mb->msgs[i];
+		if (g_hash_table_contains(taken, m->uidl)) {
+			for (guint k = 2;; k++) {
+				g_autofree char *v = uidl_variant(m->uidl, k);
+				if (!g_hash_table_contains(all, v) &&
+				    !g_hash_table_contains(taken, v)) {
+					m->uidl = mpop_mailbox_intern(mb, v);
+					break;
+				}
+			}
+		}
+		g_hash_table_add(taken, m->uidl);
+	}
+}
+
+void
+mpop_uidl_make_unique(MpopMailbox *mb)
+{
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		MpopMessage *m = &mb->msgs[i];
 		if (m->uidl == NULL || !mpop_uidl_valid(m->uidl, strlen(m->uidl))) {
 			const char *src = m->uidl != NULL ? m->uidl : "";
-			char *d = mpop_uidl_digest(src, strlen(src));
-			g_free(m->uidl);
-			m->uidl = d;
+			g_autofree char *d = mpop_uidl_digest(src, strlen(src));
+			m->uidl = mpop_mailbox_intern(mb, d);
 		}
-		g_hash_table_add(all, g_strdup(m->uidl));
 	}
-	for (guint i = 0; i < n; i++) {
-		MpopMessage *m = &msgs[i];
-		if (g_hash_table_contains(taken, m->uidl)) {
-			char *v = NULL;
-			for (guint k = 2;; k++) {
-				v = uidl_variant(m->uidl, k);
-				if (!g_hash_table_contains(all, v) &&
-				    !g_hash_table_contains(taken, v))
-					break;
-				g_free(v);
-			}
-			g_free(m->uidl);
-			m->uidl = v;
-		}
-		g_hash_table_add(taken, g_strdup(m->uidl));
-	}
+	if (has_duplicates(mb->msgs, mb->n_msgs))
+		suffix_duplicates(mb);
 }
 
 typedef struct {

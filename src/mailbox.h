@@ -11,15 +11,18 @@
 /* RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E. */
 #define MPOP_UIDL_MAX 70
 
+/* One message: 32 bytes, so a 50 000-message maildrop indexes in about 1.6 MB. */
 typedef struct {
-	char *uidl;	  /* valid, unique within the maildrop, stable across sessions */
-	guint64 size;	  /* exact octets as sent (CRLF line ends, before stuffing) */
-	gboolean deleted; /* marked by DELE, cleared by RSET */
-	/* backend data */
-	char *name;	     /* maildir: path relative to the maildir ("cur/NAME:2,S") */
-	guint64 offset;	     /* mbox: offset of the first content byte (after the From line) */
-	guint64 length;	     /* mbox: raw length of the content in the file */
-	guint64 from_offset; /* mbox: offset of the From line */
+	char *uidl;   /* in MpopMailbox.strings; valid, unique, stable across sessions */
+	guint64 size; /* exact octets as sent (CRLF line ends, before stuffing) */
+	union {
+		guint64 offset; /* mbox: offset of the first content byte (after the From line) */
+		char *name;	/* maildir: path relative to the maildir ("cur/NAME:2,S"),
+				 * owned by the backend */
+	};
+	guint32 length;	       /* mbox: raw length of the content (a message is < 4 GiB) */
+	guint32 from_len : 31; /* mbox: bytes from the From line's start to offset */
+	guint32 deleted : 1;   /* marked by DELE, cleared by RSET */
 } MpopMessage;
 
 typedef struct MpopMailbox MpopMailbox;
@@ -49,6 +52,7 @@ struct MpopMailbox {
 	char *user;
 	MpopMessage *msgs;
 	guint n_msgs;
+	GStringChunk *strings;	  /* the UIDLs: one block, not one allocation per message */
 	MpopStuffOpts stuff_opts; /* how stored bytes are turned into what is sent */
 	gpointer priv;		  /* backend state */
 };
@@ -89,12 +93,13 @@ gboolean mpop_uidl_valid(const char *s, size_t len);
 /* A stable UIDL from arbitrary bytes: lowercase hex of a SHA-256 prefix (40 chars). */
 char *mpop_uidl_digest(const void *data, size_t len);
 
-/* Make UIDLs unique within the table by appending a deterministic "-N" suffix to later
- * duplicates (keeping the 70-char limit). */
-void mpop_uidl_make_unique(MpopMessage *msgs, guint n);
+/* Copy s into the mailbox's string block (UIDLs). */
+char *mpop_mailbox_intern(MpopMailbox *mb, const char *s);
 
-/* Helpers for backends: free a message's strings. */
-void mpop_message_clear(MpopMessage *m);
+/* Make the UIDLs of mb->msgs valid and unique: an invalid one (or NULL) becomes a digest of
+ * itself, later duplicates get a deterministic "-N" suffix (keeping the 70-char limit); new
+ * strings go to mb->strings. Costs one sort of message numbers when nothing needs changing. */
+void mpop_uidl_make_unique(MpopMailbox *mb);
 
 /* Backends. */
 extern const MpopMailboxOps mpop_mailbox_maildir_ops;

@@ -4,14 +4,16 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define N_MSGS 50000
-#define RUNS 3
+#define RUNS 7
 
 /* ~2 KB messages written in small pieces, so generating costs no memory. */
 static guint64
@@ -81,6 +83,55 @@ rss_now_kb(void)
 	return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* One "Name: N kB" line of /proc/self/status. */
+static long
+status_kb(const char *name)
+{
+	g_autofree char *st = NULL;
+	const char *l;
+
+	if (!g_file_get_contents("/proc/self/status", &st, NULL, NULL) ||
+	    (l = strstr(st, name)) == NULL)
+		return -1;
+	return strtol(l + strlen(name) + 1, NULL, 10);
+}
+
+/* The session process as the server runs it: a fresh process (forked after login) with
+ * the same malloc setting, so VmHWM after open is the index's peak plus the baseline. */
+static void
+session_like(const MpopConfig *cfg, const char *path)
+{
+	long v[5] = {0};
+	int fds[2];
+	pid_t pid;
+
+	g_assert(pipe(fds) == 0);
+	pid = fork();
+	g_assert(pid >= 0);
+	if (pid == 0) {
+		MpopMailbox *mb;
+		guint count;
+		guint64 octets;
+		mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+		v[0] = status_kb("VmRSS");
+		mb = mpop_mailbox_open(&mpop_mailbox_mbox_ops, cfg, "user", path, NULL);
+		mpop_mailbox_stat(mb, &count, &octets); /* STAT */
+		v[1] = status_kb("VmHWM");
+		v[2] = status_kb("VmRSS");
+		v[3] = status_kb("RssAnon");
+		v[4] = count;
+		g_assert(write(fds[1], v, sizeof(v)) == sizeof(v));
+		_exit(0);
+	}
+	close(fds[1]);
+	g_assert(read(fds[0], v, sizeof(v)) == sizeof(v));
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	printf("session-like process (fork, M_MMAP_THRESHOLD 128 KiB), %ld messages: VmRSS %ld KiB "
+	       "before open; after open + STAT VmHWM %ld KiB, VmRSS %ld KiB, RssAnon %ld KiB\n",
+	       v[4], v[0], v[1], v[2], v[3]);
+}
+
 static long
 maxrss_kb(void)
 {
@@ -133,6 +184,7 @@ main(int argc, char **argv)
 	printf("RSS: %ld KiB peak before opening; with the open index %ld KiB (peak %ld KiB); peak "
 	       "after RETR of everything %ld KiB\n",
 	       rss_before, rss_open, max_open, maxrss_kb());
+	session_like(cfg, path);
 	unlink(path);
 	rmdir(dir);
 	return 0;

@@ -179,18 +179,98 @@ test_uidl_digest(void)
 	g_assert_true(mpop_uidl_valid(e, strlen(e)));
 }
 
+/* A bare table as the backends leave it before making UIDLs unique. */
+static MpopMailbox *
+table_new(const char *const *in, guint n)
+{
+	MpopMailbox *mb = g_new0(MpopMailbox, 1);
+
+	mb->strings = g_string_chunk_new(64);
+	mb->msgs = g_new0(MpopMessage, MAX(n, 1));
+	mb->n_msgs = n;
+	for (guint i = 0; i < n; i++)
+		mb->msgs[i].uidl = in[i] != NULL ? mpop_mailbox_intern(mb, in[i]) : NULL;
+	return mb;
+}
+
 static void
 check_unique(const char *const *in, const char *const *want, guint n)
 {
-	g_autofree MpopMessage *msgs = g_new0(MpopMessage, n);
+	g_autoptr(MpopMailbox) mb = table_new(in, n);
+
+	mpop_uidl_make_unique(mb);
+	for (guint i = 0; i < n; i++) {
+		g_assert_cmpstr(mb->msgs[i].uidl, ==, want[i]);
+		g_assert_true(mpop_uidl_valid(mb->msgs[i].uidl, strlen(mb->msgs[i].uidl)));
+	}
+}
+
+/* The table stays 32 bytes a message (issue 3: 50 000 messages in a few MB). */
+static void
+test_message_size(void)
+{
+	MpopMessage m = {0};
+
+	g_assert_cmpuint(sizeof(MpopMessage), <=, 32);
+	/* DELE/RSET assign booleans to the one-bit field. */
+	m.deleted = TRUE;
+	m.from_len = (G_MAXUINT32 >> 1);
+	g_assert_true(m.deleted);
+	g_assert_cmpuint(m.from_len, ==, G_MAXUINT32 >> 1);
+	m.deleted = FALSE;
+	g_assert_false(m.deleted);
+	g_assert_cmpuint(m.from_len, ==, G_MAXUINT32 >> 1);
+}
+
+/* Many UIDLs, some prefixes of others ("u1", "u1-2", "u10"), in an order unlike the sorted
+ * one; with dup set, the last one repeats the first. */
+static MpopMailbox *
+many_uidls(guint n, gboolean dup)
+{
+	g_autoptr(GPtrArray) in = g_ptr_array_new_with_free_func(g_free);
+	MpopMailbox *mb;
 
 	for (guint i = 0; i < n; i++)
-		msgs[i].uidl = g_strdup(in[i]);
-	mpop_uidl_make_unique(msgs, n);
-	for (guint i = 0; i < n; i++) {
-		g_assert_cmpstr(msgs[i].uidl, ==, want[i]);
-		g_assert_true(mpop_uidl_valid(msgs[i].uidl, strlen(msgs[i].uidl)));
-		mpop_message_clear(&msgs[i]);
+		g_ptr_array_add(in, g_strdup_printf(i % 3 == 0 ? "u%u-2" : "u%u", (i * 7919u) % n));
+	if (dup)
+		g_ptr_array_add(in, g_strdup(in->pdata[0]));
+	mb = table_new((const char *const *)in->pdata, in->len);
+	return mb;
+}
+
+static void
+test_uidl_unique_paths(void)
+{
+	const guint n = 5000;
+	g_autoptr(MpopMailbox) mb = many_uidls(n, FALSE);
+	g_autoptr(MpopMailbox) dup = many_uidls(n, TRUE);
+	g_autofree char **before = g_new(char *, n + 1);
+	g_autofree char *want = NULL;
+
+	/* Fast path: nothing equal, so every UIDL is left as it was (the same string). */
+	for (guint i = 0; i < n; i++)
+		before[i] = mb->msgs[i].uidl;
+	mpop_uidl_make_unique(mb);
+	for (guint i = 0; i < n; i++)
+		g_assert_true(mb->msgs[i].uidl == before[i]);
+	/* Slow path: only the later duplicate changes, to the first free "-N". */
+	for (guint i = 0; i <= n; i++)
+		before[i] = dup->msgs[i].uidl;
+	mpop_uidl_make_unique(dup);
+	for (guint i = 0; i < n; i++)
+		g_assert_true(dup->msgs[i].uidl == before[i]);
+	g_assert_cmpstr(dup->msgs[n].uidl, !=, before[n]);
+	/* "u0-2" itself is message 0's UIDL, so its duplicate becomes "u0-2-2". */
+	want = g_strconcat(before[n], "-2", NULL);
+	g_assert_cmpstr(dup->msgs[n].uidl, ==, want);
+	/* A NULL UIDL is made valid as well. */
+	{
+		const char *in[] = {NULL, "a"};
+		g_autoptr(MpopMailbox) z = table_new(in, 2);
+		g_autofree char *d = mpop_uidl_digest("", 0);
+		mpop_uidl_make_unique(z);
+		g_assert_cmpstr(z->msgs[0].uidl, ==, d);
+		g_assert_cmpstr(z->msgs[1].uidl, ==, "a");
 	}
 }
 
@@ -786,6 +866,8 @@ main(int argc, char **argv)
 	g_test_add_func("/mailbox/uidl-valid", test_uidl_valid);
 	g_test_add_func("/mailbox/uidl-digest", test_uidl_digest);
 	g_test_add_func("/mailbox/uidl-unique", test_uidl_unique);
+	g_test_add_func("/mailbox/uidl-unique-paths", test_uidl_unique_paths);
+	g_test_add_func("/mailbox/message-size", test_message_size);
 	g_test_add_func("/maildir/order-and-move", test_order_and_move);
 	g_test_add_func("/maildir/uidls", test_uidls);
 	g_test_add_func("/maildir/uidl-duplicates", test_uidl_duplicates);

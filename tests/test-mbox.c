@@ -328,11 +328,13 @@ test_uidl_table(void)
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
 		const char *h = cases[i].header;
-		g_autofree char *u =
-			mpop_mbox_uidl(h, strlen(h), cases[i].sources[0] ? cases[i].sources : NULL);
+		char u[MPOP_UIDL_MAX + 1];
+		size_t n = mpop_mbox_uidl(h, strlen(h),
+					  cases[i].sources[0] ? cases[i].sources : NULL, u);
 		g_autofree char *d = mpop_uidl_digest(h, strlen(h));
 		g_test_message("case %u", i);
-		g_assert_true(mpop_uidl_valid(u, strlen(u)));
+		g_assert_cmpuint(n, ==, strlen(u));
+		g_assert_true(mpop_uidl_valid(u, n));
 		g_assert_cmpstr(u, ==, cases[i].expect ? cases[i].expect : d);
 	}
 }

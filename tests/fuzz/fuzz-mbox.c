@@ -32,15 +32,15 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		MpopMboxSpan sp;
 		MpopStuffOpts opts = {.unquote_from = (data[0] & 2) != 0,
 				      .hide_headers = (data[0] & 4) ? hide : NULL};
-		char *uidl;
+		char uidl[MPOP_UIDL_MAX + 1];
+		size_t n;
 
 		mpop_mbox_message(p, buf, len, from, &sp);
 		g_assert(sp.from_offset == from && sp.offset > from);
 		g_assert(sp.offset + sp.length <= sp.end && sp.end <= len && sp.end > from);
 		g_assert(sp.header_end >= sp.offset && sp.header_end <= sp.offset + sp.length);
-		uidl = mpop_mbox_uidl(buf + sp.offset, sp.header_end - sp.offset, NULL);
-		g_assert(mpop_uidl_valid(uidl, strlen(uidl)));
-		g_free(uidl);
+		n = mpop_mbox_uidl(buf + sp.offset, sp.header_end - sp.offset, NULL, uidl);
+		g_assert(n == strlen(uidl) && mpop_uidl_valid(uidl, n));
 		/* The count the index stores is what a chunked RETR produces. */
 		{
 			MpopStuffer st;

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The mbox scanner: message boundaries by message_start/message_end, headers and UIDLs. */
+#include "mailbox-mbox.h"
+
+#include <string.h>
+
+struct MpopMboxParser {
+	char *start_nl; /* "\n" + literal start prefix, NULL with start_re */
+	size_t start_len;
+	GRegex *start_re;
+	GRegex *end_re; /* NULL: a whitespace-only line */
+};
+
+/* ---- the scanner (pure, over a buffer) ---- */
+
+static gboolean
+is_wsp(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static gboolean
+regex_line(const GRegex *re, const char *s, size_t n)
+{
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	return g_regex_match_full(re, s, (gssize)n, 0, 0, NULL, NULL);
+}
+
+/* A line (without LF) that may precede a message start. */
+static gboolean
+match_end(const MpopMboxParser *p, const char *s, size_t n)
+{
+	if (p->end_re != NULL)
+		return regex_line(p->end_re, s, n);
+	for (size_t i = 0; i < n; i++)
+		if (!is_wsp(s[i]))
+			return FALSE;
+	return TRUE;
+}
+
+static gboolean
+match_start(const MpopMboxParser *p, const char *s, size_t n)
+{
+	if (p->start_re != NULL)
+		return regex_line(p->start_re, s, n);
+	return n >= p->start_len && memcmp(s, p->start_nl + 1, p->start_len) == 0;
+}
+
+static gboolean
+is_literal(const char *s)
+{
+	return s[strcspn(s, ".[]()*+?{}|\\$^")] == '\0';
+}
+
+MpopMboxParser *
+mpop_mbox_parser_new(const char *message_start, const char *message_end, GError **error)
+{
+	g_autoptr(MpopMboxParser) p = g_new0(MpopMboxParser, 1);
+	const char *lit =
+		message_start != NULL && message_start[0] != '\0' ? message_start : "^From ";
+	const GRegexCompileFlags flags = G_REGEX_RAW | G_REGEX_OPTIMIZE;
+
+	if (lit[0] == '^' && lit[1] != '\0' && is_literal(lit + 1))
+		lit++;
+	if (is_literal(lit) && lit[0] != '\0') {
+		p->start_nl = g_strconcat("\n", lit, NULL);
+		p->start_len = strlen(lit);
+	} else {
+		p->start_re = g_regex_new(message_start, flags, 0, error);
+		if (p->start_re == NULL)
+			return NULL;
+	}
+	/* The Perl 2.x default "^\s+$" was matched with the newline still there. */
+	if (message_end != NULL && message_end[0] != '\0' && strcmp(message_end, "^\\s*$") != 0 &&
+	    strcmp(message_end, "^\\s+$") != 0) {
+		p->end_re = g_regex_new(message_end, flags, 0, error);
+		if (p->end_re == NULL)
+			return NULL;
+	}
+	return g_steal_pointer(&p);
+}
+
+void
+mpop_mbox_parser_free(MpopMboxParser *p)
+{
+	if (p == NULL)
+		return;
+	g_free(p->start_nl);
+	if (p->start_re != NULL)
+		g_regex_unref(p->start_re);
+	if (p->end_re != NULL)
+		g_regex_unref(p->end_re);
+	g_free(p);
+}
+
+/* Literal start: jump from one occurrence of the prefix's first byte to the next (a
+ * capital 'F' is rare in mail text, so memchr() skips far), keep those at a line start and
+ * look one line back. */
+static gboolean
+next_literal(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
+	     size_t *out_next)
+{
+	const char *lit = p->start_nl + 1;
+	size_t q = pos + 1;
+
+	while (q < len) {
+		const char *h = memchr(data + q, lit[0], len - q);
+		size_t hi, s;
+
+		if (h == NULL)
+			return FALSE;
+		q = (size_t)(h - data) + 1;
+		if (h[-1] != '\n' || (size_t)(data + len - h) < p->start_len ||
+		    memcmp(h, lit, p->start_len) != 0)
+			continue;
+		hi = (size_t)(h - data) - 1; /* the LF ending the line before */
+		if (p->end_re == NULL) {
+			/* Walk back over whitespace only: a text line stops this at once. */
+			s = hi;
+			while (s > pos && data[s - 1] != '\n' && is_wsp(data[s - 1]))
+				s--;
+			if (s != pos && data[s - 1] != '\n')
+				continue;
+		} else {
+			const char *lf = memrchr(data + pos, '\n', hi - pos);
+			s = lf != NULL ? (size_t)(lf - data) + 1 : pos;
+			if (!match_end(p, data + s, hi - s))
+				continue;
+		}
+		*out_sep = s;
+		*out_next = hi + 1;
+		return TRUE;
+	}
+	return FALSE;
+}
+
+/* Regex start: line by line, a start only right after a (complete) end line. */
+static gboolean
+next_lines(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
+	   size_t *out_next)
+{
+	gboolean prev_end = FALSE;
+	size_t prev = pos, s = pos;
+
+	while (s < len) {
+		const char *lf = memchr(data + s, '\n', len - s);
+		size_t e = lf != NULL ? (size_t)(lf - data) : len;
+
+		if (prev_end && match_start(p, data + s, e - s)) {
+			*out_sep = prev;
+			*out_next = s;
+			return TRUE;
+		}
+		prev_end = lf != NULL && match_end(p, data + s, e - s);
+		prev = s;
+		s = lf != NULL ? e + 1 : len;
+	}
+	return FALSE;
+}
+
+/* The next message start after content start pos: its separator line and its From line. */
+static gboolean
+find_next(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
+	  size_t *out_next)
+{
+	if (p->start_re == NULL)
+		return next_literal(p, data, len, pos, out_sep, out_next);
+	return next_lines(p, data, len, pos, out_sep, out_next);
+}
+
+guint64
+mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len)
+{
+	const char *lf;
+	size_t sep, next;
+
+	if (len == 0)
+		return 0;
+	lf = memchr(data, '\n', len);
+	if (match_start(p, data, lf != NULL ? (size_t)(lf - data) : len))
+		return 0;
+	return find_next(p, data, len, 0, &sep, &next) ? next : len;
+}
+
+/* The last message's separator: a final complete line matching message_end. */
+static size_t
+trailing_end(const MpopMboxParser *p, const char *data, size_t len, size_t pos)
+{
+	const char *lf;
+	size_t t;
+
+	if (len <= pos || data[len - 1] != '\n')
+		return len;
+	lf = memrchr(data + pos, '\n', len - 1 - pos);
+	t = lf != NULL ? (size_t)(lf - data) + 1 : pos;
+	return match_end(p, data + t, len - 1 - t) ? t : len;
+}
+
+/* RFC 5322 §2.2: the header ends at the first empty line (CR allowed before LF). */
+static size_t
+header_end(const char *data, size_t pos, size_t end)
+{
+	size_t s = pos;
+
+	while (s < end) {
+		const char *lf = memchr(data + s, '\n', end - s);
+		size_t e = lf != NULL ? (size_t)(lf - data) : end;
+		if (lf == NULL)
+			return end;
+		if (e == s || (e == s + 1 && data[s] == '\r'))
+			return s;
+		s = e + 1;
+	}
+	return end;
+}
+
+void
+mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
+		  MpopMboxSpan *out)
+{
+	const char *lf = memchr(data + from, '\n', len - from);
+	size_t offset = lf != NULL ? (size_t)(lf - data) + 1 : len;
+	size_t sep, next, cend;
+
+	if (find_next(p, data, len, offset, &sep, &next)) {
+		cend = sep;
+		out->end = next;
+	} else {
+		cend = trailing_end(p, data, len, offset);
+		out->end = len;
+	}
+	out->from_offset = from;
+	out->offset = offset;
+	out->length = cend - offset;
+	out->header_end = header_end(data, offset, cend);
+}
+
+/* ---- UIDLs ---- */
+
+/* The unfolded, trimmed value of the first header called name, if it fits out (which holds
+ * more than a valid UIDL can be, so a longer value is simply not valid). */
+static gboolean
+header_value(const char *h, size_t len, const char *name, char *out, size_t cap, size_t *out_len)
+{
+	size_t nlen = strlen(name), n = 0;
+	const char *p = h, *end = h + len;
+	const char first = (char)(name[0] | 0x20);
+
+	while (p < end) {
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+		const char *le = lf != NULL ? lf : end, *q = p + nlen;
+
+		/* name starts with a letter: OR-ing 0x20 lowercases it and nothing else matches,
+		 * so most lines are passed over without a call. */
+		if ((size_t)(le - p) > nlen && (*p | 0x20) == first &&
+		    g_ascii_strncasecmp(p, name, nlen) == 0) {
+			while (q < le && (*q == ' ' || *q == '\t'))
+				q++;
+			if (q < le && *q == ':') {
+				q++;
+				/* RFC 5322 §2.2.3: unfolding removes the line breaks only. */
+				for (;;) {
+					size_t seg = (size_t)(le - q);
+					if (seg > 0 && le[-1] == '\r')
+						seg--;
+					if (n + seg > cap)
+						return FALSE;
+					memcpy(out + n, q, seg);
+					n += seg;
+					if (lf == NULL || lf + 1 >= end ||
+					    (lf[1] != ' ' && lf[1] != '\t'))
+						break;
+					q = lf + 1;
+					lf = memchr(q, '\n', (size_t)(end - q));
+					le = lf != NULL ? lf : end;
+				}
+				while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+					n--;
+				q = out;
+				while ((size_t)(q - out) < n && (*q == ' ' || *q == '\t'))
+					q++;
+				memmove(out, q, n - (size_t)(q - out));
+				*out_len = n - (size_t)(q - out);
+				return TRUE;
+			}
+		}
+		p = lf != NULL ? lf + 1 : end;
+	}
+	return FALSE;
+}
+
+/* A valid UIDL found in v (n bytes) goes to out. */
+static size_t
+take(char *out, const char *v, size_t n)
+{
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return n;
+}
+
+size_t
+mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources,
+	       char out[MPOP_UIDL_MAX + 1])
+{
+	static const char *const defaults[] = {"x-uidl", "message-id", "digest", NULL};
+	g_autofree char *d = NULL;
+	char v[2 * MPOP_UIDL_MAX];
+	size_t n;
+
+	if (sources == NULL || sources[0] == NULL)
+		sources = defaults;
+	for (; *sources != NULL; sources++) {
+		if (g_ascii_strcasecmp(*sources, "x-uidl") == 0) {
+			if (!header_value(content, header_len, "X-UIDL", v, sizeof(v), &n))
+				continue;
+			/* Perl mpopd 2.x wrote "X-UIDL: mpop<uidl>" and announced <uidl>. */
+			if (n > 4 && memcmp(v, "mpop", 4) == 0 && mpop_uidl_valid(v + 4, n - 4))
+				return take(out, v + 4, n - 4);
+			if (mpop_uidl_valid(v, n))
+				return take(out, v, n);
+		} else if (g_ascii_strcasecmp(*sources, "message-id") == 0) {
+			if (header_value(content, header_len, "Message-ID", v, sizeof(v), &n) &&
+			    mpop_uidl_valid(v, n))
+				return take(out, v, n);
+		} else if (g_ascii_strcasecmp(*sources, "digest") == 0) {
+			break;
+		}
+	}
+	d = mpop_uidl_digest(content, header_len);
+	return take(out, d, strlen(d));
+}
