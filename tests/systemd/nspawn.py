@@ -225,12 +225,21 @@ class Setup:
         self.fx = Fixture(visible=VMAIL)
         self.tag = tag
         self.ct = None
+        self.confdir = None
+        try:
+            self._configure()
+        except BaseException:
+            self.close()
+            raise
+
+    def _configure(self):
         self.conf_default = default_config_path()
         self.confdir = tempfile.mkdtemp(prefix="mpopd-etc-")
         os.chmod(self.confdir, 0o755)
         # The default path lives under the host's read-only /usr in the container
         # (/usr/local/etc for a /usr/local build): bind our own directory over its parent.
-        # If that parent is missing on the host (no mount point), use /etc/mpopd and -c.
+        # If that parent is missing on the host (no mount point), use /etc/mpopd-test and -c
+        # in drop-ins.
         parent = os.path.dirname(os.path.dirname(self.conf_default))
         self.conf_bind = None
         if re.match(r"^/(etc|run)/", self.conf_default):
@@ -315,7 +324,8 @@ class Setup:
                 self.ct.poweroff()
         finally:
             self.fx.cleanup()
-            shutil.rmtree(self.confdir, ignore_errors=True)
+            if self.confdir:
+                shutil.rmtree(self.confdir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -345,9 +355,10 @@ def mpopd_failures(entries):
 
 
 def unit_file_warnings(entries):
-    """What PID 1 said about lines of the mpopd unit files (unknown keys, bad values)."""
-    return [e.get("MESSAGE", "") for e in entries
-            if re.search(r"mpopd[^ ]*\.(service|socket):\d+:", str(e.get("MESSAGE", "")))]
+    """What PID 1 said about lines of the mpopd unit files or their drop-ins (unknown keys,
+    bad values)."""
+    where = re.compile(r"mpopd[^ /]*\.(service|socket)(\.d/[^ :]+)?:\d+:")
+    return [str(e.get("MESSAGE", "")) for e in entries if where.search(str(e.get("MESSAGE", "")))]
 
 
 def cgroup_limits(ct, unit):
