@@ -52,6 +52,13 @@ sockaddr_name(const struct sockaddr_storage *ss, gboolean with_port)
 	}
 	if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		/* A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; log them as IPv4 so
+		 * per-source limits and log searches see one address form. */
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof(host));
+			port = ntohs(in6->sin6_port);
+			return with_port ? g_strdup_printf("%s:%u", host, port) : g_strdup(host);
+		}
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		port = ntohs(in6->sin6_port);
 		return with_port ? g_strdup_printf("[%s]:%u", host, port) : g_strdup(host);
