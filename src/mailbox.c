@@ -102,6 +102,8 @@ mpop_mailbox_close(MpopMailbox *mb)
 	if (mb->ops != NULL && mb->ops->close != NULL)
 		mb->ops->close(mb);
 	g_free(mb->msgs);
+	g_free(mb->stream_out);
+	g_free(mb->stream_raw);
 	if (mb->strings != NULL)
 		g_string_chunk_free(mb->strings);
 	g_free(mb->path);
@@ -304,8 +306,6 @@ gboolean
 mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, const char *prefix,
 		    MpopWriteFn write_fn, gpointer ctx, gboolean *out_broken, GError **error)
 {
-	g_autofree char *buf = NULL;
-	g_autofree char *raw = NULL;
 	StreamOut so = {.write_fn = write_fn, .ctx = ctx};
 	MpopStuffer st;
 	gboolean ok;
@@ -319,11 +319,15 @@ mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, const char *pr
 	if (!mb->ops->msg_begin(mb, idx, error))
 		return FALSE;
 
-	buf = g_malloc(STREAM_OUT_CAP);
-	raw = g_malloc(STREAM_RAW_MAX);
-	so.buf = buf;
+	/* Allocated once per session: a RETR costs no allocation (nor, for buffers this size,
+	 * a fresh mapping and its page faults). */
+	if (mb->stream_out == NULL) {
+		mb->stream_out = g_malloc(STREAM_OUT_CAP);
+		mb->stream_raw = g_malloc(STREAM_RAW_MAX);
+	}
+	so.buf = mb->stream_out;
 	mpop_stuffer_init(&st, &mb->stuff_opts, top_lines);
-	ok = stream_prefix(&so, prefix, error) && stream_body(mb, &st, &so, raw, error);
+	ok = stream_prefix(&so, prefix, error) && stream_body(mb, &st, &so, mb->stream_raw, error);
 	mb->ops->msg_end(mb);
 	if (!ok && out_broken != NULL)
 		*out_broken = so.wrote;

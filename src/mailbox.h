@@ -52,6 +52,8 @@ struct MpopMailbox {
 	char *user;
 	MpopMessage *msgs;
 	guint n_msgs;
+	char *stream_out; /* RETR/TOP buffers, allocated at the first one */
+	char *stream_raw;
 	GStringChunk *strings;	  /* the UIDLs: one block, not one allocation per message */
 	MpopStuffOpts stuff_opts; /* how stored bytes are turned into what is sent */
 	gpointer priv;		  /* backend state */
