@@ -46,6 +46,7 @@ struct MpopSession {
 	int channel;
 	gboolean quit_seen;
 	gboolean broken;
+	gboolean corked; /* TCP_CORK set while pipelined commands are answered */
 };
 
 static void
@@ -74,6 +75,18 @@ session_clear(MpopSession *s)
 	if (s->out)
 		g_string_free(s->out, TRUE);
 	s->out = NULL;
+}
+
+static void
+set_cork(MpopSession *s, gboolean on)
+{
+	int v = on;
+
+	if (s->corked == on)
+		return;
+	/* Fails harmlessly on pipes and non-TCP sockets (inetd over a pipe, tests). */
+	(void)setsockopt(s->conn->fd_out, IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
+	s->corked = on;
 }
 
 static int
@@ -419,10 +432,19 @@ session_loop(MpopSession *s)
 			/* RFC 2449 §6.6: answer queued commands in order, flush when idle. */
 			if (!flush_out(s))
 				return AUTHZ_CLOSE;
+			set_cork(s, FALSE);
 			r = read_more(s);
 			if (r <= 0)
 				return AUTHZ_CLOSE;
 			continue;
+		}
+		/* More commands already queued (PIPELINING): let their replies fill whole
+		 * segments instead of one push per reply; uncorked before we wait. */
+		if (!s->corked) {
+			size_t more;
+			mpop_linebuf_pending(&s->lb, &more);
+			if (more > 0)
+				set_cork(s, TRUE);
 		}
 		if (st == MPOP_LINE_OK) {
 			log_command(s, line, len);
@@ -442,6 +464,8 @@ session_loop(MpopSession *s)
 			 * privileged parent. */
 			if (!flush_out(s))
 				return AUTHZ_CLOSE;
+			/* The next reply may come from another process: nothing stays corked. */
+			set_cork(s, FALSE);
 			o = s->channel >= 0 ? authorize_ipc(s) : authorize_direct(s);
 			if (o != AUTHZ_CONTINUE) {
 				if (o == AUTHZ_CLOSE)

@@ -3,7 +3,8 @@
 """RETR throughput over loopback: every message of a generated mbox, pipelined.
 
 Not a test: it prints figures. Run as root from the source tree after building:
-    python3 tests/bench-retr.py build/src/mpopd build/src/mpopdctl [MB] [MSG_KB]
+    BENCH_CLIENT=build/tests/bench-retr-client \
+        python3 tests/bench-retr.py build/src/mpopd build/src/mpopdctl [MB] [MSG_KB]
 It starts the legacy daemon on 127.0.0.1 (a free port), logs in as a user-list user whose
 uid owns the mbox, sends RETR 1..N in one go and reads until the QUIT reply.
 """
@@ -62,6 +63,14 @@ def main():
                 break
             except OSError:
                 time.sleep(0.02)
+        client = os.environ.get("BENCH_CLIENT")
+        if client:
+            # an external reader (e.g. a small C program) instead of this Python loop
+            c.close()
+            r = subprocess.run([client, str(port), str(n), "bench", "pw"], capture_output=True)
+            print(f"mbox: {n} messages, {size / 1e6:.1f} MB; RETR 1..{n} pipelined "
+                  f"({client}): {r.stdout.decode().strip()}")
+            return
         f = c.makefile("rb")
         f.readline()
         c.sendall(b"USER bench\r\nPASS pw\r\n")
