@@ -77,6 +77,8 @@ session_clear(MpopSession *s)
 	s->out = NULL;
 }
 
+static gboolean flush_out(MpopSession *s);
+
 static void
 set_cork(MpopSession *s, gboolean on)
 {
@@ -94,6 +96,14 @@ write_fn(gpointer ctx, const void *data, size_t len)
 {
 	MpopSession *s = ctx;
 
+	/* While pipelined commands are answered, small messages share one write; anything
+	 * that would not fit is written as it is, without a copy. */
+	if (s->corked && s->out->len + len <= OUT_FLUSH_AT) {
+		g_string_append_len(s->out, data, (gssize)len);
+		return 0;
+	}
+	if (!flush_out(s))
+		return -EIO;
 	return mpop_write_all(s->conn->fd_out, data, len);
 }
 
@@ -362,8 +372,8 @@ static MpopAction
 do_stream(MpopSession *s, size_t pre_len)
 {
 	g_autoptr(GError) error = NULL;
+	g_autofree char *prefix = NULL;
 	gboolean broken = FALSE;
-	const char *prefix;
 
 	/* Keep the prefix small so it fits the stream buffer with the message start. */
 	if (pre_len > 0 && s->out->len > 16 * 1024) {
@@ -374,12 +384,12 @@ do_stream(MpopSession *s, size_t pre_len)
 		g_string_assign(s->out, okline);
 		pre_len = 0;
 	}
-	prefix = s->out->str;
+	/* The queued replies and the +OK line lead the message; write_fn may append to out. */
+	prefix = g_strndup(s->out->str, s->out->len);
+	g_string_truncate(s->out, 0);
 	if (mpop_mailbox_stream(s->mb, s->p.act_msg, s->p.act_top_lines, prefix, write_fn, s,
-				&broken, &error)) {
-		g_string_truncate(s->out, 0);
+				&broken, &error))
 		return MPOP_ACT_REPLY;
-	}
 	if (broken) {
 		mpop_log_event(MPOP_LOG_ERR, "disconnect", NULL, "sending message %u failed: %s",
 			       s->p.act_msg + 1, error ? error->message : "write error");
@@ -388,7 +398,8 @@ do_stream(MpopSession *s, size_t pre_len)
 	}
 	mpop_log_event(MPOP_LOG_ERR, "read-failed", NULL, "message %u: %s", s->p.act_msg + 1,
 		       error ? error->message : "unknown error");
-	g_string_truncate(s->out, pre_len);
+	/* Nothing of this reply was written: the queued replies, then -ERR. */
+	g_string_append_len(s->out, prefix, (gssize)pre_len);
 	mpop_pop3_stream_failed(&s->p, error, s->out);
 	return MPOP_ACT_REPLY;
 }
