@@ -55,10 +55,13 @@ hide_match_one(const char *name, const char *p, size_t n)
 {
 	size_t k = 0;
 
+	/* Header names are ASCII; this runs for every header line of every message while
+	 * the index measures sizes, so no function call per byte. */
 	for (; name[k] != '\0'; k++) {
 		if (k == n)
 			return HIDE_MAYBE;
-		if (g_ascii_tolower(name[k]) != g_ascii_tolower(p[k]))
+		if ((name[k] | 0x20) != (p[k] | 0x20) ||
+		    g_ascii_tolower(name[k]) != g_ascii_tolower(p[k]))
 			return HIDE_NO;
 	}
 	while (k < n && (p[k] == ' ' || p[k] == '\t'))
