@@ -5,7 +5,9 @@ Everything listens on 127.0.0.1, every wait is bounded, and every fixture lives 
 temporary directory under /tmp that the test removes again.
 """
 
+import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,6 +27,9 @@ TEST_UID = 4242 if IS_ROOT else os.getuid()
 TEST_GID = 4242 if IS_ROOT else os.getgid()
 PASSWORD = "s3cret-Passw0rd"
 WAIT = 15.0  # seconds: upper bound for any single wait
+# The mailbox format every Fixture uses unless told otherwise: meson registers the
+# real-client tests once per format (issue 3: mbox passes the same tables as Maildir).
+FORMAT = os.environ.get("MPOPD_TEST_FORMAT", "maildir")
 
 
 # ---------------------------------------------------------------- TAP-ish reporting
@@ -90,25 +95,104 @@ BIG = b"".join(b"Line %06d of the big message, padding padding padding padding.\
                for i in range(16400))  # just over 1 MiB
 
 MESSAGES = [
-    # (file name relative to the maildir, raw stored bytes)
+    # (file name relative to the maildir, raw stored bytes). Most carry a Message-ID (the
+    # mbox UIDL source after X-UIDL); two do not, so the mbox runs also use the digest.
     ("cur/1700000001.M1P1.fixture:2,S",
-     b"From: Alice <alice@example.org>\nTo: bob@example.org\nSubject: plain\n\n"
+     b"From: Alice <alice@example.org>\nTo: bob@example.org\nSubject: plain\n"
+     b"Message-ID: <plain.1@fixture.example.org>\n\n"
      b"Hello Bob,\nthis is a plain message.\n"),
     ("cur/1700000002.M2P2.fixture:2,",
-     b"From: a@example.org\nSubject: dots\n\n.leading dot\n..two dots\n.\n. \nend\n"),
+     b"From: a@example.org\nSubject: dots\nMessage-ID: <dots.2@fixture.example.org>\n\n"
+     b".leading dot\n..two dots\n.\n. \nend\n"),
     ("cur/1700000003.M3P3.fixture",
-     b"From: a@example.org\nSubject: no final newline\n\nlast line without newline"),
+     b"From: a@example.org\nSubject: no final newline\n"
+     b"Message-ID: <nonl.3@fixture.example.org>\n\nlast line without newline"),
     ("new/1700000004.M4P4.fixture",
-     b"From: a@example.org\r\nSubject: crlf\r\n\r\nCRLF line one\r\n.CRLF dot line\r\n"),
+     b"From: a@example.org\r\nSubject: crlf\r\nMessage-ID: <crlf.4@fixture.example.org>\r\n"
+     b"\r\nCRLF line one\r\n.CRLF dot line\r\n"),
     ("new/1700000005.M5P5.fixture",
      b"From: a@example.org\nSubject: =?ISO-8859-1?Q?8bit?=\nContent-Type: text/plain; "
      b"charset=ISO-8859-1\nContent-Transfer-Encoding: 8bit\n\nGr\xfc\xdfe, "
      b"caf\xc3\xa9, \xff\xfe\x80 high bytes\n"),
     ("new/1700000006.M6P6.fixture",
-     b"From: a@example.org\nSubject: big\n\n" + BIG),
+     b"From: a@example.org\nSubject: big\nMessage-ID: <big.6@fixture.example.org>\n\n" + BIG),
     ("new/1700000007.M7P7.fixture",
      b"From: a@example.org\nSubject: headers only\n"),
+    # "From " lines in the body: stored as is in a maildir, mboxrd-quoted in an mbox.
+    ("new/1700000008.M8P8.fixture",
+     b"From: a@example.org\nSubject: from lines\nMessage-ID: <from.8@fixture.example.org>\n"
+     b"\nFrom the start of a line\n>From once quoted\n>>From twice\nFrom\n\nFrom x\n"),
 ]
+
+MBOX_FROM = b"From test@example.org Mon Jan  1 00:00:00 2024\n"
+_FROM_LINE = re.compile(rb"^(>*From )", re.M)
+
+
+def mboxrd_quote(raw):
+    """mboxrd: every line matching ^>*From gets one more '>'."""
+    return _FROM_LINE.sub(rb">\1", raw)
+
+
+def mbox_entry(raw):
+    """One message as an mbox holds it: From_ line, quoted bytes, final newline, separator."""
+    body = mboxrd_quote(raw)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    return MBOX_FROM + body + b"\n"
+
+
+def mbox_split(data):
+    """The stored (still quoted) contents of the messages of an mbox file: a message starts
+    with a "From " line at the start or after an empty line; the empty line before the next
+    one is the separator, not part of the message."""
+    starts = [m.start() for m in re.finditer(rb"(?:\A|(?<=\n\n))From ", data)]
+    out = []
+    for i, st in enumerate(starts):
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else len(data)
+        body = data[data.index(b"\n", st) + 1 if b"\n" in data[st:] else len(data):end]
+        if i + 1 == len(starts) and body.endswith(b"\n\n"):
+            body = body[:-1]
+        out.append(body)
+    return out
+
+
+def mbox_uidl(stored):
+    """The UIDL mpopd announces for a stored mbox message with the default uidl_source
+    (x-uidl message-id digest): the header's trimmed, unfolded value if it is a valid UIDL,
+    else the first 40 hex digits of the SHA-256 of the header section (RFC 1939 §7 range)."""
+    lines = stored.split(b"\n")
+    hlen, headers = 0, []
+    for i, line in enumerate(lines):
+        if line in (b"", b"\r") and i < len(lines) - 1:
+            break
+        if i == len(lines) - 1:  # no blank line: the whole message is header
+            hlen = len(stored)
+            break
+        hlen += len(line) + 1
+        if line[:1] in (b" ", b"\t") and headers:
+            headers[-1] += line.rstrip(b"\r")
+        else:
+            headers.append(line.rstrip(b"\r"))
+
+    def value(name):
+        for h in headers:
+            k, sep, v = h.partition(b":")
+            if sep and k.strip().lower() == name:
+                return v.strip(b" \t")
+        return None
+
+    def valid(v):
+        return v is not None and 1 <= len(v) <= 70 and all(0x21 <= c <= 0x7E for c in v)
+
+    x = value(b"x-uidl")
+    if x is not None and x.startswith(b"mpop") and valid(x[4:]):
+        return x[4:].decode()
+    if valid(x):
+        return x.decode()
+    m = value(b"message-id")
+    if valid(m):
+        return m.decode()
+    return hashlib.sha256(stored[:hlen]).hexdigest()[:40]
 
 
 def lines_of(raw):
@@ -141,30 +225,46 @@ def uidl_of(name):
 
 
 class Fixture:
-    """A temp dir with maildirs, a user list and a config.
+    """A temp dir with mailboxes, a user list and a config.
 
     Users: alice (mailbox from the location pattern), bob (mailbox field in the user list),
-    carol (empty maildir). All share PASSWORD.
+    carol (empty maildir; absent mbox). All share PASSWORD. fmt "maildir" or "mbox"
+    (default: MPOPD_TEST_FORMAT); for mbox each user has <dir>/mail/<user>.mbox holding the
+    messages in the order a maildir lists them, so both formats announce the same table.
     """
 
-    def __init__(self, config_extra=None, messages=None, visible=None):
+    def __init__(self, config_extra=None, messages=None, visible=None, fmt=None):
         self.dir = tempfile.mkdtemp(prefix="mpopd-it-", dir="/tmp")
         # where the server sees self.dir (a container bind mount), for paths in the files
         self.vdir = visible or self.dir
         os.chmod(self.dir, 0o755)  # the session uid must traverse it
+        self.format = fmt or FORMAT
+        if self.format not in ("maildir", "mbox"):
+            raise ValueError(f"MPOPD_TEST_FORMAT={self.format!r}: maildir or mbox")
         self.messages = MESSAGES if messages is None else messages
         self.mail = os.path.join(self.dir, "mail")
         os.mkdir(self.mail)
         os.chmod(self.mail, 0o755)
         self.maildirs = {}
-        for user, msgs in (("alice", self.messages), ("bob", self.messages), ("carol", [])):
-            self.maildirs[user] = self.make_maildir(os.path.join(self.mail, user, "Maildir"), msgs)
+        self.mboxes = {}
+        users = (("alice", self.messages), ("bob", self.messages), ("carol", []))
+        for user, msgs in users:
+            if self.format == "maildir":
+                self.maildirs[user] = self.make_maildir(
+                    os.path.join(self.mail, user, "Maildir"), msgs)
+            else:
+                self.mboxes[user] = self.make_mbox(os.path.join(self.mail, user + ".mbox"),
+                                                   msgs if user != "carol" else None)
+        if self.format == "mbox" and IS_ROOT:
+            # the session (uid 4242) creates <mbox>.lock and renames at UPDATE in here
+            os.chown(self.mail, TEST_UID, TEST_GID)
+        self.boxes = self.maildirs if self.format == "maildir" else self.mboxes
         self.hash = make_hash(PASSWORD)
         self.userlist = os.path.join(self.dir, "users")
         with open(self.userlist, "w") as f:
             f.write("# test users\n")
             f.write(f"alice:{self.hash}:{TEST_UID}:{TEST_GID}\n")
-            f.write(f"bob:{self.hash}:{TEST_UID}:{TEST_GID}:{self.v(self.maildirs['bob'])}\n")
+            f.write(f"bob:{self.hash}:{TEST_UID}:{TEST_GID}:{self.v(self.boxes['bob'])}\n")
             f.write(f"carol:{self.hash}:{TEST_UID}:{TEST_GID}\n")
         os.chmod(self.userlist, 0o600)
         self.stderr_path = os.path.join(self.dir, "stderr.log")
@@ -190,11 +290,57 @@ class Fixture:
             os.chmod(top, 0o700)
         return path
 
+    def make_mbox(self, path, msgs):
+        """msgs None: no file (an absent mbox is an empty maildrop)."""
+        if msgs is not None:
+            with open(path, "wb") as f:
+                for _, raw in sorted(msgs, key=lambda m: uidl_of(m[0])):
+                    f.write(mbox_entry(raw))
+            if IS_ROOT:
+                os.chown(path, TEST_UID, TEST_GID)
+            os.chmod(path, 0o600)
+        return path
+
+    def expect(self, user="alice"):
+        """[(uidl, raw)] in the order the server numbers the fixture's messages."""
+        msgs = sorted(self.messages if user != "carol" else [], key=lambda m: uidl_of(m[0]))
+        if self.format == "maildir":
+            return [(uidl_of(n), raw) for n, raw in msgs]
+        return [(mbox_uidl(mboxrd_quote(raw) if raw.endswith(b"\n") else
+                           mboxrd_quote(raw) + b"\n"), raw) for _, raw in msgs]
+
+    def uidls(self, user="alice"):
+        return [u for u, _ in self.expect(user)]
+
+    def deliver(self, raw, user="alice", name="1800000000.M9P9.late"):
+        """A message delivered while a session runs (maildir: into new/; mbox: appended).
+        Returns its UIDL."""
+        if self.format == "maildir":
+            path = os.path.join(self.maildirs[user], "new", name)
+            with open(path, "wb") as f:
+                f.write(raw)
+            uidl = uidl_of(name)
+        else:
+            path = self.mboxes[user]
+            with open(path, "ab") as f:
+                f.write(mbox_entry(raw))
+            uidl = mbox_uidl(mbox_split(mbox_entry(raw))[0])
+        if IS_ROOT:
+            os.chown(path, TEST_UID, TEST_GID)
+        return uidl
+
     def write_config(self, extra):
+        if self.format == "maildir":
+            mailbox = {"format": "maildir",
+                       "location": self.v(os.path.join(self.mail, "%u", "Maildir"))}
+        else:
+            # the fixture has no Status:/Content-Length: style bookkeeping headers, so the
+            # default show_headers hides nothing the tests compare
+            mailbox = {"format": "mbox", "from_quoting": "mboxrd",
+                       "location": self.v(os.path.join(self.mail, "%u.mbox"))}
         groups = {
             "server": {"idle_timeout": "60", "pid_file": ""},
-            "mailbox": {"format": "maildir",
-                        "location": self.v(os.path.join(self.mail, "%u", "Maildir"))},
+            "mailbox": mailbox,
             "auth": {"default": "userlist", "userlist": self.v(self.userlist)},
             "log": {"level": "debug"},
         }
@@ -210,7 +356,15 @@ class Fixture:
                 f.write("\n")
 
     def listing(self, user="alice"):
-        """Sorted file names currently in the user's maildir (cur and new, unique part)."""
+        """Sorted UIDLs of the messages now in the user's mailbox: maildir file names (cur
+        and new, unique part) or, for mbox, the UIDLs of the messages the file holds."""
+        if self.format == "mbox":
+            try:
+                with open(self.mboxes[user], "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                return []
+            return sorted(mbox_uidl(m) for m in mbox_split(data))
         out = []
         md = self.maildirs[user]
         for sub in ("cur", "new"):

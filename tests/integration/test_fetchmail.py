@@ -6,8 +6,7 @@ import os
 import shutil
 import subprocess
 
-from mpopdtest import (MESSAGES, WAIT, Fixture, PASSWORD, Reporter, Server, lf, need_binaries,
-                       uidl_of)
+from mpopdtest import FORMAT, MESSAGES, WAIT, Fixture, PASSWORD, Reporter, Server, lf, need_binaries
 
 
 def fetch(fx, port, keep, tag):
@@ -52,7 +51,7 @@ def run(t, mode):
             g = got_n[i] if i < len(got_n) else b""
             t.check(g == w, f"{mode}: fetchmail message {i + 1} bytes match",
                     f"got {len(g)} octets {g[:120]!r}\nwant {len(w)} octets {w[:120]!r}")
-        t.equal(fx.listing("alice"), sorted(uidl_of(n) for n, _ in MESSAGES),
+        t.equal(fx.listing("alice"), sorted(fx.uidls()),
                 f"{mode}: keep left the maildrop as it was")
         rc, got, log = fetch(fx, srv.port, False, "flush")
         t.check(rc == 0 and len(got) == len(MESSAGES), f"{mode}: fetchmail fetch+delete", log)
@@ -61,7 +60,7 @@ def run(t, mode):
 
 def main():
     need_binaries()
-    t = Reporter("fetchmail")
+    t = Reporter("fetchmail" if FORMAT == "maildir" else f"fetchmail-{FORMAT}")
     if not shutil.which("fetchmail"):
         t.skip("fetchmail", "fetchmail not installed")
     else:

@@ -6,8 +6,7 @@ import os
 import shutil
 import subprocess
 
-from mpopdtest import (MESSAGES, WAIT, Fixture, PASSWORD, Reporter, Server, lf, need_binaries,
-                       uidl_of)
+from mpopdtest import FORMAT, MESSAGES, WAIT, Fixture, PASSWORD, Reporter, Server, lf, need_binaries
 
 
 def run(t, mode):
@@ -45,7 +44,7 @@ def run(t, mode):
             g = got[i] if i < len(got) else b""
             t.check(g == w, f"{mode}: getmail message {i + 1} bytes match",
                     f"got {len(g)} octets {g[:160]!r}\nwant {len(w)} octets {w[:160]!r}")
-        t.equal(fx.listing("alice"), sorted(uidl_of(n) for n, _ in MESSAGES),
+        t.equal(fx.listing("alice"), sorted(fx.uidls()),
                 f"{mode}: delete = false left the maildrop as it was")
 
 
@@ -64,7 +63,7 @@ def strip_return_path(raw):
 
 def main():
     need_binaries()
-    t = Reporter("getmail")
+    t = Reporter("getmail" if FORMAT == "maildir" else f"getmail-{FORMAT}")
     if not shutil.which("getmail"):
         t.skip("getmail", "getmail6 not installed")
     else:

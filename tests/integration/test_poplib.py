@@ -1,16 +1,15 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Python's poplib retrieves every fixture message under inetd, fd 3 and legacy daemon modes."""
+"""Python's poplib retrieves every fixture message under inetd, fd 3 and legacy daemon modes
+(MPOPD_TEST_FORMAT: from maildirs or mbox files)."""
 
 import poplib
 
-from mpopdtest import (MESSAGES, Fixture, PASSWORD, Reporter, Server, lines_of, need_binaries,
-                       pop_size, uidl_of)
-
-EXPECT = sorted(MESSAGES, key=lambda m: uidl_of(m[0]))
+from mpopdtest import FORMAT, Fixture, PASSWORD, Reporter, Server, lines_of, need_binaries, pop_size
 
 
 def session(t, fx, srv, user):
+    EXPECT = fx.expect(user)
     p = poplib.POP3("127.0.0.1", srv.port, timeout=15)
     try:
         t.check(p.getwelcome().startswith(b"+OK"), f"{srv.mode}/{user}: greeting")
@@ -23,11 +22,11 @@ def session(t, fx, srv, user):
         t.equal(listing, [b"%d %d" % (i + 1, pop_size(r)) for i, (_, r) in enumerate(EXPECT)],
                 f"{srv.mode}/{user}: LIST sizes are the octets sent")
         _, uidls, _ = p.uidl()
-        t.equal(uidls, [b"%d %s" % (i + 1, uidl_of(n).encode()) for i, (n, _) in enumerate(EXPECT)],
-                f"{srv.mode}/{user}: UIDL is the maildir unique name")
-        for i, (name, raw) in enumerate(EXPECT, 1):
+        t.equal(uidls, [b"%d %s" % (i + 1, u.encode()) for i, (u, _) in enumerate(EXPECT)],
+                f"{srv.mode}/{user}: UIDL is the {fx.format} UIDL source")
+        for i, (uidl, raw) in enumerate(EXPECT, 1):
             _, lines, _ = p.retr(i)
-            t.check(lines == lines_of(raw), f"{srv.mode}/{user}: RETR {i} ({uidl_of(name)}) bytes",
+            t.check(lines == lines_of(raw), f"{srv.mode}/{user}: RETR {i} ({uidl}) bytes",
                     f"first difference: {first_diff(lines, lines_of(raw))}")
         _, top, _ = p.top(1, 0)
         raw1 = EXPECT[0][1]
@@ -49,6 +48,19 @@ def first_diff(a, b):
     return f"lengths {len(a)} != {len(b)}"
 
 
+def empty(t, srv, user):
+    """carol: an empty maildir, or no mbox file at all (an empty maildrop, not an error)."""
+    p = poplib.POP3("127.0.0.1", srv.port, timeout=15)
+    try:
+        p.user(user)
+        p.pass_(PASSWORD)
+        t.equal(p.stat(), (0, 0), f"{srv.mode}/{user}: empty maildrop STAT 0 0")
+        t.equal(p.uidl()[1], [], f"{srv.mode}/{user}: empty UIDL listing")
+        t.check(p.quit().startswith(b"+OK"), f"{srv.mode}/{user}: QUIT")
+    finally:
+        p.close()
+
+
 def one_mode(t, mode):
     with Fixture() as fx:
         with Server(fx, mode) as srv:
@@ -56,13 +68,16 @@ def one_mode(t, mode):
             session(t, fx, srv, "bob")
             # a second pass sees the same UIDLs (stable across sessions) and nothing deleted
             session(t, fx, srv, "alice")
-        t.equal(fx.listing("alice"), sorted(uidl_of(n) for n, _ in MESSAGES),
+            empty(t, srv, "carol")
+        t.equal(fx.listing("alice"), sorted(fx.uidls("alice")),
                 f"{mode}: QUIT without DELE removes nothing")
+        t.equal(fx.listing("bob"), sorted(fx.uidls("bob")),
+                f"{mode}: bob (mailbox from the user list) untouched too")
 
 
 def main():
     need_binaries()
-    t = Reporter("poplib")
+    t = Reporter("poplib" if FORMAT == "maildir" else f"poplib-{FORMAT}")
     for mode in ("inetd", "accept", "daemon"):
         t.run(one_mode, mode)
     t.done()
