@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,6 +49,7 @@
 typedef struct {
 	int fd;		/* what messages are read from: the mbox, or the spool copy */
 	MpopLock *lock; /* held for the whole session in session-lock mode */
+	int session_fd; /* flock()ed for the session in snapshot and spool modes, or -1 */
 	MpopMboxParser *parser;
 	const char *hide[8];
 	dev_t dev;
@@ -649,6 +651,29 @@ spool_copy(MpopMailbox *mb, MboxPriv *p, GError **error)
 	return g_steal_fd(&fd);
 }
 
+/* RFC 1939 §8: one POP3 session per maildrop. In snapshot and spool modes the delivery
+ * agents' locks are released after indexing, so the session holds flock() on its own open
+ * file description of the mbox: procmail, Postfix and Exim lock with dotlock and fcntl on
+ * Debian, which flock() does not conflict with, so deliveries never wait for it. Not used
+ * when mbox_locks names flock (delivery agents would then wait for the whole session). */
+static gboolean
+session_exclusive(MpopMailbox *mb, MboxPriv *p, GError **error)
+{
+	if (mb->cfg->mbox_mode == MPOP_MBOX_SESSION_LOCK || (mb->cfg->mbox_locks & MPOP_LOCK_FLOCK))
+		return TRUE;
+	p->session_fd = dup(p->fd);
+	if (p->session_fd < 0)
+		return fail_errno(error, errno, "cannot lock the maildrop for this session");
+	if (flock(p->session_fd, LOCK_EX | LOCK_NB) == 0)
+		return TRUE;
+	if (errno == EWOULDBLOCK) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_IN_USE,
+			    "maildrop is in use by another POP3 session");
+		return FALSE;
+	}
+	return fail_errno(error, errno, "cannot lock the maildrop for this session");
+}
+
 static gboolean
 mbox_open(MpopMailbox *mb, GError **error)
 {
@@ -659,6 +684,7 @@ mbox_open(MpopMailbox *mb, GError **error)
 
 	mb->priv = p;
 	p->fd = -1;
+	p->session_fd = -1;
 	setup_stuff(mb, p);
 	p->parser = mpop_mbox_parser_new(mb->cfg->message_start, mb->cfg->message_end, &local);
 	if (p->parser == NULL) {
@@ -673,6 +699,8 @@ mbox_open(MpopMailbox *mb, GError **error)
 	if (fd < 0)
 		return FALSE;
 	p->fd = fd;
+	if (!session_exclusive(mb, p, error))
+		return FALSE;
 	if (!mbox_index(mb, p, error))
 		return FALSE;
 	switch (mb->cfg->mbox_mode) {
@@ -702,6 +730,7 @@ mbox_close(MpopMailbox *mb)
 		return;
 	mpop_lock_release(p->lock); /* before the fd its fcntl/flock locks are on */
 	mpop_close_fdp(&p->fd);
+	mpop_close_fdp(&p->session_fd); /* ends this session's claim on the maildrop */
 	mpop_mbox_parser_free(p->parser);
 	g_free(p->span_hash);
 	g_free(p->cache);

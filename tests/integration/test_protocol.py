@@ -120,8 +120,8 @@ def in_use(t, fx, srv):
 
 
 def snapshot_concurrent(t, fx, srv):
-    """mbox snapshot mode (the default) holds no lock during the session, by design (README:
-    deliveries never wait for a slow client), so a second session is let in instead of
+    """mbox snapshot mode with flock among mbox_locks: the session cannot hold flock() for
+    itself (delivery agents would wait for it), so a second session is let in instead of
     RFC 1939 §8's [IN-USE]; what must hold is that neither can lose mail: the one that
     finds the mailbox rewritten by the other gets -ERR [SYS/TEMP] and deletes nothing."""
     a, ra = login_retry(srv.port, "bob")
@@ -279,7 +279,8 @@ def daemon_pid_file(t):
 def main():
     need_binaries()
     t = Reporter("protocol" if FORMAT == "maildir" else f"protocol-{FORMAT}")
-    exclusive = in_use if FORMAT == "maildir" else snapshot_concurrent
+    # mbox snapshot and spool modes hold flock() on the mbox for the session: [IN-USE] too
+    exclusive = in_use
     # strict_args sends more bad commands than the default limit of 10
     with Fixture({"server.max_bad_commands": "50"}) as fx:
         t.run(overlong_line, fx)
@@ -296,6 +297,12 @@ def main():
         # session-lock mode holds the delivery agents' locks: [IN-USE] as for a maildir
         with Fixture({"mailbox.mbox_mode": "session-lock"}) as fx, Server(fx, "inetd") as srv:
             t.run(in_use, fx, srv)
+        with Fixture({"mailbox.mbox_mode": "spool", "mailbox.spool_dir": "/tmp"}) as fx, \
+                Server(fx, "inetd") as srv:
+            t.run(in_use, fx, srv)
+        with Fixture({"mailbox.mbox_locks": "dotlock;fcntl;flock"}) as fx, \
+                Server(fx, "inetd") as srv:
+            t.run(snapshot_concurrent, fx, srv)
     t.run(bad_commands)
     t.run(check_config)
     t.run(daemon_pid_file)
