@@ -96,6 +96,10 @@ bad_command(MpopPop3 *p, const char *text, GString *reply)
 	return MPOP_ACT_REPLY;
 }
 
+/* RFC 3206 [AUTH]: the client should prompt for TLS rather than retry the password. */
+static const char no_plaintext[] =
+	"-ERR [AUTH] Plaintext authentication disallowed on non-secure connections.";
+
 static gboolean
 plaintext_ok(const MpopPop3 *p)
 {
@@ -129,10 +133,7 @@ static MpopAction
 cmd_user(MpopPop3 *p, const MpopArgs *a, GString *reply)
 {
 	if (!plaintext_ok(p))
-		return bad_command(p,
-				   "-ERR [AUTH] Plaintext authentication disallowed on "
-				   "non-secure connections.",
-				   reply);
+		return bad_command(p, no_plaintext, reply);
 	if (a->n_args != 1 || a->bad_syntax)
 		return bad_command(p, "-ERR USER needs exactly one argument: a user name.", reply);
 	g_free(p->user);
@@ -157,10 +158,7 @@ static MpopAction
 cmd_pass(MpopPop3 *p, const MpopArgs *a, GString *reply)
 {
 	if (!plaintext_ok(p))
-		return bad_command(p,
-				   "-ERR [AUTH] Plaintext authentication disallowed on "
-				   "non-secure connections.",
-				   reply);
+		return bad_command(p, no_plaintext, reply);
 	if (!p->user_given)
 		return bad_command(p, "-ERR Send USER first.", reply);
 	if (!a->rest || !*a->rest)
@@ -236,10 +234,7 @@ cmd_auth(MpopPop3 *p, const MpopArgs *a, GString *reply)
 	if (g_ascii_strcasecmp(a->args[0], "PLAIN") != 0)
 		return bad_command(p, "-ERR Unsupported authentication mechanism.", reply);
 	if (!plaintext_ok(p))
-		return bad_command(p,
-				   "-ERR [AUTH] Plaintext authentication disallowed on "
-				   "non-secure connections.",
-				   reply);
+		return bad_command(p, no_plaintext, reply);
 	p->user_given = FALSE;
 	if (a->n_args == 2)
 		return sasl_plain_response(p, a->args[1], reply);
