@@ -100,7 +100,8 @@ char *mpop_mailbox_intern(MpopMailbox *mb, const char *s);
 
 /* Make the UIDLs of mb->msgs valid and unique: an invalid one (or NULL) becomes a digest of
  * itself, later duplicates get a deterministic "-N" suffix (keeping the 70-char limit); new
- * strings go to mb->strings. Costs one sort of message numbers when nothing needs changing. */
+ * strings go to mb->strings. Costs one pass through a hash table of message numbers when
+ * nothing needs changing. */
 void mpop_uidl_make_unique(MpopMailbox *mb);
 
 /* Backends. */

@@ -319,6 +319,56 @@ test_random(void)
 	}
 }
 
+/* The size of a whole message by the stuffer fed one byte at a time. */
+static guint64
+fed_size(const MpopStuffOpts *opts, const char *in, size_t len)
+{
+	MpopStuffer st;
+
+	mpop_stuffer_init(&st, opts, -1);
+	for (size_t i = 0; i < len; i++)
+		mpop_stuffer_feed(&st, in + i, 1, NULL);
+	mpop_stuffer_finish(&st, NULL);
+	return st.size;
+}
+
+/* mpop_stuffer_measure() counts bodies in 16-byte vectors with byte counters emptied every
+ * 255 steps: long bodies of line ends only (every lane at its limit), CRLF pairs split at
+ * every vector edge, quoted From lines and a last line without LF must all agree with the
+ * stuffer's own count. */
+static void
+test_measure_long(void)
+{
+	static const char *const pieces[] = {
+		"\n",  "\r\n", "\r", ">From x\n", ">>From ",	     "From ",
+		"abc", "\n\n", ".",  "\r\r\n",	  "0123456789abcdef"};
+	static const char *const names[] = {"Status", NULL};
+	g_autoptr(GRand) rand = g_rand_new_with_seed(5034);
+	const size_t lens[] = {4079, 4080, 4081, 4097, 16 * 255 * 3 + 1, 70000};
+
+	for (size_t l = 0; l < G_N_ELEMENTS(lens); l++) {
+		for (int fill = 0; fill < 4; fill++) {
+			g_autoptr(GString) msg = g_string_new("Status: RO\nSubject: s\n\n");
+			MpopStuffOpts opts = {fill % 2 == 0, fill < 2 ? names : NULL};
+			while (msg->len < lens[l]) {
+				if (fill == 0)
+					g_string_append_c(msg, '\n');
+				else if (fill == 1)
+					g_string_append(msg, "\r\n");
+				else
+					g_string_append(msg,
+							pieces[g_rand_int_range(
+								rand, 0, G_N_ELEMENTS(pieces))]);
+			}
+			for (int cut = 0; cut < 3; cut++) {
+				size_t len = msg->len - (size_t)cut;
+				g_assert_cmpuint(mpop_stuffer_measure(&opts, msg->str, len), ==,
+						 fed_size(&opts, msg->str, len));
+			}
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -326,5 +376,6 @@ main(int argc, char **argv)
 	g_test_add_func("/dotstuff/cases", test_cases);
 	g_test_add_func("/dotstuff/size-and-done", test_size_and_done);
 	g_test_add_func("/dotstuff/random", test_random);
+	g_test_add_func("/dotstuff/measure-long", test_measure_long);
 	return g_test_run();
 }
