@@ -37,6 +37,14 @@ put(char **o, const char *data, size_t n)
 	}
 }
 
+/* A bit for the first character of a header name, the same for both cases of a letter
+ * (other characters may share bits: it only filters). */
+static inline guint32
+first_bit(char c)
+{
+	return 1u << ((guint8)(c | 0x20) & 31);
+}
+
 void
 mpop_stuffer_init(MpopStuffer *st, const MpopStuffOpts *opts, gint64 top_lines)
 {
@@ -46,9 +54,17 @@ mpop_stuffer_init(MpopStuffer *st, const MpopStuffOpts *opts, gint64 top_lines)
 	st->bol = TRUE;
 	st->line_empty = TRUE;
 	st->body_lines = top_lines < 0 ? -1 : top_lines;
+	for (const char *const *n = st->opts.hide_headers; n != NULL && *n != NULL; n++)
+		st->hide_first |= first_bit((*n)[0]);
 }
 
 typedef enum { HIDE_NO, HIDE_YES, HIDE_MAYBE } HideMatch;
+
+static inline char
+ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c | 0x20) : c;
+}
 
 static HideMatch
 hide_match_one(const char *name, const char *p, size_t n)
@@ -60,8 +76,7 @@ hide_match_one(const char *name, const char *p, size_t n)
 	for (; name[k] != '\0'; k++) {
 		if (k == n)
 			return HIDE_MAYBE;
-		if ((name[k] | 0x20) != (p[k] | 0x20) ||
-		    g_ascii_tolower(name[k]) != g_ascii_tolower(p[k]))
+		if ((name[k] | 0x20) != (p[k] | 0x20) || ascii_lower(name[k]) != ascii_lower(p[k]))
 			return HIDE_NO;
 	}
 	while (k < n && (p[k] == ' ' || p[k] == '\t'))
@@ -75,11 +90,12 @@ hide_match_one(const char *name, const char *p, size_t n)
  * HOLD_MAX bytes count, because that is all a byte-at-a-time feed can hold back. Lines
  * starting with '.' or '>' are never hidden, so those decisions need no hold space. */
 static HideMatch
-hide_match(const char *const *names, const char *p, size_t n, gboolean terminated)
+hide_match(const MpopStuffer *st, const char *p, size_t n, gboolean terminated)
 {
+	const char *const *names = st->opts.hide_headers;
 	HideMatch res = HIDE_NO;
 
-	if (p[0] == '.' || p[0] == '>')
+	if (p[0] == '.' || p[0] == '>' || !(st->hide_first & first_bit(p[0])))
 		return HIDE_NO;
 	if (n >= HOLD_MAX) {
 		n = HOLD_MAX;
@@ -124,7 +140,7 @@ classify(const MpopStuffer *st, const char *p, size_t n, gboolean terminated)
 		/* RFC 5322 §2.2.3: continuation lines start with WSP. */
 		if (st->hiding && (p[0] == ' ' || p[0] == '\t'))
 			return DEC_DROP;
-		switch (hide_match(st->opts.hide_headers, p, n, terminated)) {
+		switch (hide_match(st, p, n, terminated)) {
 		case HIDE_YES:
 			return DEC_DROP;
 		case HIDE_MAYBE:
@@ -356,25 +372,31 @@ mpop_stuffer_finish(MpopStuffer *st, char *out)
 	return out != NULL ? (size_t)(o - out) : 0;
 }
 
-/* Byte counters in 16-byte vectors (a GNU C extension, plain SIMD where the target has it). */
-typedef unsigned char Vec16 __attribute__((vector_size(16)));
+/* Byte counters in 16-byte vectors (a GNU C extension: SSE2 on x86-64, NEON on arm64). */
+#define VEC 16
+typedef unsigned char Vec __attribute__((vector_size(VEC)));
+typedef guint64 Vec64 __attribute__((vector_size(VEC)));
 
-static inline Vec16
-load16(const char *p)
+static inline Vec
+load_vec(const char *p)
 {
-	Vec16 v;
+	Vec v;
 
 	memcpy(&v, p, sizeof(v));
 	return v;
 }
 
-static guint64
-vec_sum(Vec16 v)
+/* The sum of the byte lanes (each at most 255). */
+static inline guint64
+vec_sum(Vec v)
 {
+	const guint64 m = 0x00ff00ff00ff00ffull;
+	Vec64 w = (Vec64)v;
 	guint64 s = 0;
 
-	for (size_t i = 0; i < sizeof(v); i++)
-		s += v[i];
+	w = (w & m) + ((w >> 8) & m); /* four 16-bit sums per word, each < 512 */
+	for (size_t i = 0; i < VEC / 8; i++)
+		s += (w[i] * 0x0001000100010001ull) >> 48;
 	return s;
 }
 
@@ -382,17 +404,17 @@ vec_sum(Vec16 v)
 static void
 count_line_ends(const char *p, size_t n, guint64 *out_lf, guint64 *out_crlf)
 {
-	const Vec16 zero = {0}, lf = zero + '\n', cr = zero + '\r';
+	const Vec zero = {0}, lf = zero + '\n', cr = zero + '\r';
 	guint64 nl = 0, ncrlf = 0;
 	size_t i = 1;
 
 	/* A lane counts up to 255 before the counters are emptied. */
-	while (n >= 17 && i <= n - 16) {
-		Vec16 a = {0}, b = {0};
-		for (int k = 0; k < 255 && i <= n - 16; k++, i += 16) {
-			Vec16 is_lf = (Vec16)(load16(p + i) == lf);
+	while (n >= VEC + 1 && i <= n - VEC) {
+		Vec a = {0}, b = {0};
+		for (int k = 0; k < 255 && i <= n - VEC; k++, i += VEC) {
+			Vec is_lf = (Vec)(load_vec(p + i) == lf);
 			a -= is_lf;
-			b -= is_lf & (Vec16)(load16(p + i - 1) == cr);
+			b -= is_lf & (Vec)(load_vec(p + i - 1) == cr);
 		}
 		nl += vec_sum(a);
 		ncrlf += vec_sum(b);
@@ -471,8 +493,13 @@ body_offset(const char *data, size_t len)
 guint64
 mpop_stuffer_measure(const MpopStuffOpts *opts, const char *data, size_t len)
 {
+	return mpop_stuffer_measure_at(opts, data, len, body_offset(data, len));
+}
+
+guint64
+mpop_stuffer_measure_at(const MpopStuffOpts *opts, const char *data, size_t len, size_t body)
+{
 	MpopStuffer st;
-	size_t body = body_offset(data, len);
 
 	/* The header (hidden fields, quoting) by the stuffer itself, the body by counting. */
 	mpop_stuffer_init(&st, opts, -1);

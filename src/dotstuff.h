@@ -22,7 +22,8 @@ typedef struct {
 	gboolean hiding;     /* inside a hidden header (and its continuation lines) */
 	char hold[80];	     /* start of a line held back to decide quoting / hiding */
 	size_t hold_len;
-	guint64 size; /* octets produced before stuffing (CRLF line ends) */
+	guint64 size;	    /* octets produced before stuffing (CRLF line ends) */
+	guint32 hide_first; /* first letters of the hidden names, a bit each */
 } MpopStuffer;
 
 /* top_lines < 0 means the whole message (RETR). */
@@ -41,3 +42,8 @@ size_t mpop_stuffer_finish(MpopStuffer *st, char *out);
 
 /* Size in octets as sent for a whole buffer (RETR size), convenience for tests/backends. */
 guint64 mpop_stuffer_measure(const MpopStuffOpts *opts, const char *data, size_t len);
+
+/* The same when the caller already knows where the body starts: body is the offset just past
+ * the first empty line (LF or CRLF), or len when there is none. */
+guint64 mpop_stuffer_measure_at(const MpopStuffOpts *opts, const char *data, size_t len,
+				size_t body);

@@ -41,7 +41,6 @@
  * the inode again after locking (Dovecot).
  */
 
-#define DROP_EVERY (1u << 18) /* MADV_DONTNEED the indexed part every 256 KiB */
 #define COPY_CHUNK (256 * 1024)
 #define VERIFY_CHUNK 4096
 #define CACHE_MAX (64 * 1024)
@@ -58,6 +57,7 @@ typedef struct {
 	guint64 first_from;  /* bytes before the first message */
 	guint32 *span_hash;  /* per message: separator + From line */
 	guint32 tail_hash;   /* after the last message's content */
+	GPtrArray *chunks;   /* UIDLs indexed by other threads */
 	guint cur;
 	guint64 cur_pos;
 	char *cache;	 /* a small message with its boundaries, read in one pread() */
@@ -69,27 +69,7 @@ static const char *const bookkeeping_headers[] = {
 	"Status", "X-Status", "X-UID", "X-IMAP", "X-IMAPbase", "X-Keywords", "Content-Length",
 };
 
-/* ---- boundary hashes (detect rewrites, not adversaries) ---- */
-
-/* Eight bytes a step (a multiply-shift per word, FNV-1a for the tail): a call on a multiple
- * of 8 bytes continues exactly where the next call starts, so the chunked reads of hash_fd
- * give what one call over the mapping gave. */
-static guint32
-hash_update(guint32 h, const char *s, size_t n)
-{
-	size_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		guint64 w;
-		memcpy(&w, s + i, 8);
-		h = (guint32)(((h ^ w) * 0x9e3779b97f4a7c15ull) >> 32);
-	}
-	for (; i < n; i++)
-		h = (h ^ (guint8)s[i]) * 16777619u;
-	return h;
-}
-
-#define HASH_INIT 2166136261u
+/* ---- boundary hashes ---- */
 
 /* Hash of n bytes at off of fd, in full VERIFY_CHUNK pieces whatever pread() returns.
  * Returns 0 or -errno (-ESPIPE when the file is shorter). */
@@ -97,7 +77,7 @@ static int
 hash_fd(int fd, guint64 off, guint64 n, guint32 *out)
 {
 	char buf[VERIFY_CHUNK];
-	guint32 h = HASH_INIT;
+	guint32 h = MPOP_MBOX_HASH_INIT;
 	size_t have = 0;
 
 	G_STATIC_ASSERT(VERIFY_CHUNK % 8 == 0);
@@ -113,7 +93,7 @@ hash_fd(int fd, guint64 off, guint64 n, guint32 *out)
 		off += (guint64)r;
 		n -= (guint64)r;
 		if (have == sizeof(buf) || n == 0) {
-			h = hash_update(h, buf, have);
+			h = mpop_mbox_hash(h, buf, have);
 			have = 0;
 		}
 	}
@@ -212,62 +192,12 @@ open_locked(MpopMailbox *mb, MpopLock **out_lock, GError **error)
 }
 
 static gboolean
-index_map(MpopMailbox *mb, MboxPriv *p, char *map, size_t size, GError **error)
-{
-	g_autoptr(GArray) msgs = g_array_new(FALSE, TRUE, sizeof(MpopMessage));
-	g_autoptr(GArray) hashes = g_array_new(FALSE, FALSE, sizeof(guint32));
-	const char *const *sources = (const char *const *)mb->cfg->uidl_source;
-	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	guint64 from = mpop_mbox_first(p->parser, map, size), cend = from, dropped = 0;
-
-	p->first_from = from;
-	while (from < size) {
-		MpopMboxSpan sp;
-		MpopMessage m = {0};
-		char uidl[MPOP_UIDL_MAX + 1];
-		guint32 h;
-
-		mpop_mbox_message(p->parser, map, size, from, &sp);
-		/* The message table keeps 32-bit lengths (32 bytes a message): no POP3 client
-		 * takes a message of 4 GiB anyway, and the admin has to split such a file. */
-		if (sp.length > G_MAXUINT32 || sp.offset - sp.from_offset > (G_MAXUINT32 >> 1)) {
-			g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM,
-				    "message %u (at byte %" G_GUINT64_FORMAT
-				    ") is 4 GiB or larger, which this server does not serve",
-				    msgs->len + 1, sp.from_offset);
-			return FALSE;
-		}
-		m.from_len = (guint32)(sp.offset - sp.from_offset);
-		m.offset = sp.offset;
-		m.length = (guint32)sp.length;
-		/* RFC 1939 §5: exactly what RETR will send, by the same converter. */
-		m.size = mpop_stuffer_measure(&mb->stuff_opts, map + sp.offset, sp.length);
-		mpop_mbox_uidl(map + sp.offset, sp.header_end - sp.offset, sources, uidl);
-		m.uidl = mpop_mailbox_intern(mb, uidl);
-		h = hash_update(HASH_INIT, map + cend, sp.offset - cend);
-		g_array_append_val(msgs, m);
-		g_array_append_val(hashes, h);
-		cend = sp.offset + sp.length;
-		from = sp.end;
-		if (from - dropped >= DROP_EVERY) {
-			guint64 to = from - from % page;
-			(void)madvise(map + dropped, to - dropped, MADV_DONTNEED);
-			dropped = to;
-		}
-	}
-	p->tail_hash = hash_update(HASH_INIT, map + cend, size - cend);
-	mb->n_msgs = msgs->len;
-	/* The arrays grew by doubling: give back what the table does not use. */
-	mb->msgs = g_renew(MpopMessage, g_array_free(g_steal_pointer(&msgs), FALSE),
-			   MAX(mb->n_msgs, 1));
-	p->span_hash =
-		g_renew(guint32, g_array_free(g_steal_pointer(&hashes), FALSE), MAX(mb->n_msgs, 1));
-	return TRUE;
-}
-
-static gboolean
 mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
 {
+	const MpopMboxIndexOpts o = {.parser = p->parser,
+				     .stuff = &mb->stuff_opts,
+				     .uidl_sources = (const char *const *)mb->cfg->uidl_source};
+	MpopMboxIndex ix;
 	struct stat sb;
 	gboolean ok;
 	char *map;
@@ -286,11 +216,19 @@ mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
 		return fail_errno(error, errno, "cannot map mailbox");
 	/* No MADV_SEQUENTIAL: it maps read-ahead pages into the process (they count as its
 	 * memory until dropped); plain read-ahead still fills the page cache. */
-	ok = index_map(mb, p, map, (size_t)sb.st_size, error);
+	ok = mpop_mbox_index(&o, map, (size_t)sb.st_size, mb->strings, &ix, error);
 	munmap(map, (size_t)sb.st_size);
-	if (ok)
-		mpop_uidl_make_unique(mb);
-	return ok;
+	if (!ok)
+		return FALSE;
+	mb->msgs = ix.msgs;
+	mb->n_msgs = ix.n_msgs;
+	p->span_hash = ix.span_hash;
+	p->tail_hash = ix.tail_hash;
+	p->first_from = ix.first_from;
+	p->chunks = ix.chunks;
+	mpop_uidl_make_unique_hashed(mb, ix.uidl_hash);
+	g_free(ix.uidl_hash);
+	return TRUE;
 }
 
 /* The file at the path is still the one indexed, and no shorter. */
@@ -359,8 +297,8 @@ begin_cached(MpopMailbox *mb, MboxPriv *p, guint idx, GError **error)
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)(stop - start))
 		return FALSE;
-	if (hash_update(HASH_INIT, p->cache, off - start) != span_want(mb, p, idx) ||
-	    hash_update(HASH_INIT, p->cache + (mid - start), stop - mid) !=
+	if (mpop_mbox_hash(MPOP_MBOX_HASH_INIT, p->cache, off - start) != span_want(mb, p, idx) ||
+	    mpop_mbox_hash(MPOP_MBOX_HASH_INIT, p->cache + (mid - start), stop - mid) !=
 		    span_want(mb, p, idx + 1))
 		return FALSE; /* the slow path reports it */
 	p->cached = TRUE;
@@ -733,6 +671,8 @@ mbox_close(MpopMailbox *mb)
 	mpop_close_fdp(&p->session_fd); /* ends this session's claim on the maildrop */
 	mpop_mbox_parser_free(p->parser);
 	g_free(p->span_hash);
+	if (p->chunks != NULL)
+		g_ptr_array_unref(p->chunks);
 	g_free(p->cache);
 	g_free(p);
 	mb->priv = NULL;

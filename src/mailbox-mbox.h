@@ -22,6 +22,7 @@ typedef struct {
 	guint64 length;	     /* content bytes (without the separator line) */
 	guint64 end;	     /* next message's From line, or the end of the data */
 	guint64 header_end;  /* end of the header block (where the empty line starts) */
+	guint64 body;	     /* past that empty line, or the content end without one */
 } MpopMboxSpan;
 
 /* Offset of the first message's From line in data, or len when there is none (all of it
@@ -32,8 +33,45 @@ guint64 mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len);
 void mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
 		       MpopMboxSpan *out);
 
+/* A message start (its From line) after the line containing pos that the sequential scan of
+ * the whole file also finds, or len when there is none or the rules need more than one line
+ * of history to decide (a regex message_start or message_end). */
+guint64 mpop_mbox_split_point(const MpopMboxParser *p, const char *data, size_t len, guint64 pos);
+
 /* The UIDL of a message by the uidl_source list (NULL: x-uidl message-id digest), written
  * NUL-terminated to out (no allocation per message): valid (RFC 1939 §7), not yet made
  * unique. Returns its length. */
 size_t mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources,
 		      char out[MPOP_UIDL_MAX + 1]);
+
+/* The hash of the bytes between messages (separator + From line), checked before a read
+ * and at UPDATE: detects rewrites by other programs, not adversaries. Chunked calls on
+ * multiples of 8 bytes continue exactly like one call. */
+#define MPOP_MBOX_HASH_INIT 2166136261u
+guint32 mpop_mbox_hash(guint32 h, const char *s, size_t n);
+
+typedef struct {
+	const MpopMboxParser *parser;
+	const MpopStuffOpts *stuff;	 /* what RETR sends: the sizes */
+	const char *const *uidl_sources; /* NULL: the default list */
+	guint max_parts;		 /* 0: one per CPU this process may run on, at most 4 */
+	guint64 part_min;		 /* 0: 16 MiB; smaller parts are not split off */
+} MpopMboxIndexOpts;
+
+typedef struct {
+	MpopMessage *msgs; /* UIDLs valid, not yet made unique */
+	guint n_msgs;
+	guint32 *span_hash; /* per message: from the previous content end to its content */
+	guint32 *uidl_hash; /* per message: a hash of its UIDL (for the duplicate check) */
+	guint32 tail_hash;  /* from the last content end to the end of the file */
+	guint64 first_from; /* text before the first message */
+	GPtrArray *chunks;  /* GStringChunks with the UIDLs of parts after the first */
+	guint n_parts;	    /* how many parts were indexed side by side */
+} MpopMboxIndex;
+
+/* Index size bytes at map (a read-only mapping of the locked file; pages are dropped as the
+ * scan passes them). UIDLs of the first part go to strings. Large files with the default
+ * boundary rules are cut at message starts into parts indexed on one thread each; the
+ * result is the same as one sequential pass. */
+gboolean mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size,
+			 GStringChunk *strings, MpopMboxIndex *out, GError **error);

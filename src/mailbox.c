@@ -153,9 +153,10 @@ uidl_variant(const char *base, guint n)
 }
 
 /* The fast path: one open-addressing table of message numbers (4 bytes a slot, at most
- * half full) finds an equal pair without copying a single UIDL. */
+ * half full) finds an equal pair without copying a single UIDL. hashes: NULL, or a hash of
+ * each UIDL made by the backend, compared before the strings. */
 static gboolean
-has_duplicates(const MpopMessage *msgs, guint n)
+has_duplicates(const MpopMessage *msgs, guint n, const guint32 *hashes)
 {
 	g_autofree guint32 *slots = NULL;
 	size_t cap = 16, mask;
@@ -168,11 +169,16 @@ has_duplicates(const MpopMessage *msgs, guint n)
 	slots = g_new(guint32, cap);
 	memset(slots, 0xff, cap * sizeof(*slots)); /* G_MAXUINT32: empty */
 	for (guint i = 0; i < n; i++) {
-		size_t h = g_str_hash(msgs[i].uidl) & mask;
-		for (; slots[h] != G_MAXUINT32; h = (h + 1) & mask)
-			if (strcmp(msgs[slots[h]].uidl, msgs[i].uidl) == 0)
+		guint32 h = hashes != NULL ? hashes[i] : g_str_hash(msgs[i].uidl);
+		size_t k = h & mask;
+
+		for (; slots[k] != G_MAXUINT32; k = (k + 1) & mask) {
+			guint32 j = slots[k];
+			if ((hashes == NULL || hashes[j] == h) &&
+			    strcmp(msgs[j].uidl, msgs[i].uidl) == 0)
 				return TRUE;
-		slots[h] = i;
+		}
+		slots[k] = i;
 	}
 	return FALSE;
 }
@@ -215,7 +221,14 @@ mpop_uidl_make_unique(MpopMailbox *mb)
 			m->uidl = mpop_mailbox_intern(mb, d);
 		}
 	}
-	if (has_duplicates(mb->msgs, mb->n_msgs))
+	if (has_duplicates(mb->msgs, mb->n_msgs, NULL))
+		suffix_duplicates(mb);
+}
+
+void
+mpop_uidl_make_unique_hashed(MpopMailbox *mb, const guint32 *hashes)
+{
+	if (has_duplicates(mb->msgs, mb->n_msgs, hashes))
 		suffix_duplicates(mb);
 }
 

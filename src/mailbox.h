@@ -104,6 +104,10 @@ char *mpop_mailbox_intern(MpopMailbox *mb, const char *s);
  * nothing needs changing. */
 void mpop_uidl_make_unique(MpopMailbox *mb);
 
+/* The same for UIDLs the backend made valid, with hashes[i] a hash of msgs[i].uidl (equal
+ * strings, equal hashes), so that the check reads no string twice. */
+void mpop_uidl_make_unique_hashed(MpopMailbox *mb, const guint32 *hashes);
+
 /* Backends. */
 extern const MpopMailboxOps mpop_mailbox_maildir_ops;
 extern const MpopMailboxOps mpop_mailbox_mbox_ops;

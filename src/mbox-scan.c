@@ -234,60 +234,107 @@ mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64
 	out->offset = offset;
 	out->length = cend - offset;
 	out->header_end = header_end(data, offset, cend);
+	/* Past the empty line (LF or CRLF) that ends the header. */
+	out->body = out->header_end == cend
+			    ? cend
+			    : out->header_end + (data[out->header_end] == '\r' ? 2 : 1);
+}
+
+guint64
+mpop_mbox_split_point(const MpopMboxParser *p, const char *data, size_t len, guint64 pos)
+{
+	const char *lf;
+	size_t sep, next;
+
+	/* Only the default kind of rules decide from one line and the line before it; a start
+	 * line that could itself be a separator (a literal starting with white space) or a
+	 * regex for either needs the whole history. */
+	if (p->start_re != NULL || p->end_re != NULL || is_wsp(p->start_nl[1]) || pos >= len)
+		return len;
+	/* From a line start, the walk back of next_literal() sees whole lines only. */
+	lf = memchr(data + pos, '\n', len - pos);
+	if (lf == NULL)
+		return len;
+	pos = (size_t)(lf - data) + 1;
+	return next_literal(p, data, len, pos, &sep, &next) ? next : len;
 }
 
 /* ---- UIDLs ---- */
 
-/* The unfolded, trimmed value of the first header called name, if it fits out (which holds
- * more than a valid UIDL can be, so a longer value is simply not valid). */
+/* The unfolded, trimmed value of the field whose value starts at q (after the colon) on the
+ * line ending at lf (or end), if it fits out (which holds more than a valid UIDL can be, so
+ * a longer value is simply not valid). */
 static gboolean
-header_value(const char *h, size_t len, const char *name, char *out, size_t cap, size_t *out_len)
+field_value(const char *q, const char *lf, const char *end, char *out, size_t cap, size_t *out_len)
 {
-	size_t nlen = strlen(name), n = 0;
+	const char *le = lf != NULL ? lf : end;
+	size_t n = 0, lead = 0;
+
+	/* RFC 5322 §2.2.3: unfolding removes the line breaks only. */
+	for (;;) {
+		size_t seg = (size_t)(le - q);
+		if (seg > 0 && le[-1] == '\r')
+			seg--;
+		if (n + seg > cap)
+			return FALSE;
+		memcpy(out + n, q, seg);
+		n += seg;
+		if (lf == NULL || lf + 1 >= end || (lf[1] != ' ' && lf[1] != '\t'))
+			break;
+		q = lf + 1;
+		lf = memchr(q, '\n', (size_t)(end - q));
+		le = lf != NULL ? lf : end;
+	}
+	while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+		n--;
+	while (lead < n && (out[lead] == ' ' || out[lead] == '\t'))
+		lead++;
+	memmove(out, out + lead, n - lead);
+	*out_len = n - lead;
+	return TRUE;
+}
+
+/* Where the value of a field called name starts on the line p..le, or NULL. */
+static const char *
+field_named(const char *p, const char *le, const char *name, size_t nlen)
+{
+	const char *q = p + nlen;
+
+	if ((size_t)(le - p) <= nlen || g_ascii_strncasecmp(p, name, nlen) != 0)
+		return NULL;
+	while (q < le && (*q == ' ' || *q == '\t'))
+		q++;
+	return q < le && *q == ':' ? q + 1 : NULL;
+}
+
+typedef struct {
+	const char *name;
+	size_t nlen;
+	gboolean wanted, seen, fits;
+	char value[2 * MPOP_UIDL_MAX];
+	size_t len;
+} Field;
+
+/* One walk over the header lines: the first X-UIDL and the first Message-ID field. */
+static void
+find_fields(const char *h, size_t len, Field *x_uidl, Field *msgid)
+{
 	const char *p = h, *end = h + len;
-	const char first = (char)(name[0] | 0x20);
 
-	while (p < end) {
+	while (p < end && ((x_uidl->wanted && !x_uidl->seen) || (msgid->wanted && !msgid->seen))) {
 		const char *lf = memchr(p, '\n', (size_t)(end - p));
-		const char *le = lf != NULL ? lf : end, *q = p + nlen;
+		const char *le = lf != NULL ? lf : end, *q;
+		/* Both names start with a letter: OR-ing 0x20 lowercases it and nothing else
+		 * matches, so most lines are passed over without a call. */
+		Field *f = (*p | 0x20) == 'x' ? x_uidl : (*p | 0x20) == 'm' ? msgid : NULL;
 
-		/* name starts with a letter: OR-ing 0x20 lowercases it and nothing else matches,
-		 * so most lines are passed over without a call. */
-		if ((size_t)(le - p) > nlen && (*p | 0x20) == first &&
-		    g_ascii_strncasecmp(p, name, nlen) == 0) {
-			while (q < le && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q < le && *q == ':') {
-				q++;
-				/* RFC 5322 §2.2.3: unfolding removes the line breaks only. */
-				for (;;) {
-					size_t seg = (size_t)(le - q);
-					if (seg > 0 && le[-1] == '\r')
-						seg--;
-					if (n + seg > cap)
-						return FALSE;
-					memcpy(out + n, q, seg);
-					n += seg;
-					if (lf == NULL || lf + 1 >= end ||
-					    (lf[1] != ' ' && lf[1] != '\t'))
-						break;
-					q = lf + 1;
-					lf = memchr(q, '\n', (size_t)(end - q));
-					le = lf != NULL ? lf : end;
-				}
-				while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
-					n--;
-				q = out;
-				while ((size_t)(q - out) < n && (*q == ' ' || *q == '\t'))
-					q++;
-				memmove(out, q, n - (size_t)(q - out));
-				*out_len = n - (size_t)(q - out);
-				return TRUE;
-			}
+		if (f != NULL && f->wanted && !f->seen &&
+		    (q = field_named(p, le, f->name, f->nlen)) != NULL) {
+			f->seen = TRUE;
+			f->fits = field_value(q, lf, end, f->value, sizeof(f->value), &f->len);
 		}
 		p = lf != NULL ? lf + 1 : end;
 	}
-	return FALSE;
 }
 
 /* A valid UIDL found in v (n bytes) goes to out. */
@@ -304,28 +351,34 @@ mpop_mbox_uidl(const char *content, size_t header_len, const char *const *source
 	       char out[MPOP_UIDL_MAX + 1])
 {
 	static const char *const defaults[] = {"x-uidl", "message-id", "digest", NULL};
+	Field x_uidl = {.name = "X-UIDL", .nlen = 6}, msgid = {.name = "Message-ID", .nlen = 10};
 	g_autofree char *d = NULL;
-	char v[2 * MPOP_UIDL_MAX];
-	size_t n;
+	Field *order[4];
+	guint n = 0;
 
 	if (sources == NULL || sources[0] == NULL)
 		sources = defaults;
-	for (; *sources != NULL; sources++) {
-		if (g_ascii_strcasecmp(*sources, "x-uidl") == 0) {
-			if (!header_value(content, header_len, "X-UIDL", v, sizeof(v), &n))
-				continue;
-			/* Perl mpopd 2.x wrote "X-UIDL: mpop<uidl>" and announced <uidl>. */
-			if (n > 4 && memcmp(v, "mpop", 4) == 0 && mpop_uidl_valid(v + 4, n - 4))
-				return take(out, v + 4, n - 4);
-			if (mpop_uidl_valid(v, n))
-				return take(out, v, n);
-		} else if (g_ascii_strcasecmp(*sources, "message-id") == 0) {
-			if (header_value(content, header_len, "Message-ID", v, sizeof(v), &n) &&
-			    mpop_uidl_valid(v, n))
-				return take(out, v, n);
-		} else if (g_ascii_strcasecmp(*sources, "digest") == 0) {
+	/* The list as fields to look for, up to "digest" (config.c allows these three). */
+	for (; *sources != NULL && n < G_N_ELEMENTS(order); sources++) {
+		Field *f = g_ascii_strcasecmp(*sources, "x-uidl") == 0	     ? &x_uidl
+			   : g_ascii_strcasecmp(*sources, "message-id") == 0 ? &msgid
+									     : NULL;
+		if (f == NULL)
 			break;
-		}
+		f->wanted = TRUE;
+		order[n++] = f;
+	}
+	find_fields(content, header_len, &x_uidl, &msgid);
+	for (guint i = 0; i < n; i++) {
+		const Field *f = order[i];
+		if (!f->seen || !f->fits)
+			continue;
+		/* Perl mpopd 2.x wrote "X-UIDL: mpop<uidl>" and announced <uidl>. */
+		if (f == &x_uidl && f->len > 4 && memcmp(f->value, "mpop", 4) == 0 &&
+		    mpop_uidl_valid(f->value + 4, f->len - 4))
+			return take(out, f->value + 4, f->len - 4);
+		if (mpop_uidl_valid(f->value, f->len))
+			return take(out, f->value, f->len);
 	}
 	d = mpop_uidl_digest(content, header_len);
 	return take(out, d, strlen(d));

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -993,6 +994,134 @@ test_crash_injection(Fixture *f, gconstpointer data)
 	g_rand_free(rand);
 }
 
+/* ---- the index in parts ---- */
+
+/* A random mbox: boundaries with and without separators, From lines in bodies, quoted ones,
+ * CRLF, headers the UIDLs come from (some duplicated), text before the first message. */
+static GString *
+random_mbox(GRand *rand)
+{
+	static const char *const pieces[] = {
+		"From a@b Mon Jan  1 00:00:00 2024\n",
+		"\nFrom c@d Tue Jan  2 00:00:00 2024\n",
+		"\n",
+		"line of text\n",
+		"From in a body\n",
+		">From quoted\n",
+		"Message-ID: <same@x>\n",
+		"X-UIDL: u1\n",
+		"Status: RO\n",
+		"\r\n",
+		"  \n",
+		"F",
+		"Subject: s\n\nbody\n",
+		"From ",
+	};
+	GString *m = g_string_new(NULL);
+	guint n = (guint)g_rand_int_range(rand, 0, 400);
+
+	for (guint k = 0; k < n; k++)
+		g_string_append(m, pieces[g_rand_int_range(rand, 0, G_N_ELEMENTS(pieces))]);
+	return m;
+}
+
+static char *
+map_file(const char *path, const GString *content)
+{
+	mpop_autofd fd = -1;
+	char *map;
+
+	g_assert(g_file_set_contents(path, content->str, (gssize)content->len, NULL));
+	fd = open(path, O_RDONLY);
+	g_assert_cmpint(fd, >=, 0);
+	map = mmap(NULL, content->len, PROT_READ, MAP_SHARED, fd, 0);
+	g_assert(map != MAP_FAILED);
+	return map;
+}
+
+static void
+index_free(MpopMboxIndex *ix)
+{
+	g_free(ix->msgs);
+	g_free(ix->span_hash);
+	g_free(ix->uidl_hash);
+	g_ptr_array_unref(ix->chunks);
+}
+
+/* Cut into parts on threads, the index is exactly the one of a single pass: every message's
+ * boundaries, size and UIDL, and every boundary hash. */
+static void
+test_index_parts(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GRand) rand = g_rand_new_with_seed(1725);
+	g_autoptr(MpopMboxParser) parser = mpop_mbox_parser_new("^From ", "^\\s*$", NULL);
+	const char *hide[] = {"Status", NULL};
+	MpopStuffOpts stuff = {TRUE, hide};
+	guint split = 0, rounds = g_test_slow() ? 3000 : 600;
+
+	for (guint r = 0; r < rounds; r++) {
+		g_autoptr(GString) content = random_mbox(rand);
+		g_autoptr(GStringChunk) s1 = g_string_chunk_new(1024);
+		g_autoptr(GStringChunk) s2 = g_string_chunk_new(1024);
+		MpopMboxIndexOpts one = {parser, &stuff, NULL, 1, 0};
+		MpopMboxIndexOpts many = {parser, &stuff, NULL, (guint)g_rand_int_range(rand, 2, 5),
+					  1};
+		MpopMboxIndex a, b;
+		char *map;
+
+		if (content->len == 0)
+			continue;
+		map = map_file(f->path, content);
+		g_assert(mpop_mbox_index(&one, map, content->len, s1, &a, NULL));
+		g_assert(mpop_mbox_index(&many, map, content->len, s2, &b, NULL));
+		g_assert_cmpuint(a.n_parts, ==, 1);
+		split += b.n_parts > 1;
+		g_assert_cmpuint(a.n_msgs, ==, b.n_msgs);
+		g_assert_cmpuint(a.first_from, ==, b.first_from);
+		g_assert_cmpuint(a.tail_hash, ==, b.tail_hash);
+		for (guint i = 0; i < a.n_msgs; i++) {
+			g_assert_cmpuint(a.msgs[i].offset, ==, b.msgs[i].offset);
+			g_assert_cmpuint(a.msgs[i].length, ==, b.msgs[i].length);
+			g_assert_cmpuint(a.msgs[i].from_len, ==, b.msgs[i].from_len);
+			g_assert_cmpuint(a.msgs[i].size, ==, b.msgs[i].size);
+			g_assert_cmpstr(a.msgs[i].uidl, ==, b.msgs[i].uidl);
+			g_assert_cmpuint(a.span_hash[i], ==, b.span_hash[i]);
+			g_assert_cmpuint(a.uidl_hash[i], ==, b.uidl_hash[i]);
+			/* and the sizes are the stuffer's own count */
+			g_assert_cmpuint(a.msgs[i].size, ==,
+					 mpop_stuffer_measure(&stuff, map + a.msgs[i].offset,
+							      a.msgs[i].length));
+		}
+		munmap(map, content->len);
+		index_free(&a);
+		index_free(&b);
+	}
+	/* Most random files have boundaries to cut at. */
+	g_assert_cmpuint(split, >, rounds / 2);
+}
+
+/* Rules that need more than one line of history are never cut. */
+static void
+test_index_parts_regex(Fixture *f, gconstpointer data)
+{
+	g_autoptr(MpopMboxParser) parser = mpop_mbox_parser_new("^From\\s", NULL, NULL);
+	g_autoptr(GStringChunk) strings = g_string_chunk_new(1024);
+	g_autoptr(GString) content = g_string_new(NULL);
+	MpopStuffOpts stuff = {FALSE, NULL};
+	MpopMboxIndexOpts o = {parser, &stuff, NULL, 4, 1};
+	MpopMboxIndex ix;
+	char *map;
+
+	for (int i = 0; i < 100; i++)
+		g_string_append_printf(content, "From x\nSubject: %d\n\nbody\n\n", i);
+	map = map_file(f->path, content);
+	g_assert(mpop_mbox_index(&o, map, content->len, strings, &ix, NULL));
+	g_assert_cmpuint(ix.n_parts, ==, 1);
+	g_assert_cmpuint(ix.n_msgs, ==, 100);
+	munmap(map, content->len);
+	index_free(&ix);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1009,6 +1138,8 @@ main(int argc, char **argv)
 	ADD("/mbox/symlink-refused", test_symlink_refused);
 	ADD("/mbox/big-message", test_big_message);
 	ADD("/mbox/many", test_many);
+	ADD("/mbox/index-parts", test_index_parts);
+	ADD("/mbox/index-parts-regex", test_index_parts_regex);
 	ADD("/mbox/append-during-session", test_append_during_session);
 	ADD("/mbox/rewrite-detected", test_rewrite_detected);
 	ADD("/mbox/owner-mode-kept", test_owner_mode_kept);

@@ -3,8 +3,49 @@
 #include "mailbox-mbox.h"
 
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+/* The index cut into parts on threads equals one sequential pass (through a real mapping:
+ * the index drops the pages it has passed). */
+static void
+check_parts(MpopMboxParser *p, const MpopStuffOpts *opts, const char *buf, size_t len)
+{
+	MpopMboxIndexOpts one = {p, opts, NULL, 1, 0}, many = {p, opts, NULL, 3, 1};
+	GStringChunk *s1 = g_string_chunk_new(256), *s2 = g_string_chunk_new(256);
+	MpopMboxIndex a, b;
+	int fd = memfd_create("fuzz-mbox", MFD_CLOEXEC);
+	char *map;
+
+	g_assert(fd >= 0 && write(fd, buf, len) == (ssize_t)len);
+	map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	g_assert(map != MAP_FAILED);
+	g_assert(mpop_mbox_index(&one, map, len, s1, &a, NULL));
+	g_assert(mpop_mbox_index(&many, map, len, s2, &b, NULL));
+	g_assert(a.n_msgs == b.n_msgs && a.first_from == b.first_from &&
+		 a.tail_hash == b.tail_hash);
+	for (guint i = 0; i < a.n_msgs; i++) {
+		g_assert(a.msgs[i].offset == b.msgs[i].offset && a.msgs[i].size == b.msgs[i].size);
+		g_assert(a.msgs[i].length == b.msgs[i].length);
+		g_assert(a.msgs[i].from_len == b.msgs[i].from_len);
+		g_assert(strcmp(a.msgs[i].uidl, b.msgs[i].uidl) == 0);
+		g_assert(a.span_hash[i] == b.span_hash[i] && a.uidl_hash[i] == b.uidl_hash[i]);
+	}
+	g_free(a.msgs);
+	g_free(b.msgs);
+	g_free(a.span_hash);
+	g_free(b.span_hash);
+	g_free(a.uidl_hash);
+	g_free(b.uidl_hash);
+	g_ptr_array_unref(a.chunks);
+	g_ptr_array_unref(b.chunks);
+	g_string_chunk_free(s1);
+	g_string_chunk_free(s2);
+	munmap(map, len);
+	close(fd);
+}
 
 /* The first byte picks the rules: the literal fast path or the regex path. */
 int
@@ -53,6 +94,11 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 			g_assert(st.size == whole);
 		}
 		from = sp.end;
+	}
+	if (len > 0) {
+		MpopStuffOpts opts = {.unquote_from = (data[0] & 2) != 0,
+				      .hide_headers = (data[0] & 4) ? hide : NULL};
+		check_parts(p, &opts, buf, len);
 	}
 	return 0;
 }
