@@ -9,9 +9,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define DROP_EVERY (1u << 18) /* MADV_DONTNEED the indexed part every 256 KiB */
-#define PART_MIN (16u << 20)  /* a part smaller than this is not worth a thread */
-#define PARTS_MAX 4	      /* beyond this the page cache is the limit anyway */
+#define DROP_EVERY (1u << 18)  /* MADV_DONTNEED the indexed part every 256 KiB */
+#define PART_MIN (16u << 20)   /* a part smaller than this is not worth a thread */
+#define PARTS_MAX 4	       /* beyond this the page cache is the limit anyway */
+#define JOIN_PIECE (64 * 1024) /* joining parts: copied and given back in pieces */
 
 guint32
 mpop_mbox_hash(guint32 h, const char *s, size_t n)
@@ -131,14 +132,24 @@ plan_parts(const MpopMboxIndexOpts *o, const char *map, size_t size, guint64 fir
 	return n;
 }
 
-/* dst (dst_len elements of elem bytes) with the elements of src appended; src is freed. */
+/* dst (dst_len elements of elem bytes) with the elements of src appended; src is freed.
+ * Copied from the end in pieces, each piece given back as soon as it is copied (shrinking a
+ * large block returns its tail pages), so a part's table and its copy never both exist
+ * whole: the peak stays at the joined size. */
 static gpointer
 join_array(gpointer dst, guint dst_len, GArray *src, size_t elem)
 {
-	gpointer res = g_realloc(dst, (dst_len + src->len) * elem + elem);
+	size_t left = (size_t)src->len * elem;
+	char *res = g_realloc(dst, dst_len * elem + left + elem);
+	char *from = g_array_free(src, FALSE);
 
-	memcpy((char *)res + dst_len * elem, src->data, src->len * elem);
-	g_array_free(src, TRUE);
+	while (left > 0) {
+		size_t piece = MIN(left, JOIN_PIECE);
+		left -= piece;
+		memcpy(res + dst_len * elem + left, from + left, piece);
+		from = g_realloc(from, MAX(left, 1));
+	}
+	g_free(from);
 	return res;
 }
 
