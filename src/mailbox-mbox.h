@@ -44,6 +44,16 @@ guint64 mpop_mbox_split_point(const MpopMboxParser *p, const char *data, size_t 
 size_t mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources,
 		      char out[MPOP_UIDL_MAX + 1]);
 
+/* The uidl_source list resolved once, for the index. */
+typedef enum { MPOP_UIDL_X_UIDL, MPOP_UIDL_MESSAGE_ID } MpopUidlField;
+typedef struct {
+	MpopUidlField field[2]; /* header fields to try in order, then the digest */
+	guint n;
+} MpopUidlPlan;
+void mpop_mbox_uidl_plan(const char *const *sources, MpopUidlPlan *plan);
+size_t mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
+			      char out[MPOP_UIDL_MAX + 1]);
+
 /* The hash of the bytes between messages (separator + From line), checked before a read
  * and at UPDATE: detects rewrites by other programs, not adversaries. Chunked calls on
  * multiples of 8 bytes continue exactly like one call. */

@@ -36,6 +36,7 @@ mpop_mbox_hash(guint32 h, const char *s, size_t n)
  * ended at stop (where the next part's first From line is). */
 typedef struct {
 	const MpopMboxIndexOpts *opts;
+	const MpopUidlPlan *plan;
 	const char *map;
 	guint64 from, stop;
 	GStringChunk *strings; /* where this part's UIDLs go */
@@ -78,8 +79,8 @@ index_part(gpointer data)
 		/* RFC 1939 §5: exactly what RETR will send, by the same converter. */
 		m.size = mpop_stuffer_measure_at(o->stuff, pt->map + sp.offset, sp.length,
 						 sp.body - sp.offset);
-		ulen = mpop_mbox_uidl(pt->map + sp.offset, sp.header_end - sp.offset,
-				      o->uidl_sources, uidl);
+		ulen = mpop_mbox_uidl_planned(pt->map + sp.offset, sp.header_end - sp.offset,
+					      pt->plan, uidl);
 		m.uidl = g_string_chunk_insert_len(pt->strings, uidl, (gssize)ulen);
 		uh = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, uidl, ulen);
 		h = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, pt->map + pt->cend, sp.offset - pt->cend);
@@ -159,16 +160,19 @@ mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStrin
 {
 	guint64 starts[PARTS_MAX + 1];
 	Part parts[PARTS_MAX];
+	MpopUidlPlan plan;
 	GThread *threads[PARTS_MAX] = {NULL};
 	gboolean ok = TRUE;
 	guint n;
 
 	memset(out, 0, sizeof(*out));
+	mpop_mbox_uidl_plan(o->uidl_sources, &plan);
 	out->first_from = mpop_mbox_first(o->parser, map, size);
 	n = plan_parts(o, map, size, out->first_from, starts);
 	out->chunks = g_ptr_array_new_with_free_func((GDestroyNotify)g_string_chunk_free);
 	for (guint k = 0; k < n; k++) {
 		parts[k] = (Part){.opts = o,
+				  .plan = &plan,
 				  .map = map,
 				  .from = starts[k],
 				  .stop = starts[k + 1],

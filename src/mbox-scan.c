@@ -294,14 +294,20 @@ field_value(const char *q, const char *lf, const char *end, char *out, size_t ca
 	return TRUE;
 }
 
-/* Where the value of a field called name starts on the line p..le, or NULL. */
+/* Where the value of a field called name (lowercase) starts on the line p..le, or NULL.
+ * ASCII case folding without a call: these lines are in every message. */
 static const char *
 field_named(const char *p, const char *le, const char *name, size_t nlen)
 {
 	const char *q = p + nlen;
 
-	if ((size_t)(le - p) <= nlen || g_ascii_strncasecmp(p, name, nlen) != 0)
+	if ((size_t)(le - p) <= nlen)
 		return NULL;
+	for (size_t i = 0; i < nlen; i++) {
+		char c = name[i];
+		if (c >= 'a' && c <= 'z' ? (p[i] | 0x20) != c : p[i] != c)
+			return NULL;
+	}
 	while (q < le && (*q == ' ' || *q == '\t'))
 		q++;
 	return q < le && *q == ':' ? q + 1 : NULL;
@@ -346,31 +352,37 @@ take(char *out, const char *v, size_t n)
 	return n;
 }
 
-size_t
-mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources,
-	       char out[MPOP_UIDL_MAX + 1])
+void
+mpop_mbox_uidl_plan(const char *const *sources, MpopUidlPlan *plan)
 {
 	static const char *const defaults[] = {"x-uidl", "message-id", "digest", NULL};
-	Field x_uidl = {.name = "X-UIDL", .nlen = 6}, msgid = {.name = "Message-ID", .nlen = 10};
-	g_autofree char *d = NULL;
-	Field *order[4];
-	guint n = 0;
 
 	if (sources == NULL || sources[0] == NULL)
 		sources = defaults;
+	plan->n = 0;
 	/* The list as fields to look for, up to "digest" (config.c allows these three). */
-	for (; *sources != NULL && n < G_N_ELEMENTS(order); sources++) {
-		Field *f = g_ascii_strcasecmp(*sources, "x-uidl") == 0	     ? &x_uidl
-			   : g_ascii_strcasecmp(*sources, "message-id") == 0 ? &msgid
-									     : NULL;
-		if (f == NULL)
+	for (; *sources != NULL && plan->n < G_N_ELEMENTS(plan->field); sources++) {
+		if (g_ascii_strcasecmp(*sources, "x-uidl") == 0)
+			plan->field[plan->n++] = MPOP_UIDL_X_UIDL;
+		else if (g_ascii_strcasecmp(*sources, "message-id") == 0)
+			plan->field[plan->n++] = MPOP_UIDL_MESSAGE_ID;
+		else
 			break;
-		f->wanted = TRUE;
-		order[n++] = f;
 	}
+}
+
+size_t
+mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
+		       char out[MPOP_UIDL_MAX + 1])
+{
+	Field x_uidl = {.name = "x-uidl", .nlen = 6}, msgid = {.name = "message-id", .nlen = 10};
+	g_autofree char *d = NULL;
+
+	for (guint i = 0; i < plan->n; i++)
+		(plan->field[i] == MPOP_UIDL_X_UIDL ? &x_uidl : &msgid)->wanted = TRUE;
 	find_fields(content, header_len, &x_uidl, &msgid);
-	for (guint i = 0; i < n; i++) {
-		const Field *f = order[i];
+	for (guint i = 0; i < plan->n; i++) {
+		const Field *f = plan->field[i] == MPOP_UIDL_X_UIDL ? &x_uidl : &msgid;
 		if (!f->seen || !f->fits)
 			continue;
 		/* Perl mpopd 2.x wrote "X-UIDL: mpop<uidl>" and announced <uidl>. */
@@ -382,4 +394,14 @@ mpop_mbox_uidl(const char *content, size_t header_len, const char *const *source
 	}
 	d = mpop_uidl_digest(content, header_len);
 	return take(out, d, strlen(d));
+}
+
+size_t
+mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources,
+	       char out[MPOP_UIDL_MAX + 1])
+{
+	MpopUidlPlan plan;
+
+	mpop_mbox_uidl_plan(sources, &plan);
+	return mpop_mbox_uidl_planned(content, header_len, &plan, out);
 }
