@@ -20,6 +20,7 @@ usage(FILE *f)
 		"      --inetd         serve one session on standard input and output\n"
 		"  -F, --foreground    legacy daemon: stay in the foreground\n"
 		"      --check-config  validate the configuration, print it and exit\n"
+		"  -q, --quiet         with --check-config: print only errors\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n\n"
 		"Under systemd the way in is detected: one connected socket (Accept=yes),\n"
@@ -44,18 +45,19 @@ main(int argc, char **argv)
 		{"inetd", no_argument, NULL, 'i'},
 		{"foreground", no_argument, NULL, 'F'},
 		{"check-config", no_argument, NULL, 'C'},
+		{"quiet", no_argument, NULL, 'q'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	MpopListenOptions opts = {.mode = MPOP_MODE_AUTO};
 	g_autoptr(GError) error = NULL;
-	gboolean check = FALSE;
+	gboolean check = FALSE, quiet = FALSE;
 	MpopConfig *cfg;
 	int c;
 
 	mpop_log_init("mpopd", MPOP_LOG_INFO, FALSE);
-	while ((c = getopt_long(argc, argv, "c:FVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:FqVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			opts.config_path = optarg;
@@ -68,6 +70,9 @@ main(int argc, char **argv)
 			break;
 		case 'C':
 			check = TRUE;
+			break;
+		case 'q':
+			quiet = TRUE;
 			break;
 		case 'V':
 			printf("mpopd %s\n", MPOPD_VERSION);
@@ -95,8 +100,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
-		g_autofree char *dump = mpop_config_dump(cfg);
-		fputs(dump, stdout);
+		g_autofree char *dump = quiet ? NULL : mpop_config_dump(cfg);
+		if (dump != NULL)
+			fputs(dump, stdout);
 		mpop_config_free(cfg);
 		return 0;
 	}

@@ -4,8 +4,9 @@
 
 Enabled with `systemctl enable --now mpopd.service` (Also= brings the socket): fetch, the
 STATUS= text, `systemctl reload` (SIGHUP; mpopd answers RELOADING=1 ... READY=1) returning
-in a few seconds with a changed greeting used by the next connection, a broken file on
-reload keeping the old configuration with the service active, `systemctl stop` ending it
+in a few seconds with a changed greeting used by the next connection, a broken file failing
+the reload (ExecReload checks it first) and, sent SIGHUP directly, keeping the old
+configuration with the service active, `systemctl stop` ending it
 cleanly, socket activation of the stopped service, and the journal.
 """
 
@@ -93,18 +94,34 @@ def reload(t, s):
     for n in notes[-4:]:
         print(f"#   {n}", flush=True)
 
-    # A file that does not validate: logged, the old configuration stays.
+    # A file that does not validate: ExecReload's check fails the reload with the reason (file,
+    # group, key) and SIGHUP is never sent; the old configuration stays.
     s.write_config_text("[server]\nidle_timeout=banana\n")
     r, took = timed(ct, "reload", "mpopd.service")
     print(f"# systemctl reload (broken file) took {took:.2f} s, rc {r.returncode}", flush=True)
     t.check(took < RELOAD_MAX, "reload with a broken file returns in time", r.stderr)
+    t.check(r.returncode != 0, "systemctl reload fails when the file does not validate",
+            r.returncode)
+    t.check(wait_for(lambda: any("idle_timeout" in e.get("MESSAGE", "") and
+                                 "banana" in e.get("MESSAGE", "")
+                                 for e in ct.journal()[0]), timeout=5, step=0.3),
+            "journal: the check names the key and the bad value")
     t.check(ct.prop("mpopd.service", "ActiveState") == "active"
             and ct.prop("mpopd.service", "MainPID") == pid,
             "a broken file on reload: the service stays active, same daemon")
     t.check(text in greeting(ct), "... and keeps the old configuration (greeting)")
+    t.check(not any(e.get("MPOPD_EVENT") == "reload-failed" for e in ct.journal()[0]),
+            "... and the daemon was not signalled (no reload-failed from it)")
+    # SIGHUP without the check (kill, or mpopdctl refresh on a host without systemd): the
+    # daemon's own validation keeps the old configuration and logs why.
+    ct.systemctl("kill", "-s", "HUP", "mpopd.service", check=False)
     t.check(wait_for(lambda: any(e.get("MPOPD_EVENT") == "reload-failed"
                                  for e in ct.journal()[0]), timeout=5, step=0.3),
-            "journal: MPOPD_EVENT=reload-failed")
+            "SIGHUP with a broken file: journal MPOPD_EVENT=reload-failed")
+    t.check(ct.prop("mpopd.service", "ActiveState") == "active"
+            and ct.prop("mpopd.service", "MainPID") == pid
+            and text in greeting(ct),
+            "... the service stays active with the old configuration")
     res = ct.pop(PORT, [{"op": "fetch"}])[0]
     t.check(len(res.get("messages", [])) == len(EXPECT), "mail is still served", res)
     s.set_config({})
