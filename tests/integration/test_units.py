@@ -24,9 +24,10 @@ def main():
         for u in UNITS:
             with open(os.path.join(built, u)) as f:
                 text = f.read()
-            # The generated units name the installed path; verify checks that it exists, so
+            # The generated units name the installed path (ExecStart=, ExecReload=); verify
+            # checks that it exists, so
             # point them at the binary just built.
-            text = re.sub(r"^ExecStart=\S+/mpopd", "ExecStart=" + MPOPD, text, flags=re.M)
+            text = re.sub(r"^(ExecStart|ExecReload)=\S+/mpopd", r"\1=" + MPOPD, text, flags=re.M)
             with open(os.path.join(d, u), "w") as f:
                 f.write(text)
         # verify also runs man(1) for each Documentation= page: let it find the pages of
