@@ -25,8 +25,7 @@ def main():
             with open(os.path.join(built, u)) as f:
                 text = f.read()
             # The generated units name the installed path (ExecStart=, ExecReload=); verify
-            # checks that it exists, so
-            # point them at the binary just built.
+            # checks that it exists, so point them at the binary just built.
             text = re.sub(r"^(ExecStart|ExecReload)=\S+/mpopd", r"\1=" + MPOPD, text, flags=re.M)
             with open(os.path.join(d, u), "w") as f:
                 f.write(text)
