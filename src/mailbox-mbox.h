@@ -64,7 +64,7 @@ typedef struct {
 	const MpopMboxParser *parser;
 	const MpopStuffOpts *stuff;	 /* what RETR sends: the sizes */
 	const char *const *uidl_sources; /* NULL: the default list */
-	guint max_parts;		 /* 0: one per CPU this process may run on, at most 4 */
+	guint max_parts;		 /* 0: one per CPU it may run on, at most 2 */
 	guint64 part_min;		 /* 0: 16 MiB; smaller parts are not split off */
 } MpopMboxIndexOpts;
 
