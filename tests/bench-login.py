@@ -8,7 +8,8 @@ Not a test: it prints figures. Run as root from the source tree after building:
         [ROUNDS] [HASH]
 HASH is "default" (what `mpopdctl passwd` makes: yescrypt) or "sha512crypt". Each round is
 a new connection with no index kept from before, as a client does it: connect, greeting,
-USER, PASS, STAT, one command at a time. Two ways of running the server: the long-running
+USER, PASS, STAT, one command at a time; the peak memory (VmHWM) of the session process
+(the one running as the mailbox owner) is read from /proc after STAT. Two ways of running the server: the long-running
 daemon (what mpopd.service and `mpopd [port]` do: fork per connection), and one process
 per connection started by systemd-socket-activate --accept --inetd (what mpopd.socket with
 Accept=yes does: exec per connection).
@@ -43,7 +44,24 @@ def wait_port(port):
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
-def login_stat(port):
+def status_of(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return {}
+
+
+def session_hwm(uid):
+    """VmHWM of the session process: the one running as the mailbox owner."""
+    for pid in os.listdir("/proc"):
+        st = status_of(pid) if pid.isdigit() else {}
+        if st.get("Name", "").strip() == "mpopd" and st.get("Uid", "").split()[:1] == [str(uid)]:
+            return int(st["VmHWM"].split()[0])
+    return None
+
+
+def login_stat(port, hwm=None):
     t0 = time.monotonic()
     c = socket.create_connection(("127.0.0.1", port))
     f = c.makefile("rb")
@@ -52,6 +70,8 @@ def login_stat(port):
         c.sendall(cmd)
         lines.append(f.readline())
     dt = time.monotonic() - t0
+    if hwm is not None:
+        hwm.append(session_hwm(hwm_uid))
     c.sendall(b"QUIT\r\n")
     f.readline()
     c.close()
@@ -60,14 +80,26 @@ def login_stat(port):
     return dt, lines[-1].decode().strip()
 
 
-def rounds_of(port, n):
+def reference(bench, mbox, runs=1):
+    out = subprocess.run([bench, "--baseline", mbox, str(runs)], capture_output=True,
+                         check=True).stdout
+    return float(out.split()[0])
+
+
+hwm_uid = 4242 if os.geteuid() == 0 else os.getuid()
+
+
+def rounds_of(port, n, bench, mbox):
+    """n logins, each after one run of the reference in a fresh process: both see the same
+    machine state (page cache, CPU load, a process that starts cold)."""
     login_stat(port)  # page cache and server binary warm, as for the reference
-    times = []
+    times, refs, hwm = [], [], []
     for _ in range(n):
-        dt, stat = login_stat(port)
+        refs.append(reference(bench, mbox))
+        dt, stat = login_stat(port, hwm)
         times.append(dt)
         time.sleep(0.05)  # the previous session's process is gone
-    return times, stat
+    return times, refs, stat, [k for k in hwm if k is not None]
 
 
 def main():
@@ -99,14 +131,12 @@ def main():
     with open(conf, "w") as f:
         f.write(f"[server]\nlisten=127.0.0.1:{port}\npid_file=\n"
                 f"[auth]\nuserlist={top}/users\n[mailbox]\nformat=mbox\n[log]\nlevel=warning\n")
-    base = [float(subprocess.run([bench, "--baseline", mbox], capture_output=True,
-                                 check=True).stdout.split()[0]) for _ in range(3)]
     results = {}
     try:
         srv = subprocess.Popen([mpopd, "-F", "-c", conf], stderr=subprocess.DEVNULL)
         try:
             wait_port(port)
-            results["daemon (fork per connection)"] = rounds_of(port, n)
+            results["daemon (fork per connection)"] = rounds_of(port, n, bench, mbox)
         finally:
             srv.terminate()
             srv.wait()
@@ -118,24 +148,25 @@ def main():
                                    stderr=subprocess.DEVNULL)
             try:
                 wait_port(port2)
-                results["inetd (exec per connection)"] = rounds_of(port2, n)
+                results["inetd (exec per connection)"] = rounds_of(port2, n, bench, mbox)
             finally:
                 srv.terminate()
                 srv.wait()
-        base.append(float(subprocess.run([bench, "--baseline", mbox], capture_output=True,
-                                         check=True).stdout.split()[0]))
+        warm = reference(bench, mbox, 7)
     finally:
         subprocess.run(["rm", "-rf", top])
-    b = min(base)
     print(f"mbox: 50000 messages, {size / 1e6:.1f} MB; CPUs {len(os.sched_getaffinity(0))}")
-    print(f"reference, read + memchr line scan (best of 7, 4 times): "
-          + ", ".join(f"{x * 1000:.1f}" for x in base) + f" ms; best {b * 1000:.1f} ms")
     print(f"password hash ({h[:4]}...): {hash_ms:.1f} ms per check, part of every login")
-    for name, (times, stat) in results.items():
+    print(f"reference, read + memchr line scan, best of 7 in one process: {warm * 1000:.1f} ms")
+    for name, (times, refs, stat, hwm) in results.items():
         best, med = min(times), statistics.median(times)
-        print(f"{name}: connect -> '{stat}' best {best * 1000:.1f} ms, median "
-              f"{med * 1000:.1f} ms over {len(times)} logins = {best / b:.2f}x / "
-              f"{med / b:.2f}x the reference")
+        rbest, rmed = min(refs), statistics.median(refs)
+        print(f"{name}: connect -> '{stat}' over {len(times)} logins: best {best * 1000:.1f} ms, "
+              f"median {med * 1000:.1f} ms; the reference run just before each (a fresh "
+              f"process): best {rbest * 1000:.1f} ms, median {rmed * 1000:.1f} ms; ratio of "
+              f"the bests {best / rbest:.2f}x, of the medians {med / rmed:.2f}x")
+        if hwm:
+            print(f"  session process after STAT: VmHWM {min(hwm)}-{max(hwm)} kB")
 
 
 if __name__ == "__main__":
