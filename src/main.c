@@ -41,14 +41,10 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"inetd", no_argument, NULL, 'i'},
-		{"foreground", no_argument, NULL, 'F'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'}, {"inetd", no_argument, NULL, 'i'},
+		{"foreground", no_argument, NULL, 'F'},	  {"check-config", no_argument, NULL, 'C'},
+		{"quiet", no_argument, NULL, 'q'},	  {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
 	};
 	MpopListenOptions opts = {.mode = MPOP_MODE_AUTO};
 	g_autoptr(GError) error = NULL;
