@@ -226,6 +226,8 @@ mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
 	p->tail_hash = ix.tail_hash;
 	p->first_from = ix.first_from;
 	p->chunks = ix.chunks;
+	mpop_log_debug("mbox indexed: %u messages, %" G_GUINT64_FORMAT " bytes, %u part%s",
+		       ix.n_msgs, (guint64)sb.st_size, ix.n_parts, ix.n_parts == 1 ? "" : "s");
 	mpop_uidl_make_unique_hashed(mb, ix.uidl_hash);
 	g_free(ix.uidl_hash);
 	return TRUE;

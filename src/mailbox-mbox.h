@@ -65,7 +65,7 @@ typedef struct {
 	const MpopStuffOpts *stuff;	 /* what RETR sends: the sizes */
 	const char *const *uidl_sources; /* NULL: the default list */
 	guint max_parts;		 /* 0: one per CPU it may run on, at most 2 */
-	guint64 part_min;		 /* 0: 16 MiB; smaller parts are not split off */
+	guint64 part_min;		 /* 0: 8 MiB; smaller parts are not split off */
 } MpopMboxIndexOpts;
 
 typedef struct {

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #define DROP_EVERY (1u << 18) /* MADV_DONTNEED the indexed part every 256 KiB */
-#define PART_MIN (16u << 20)  /* a part smaller than this is not worth a thread */
+#define PART_MIN (8u << 20)   /* a part smaller than this is not worth a thread */
 #define PARTS_MAX 4	      /* what max_parts may ask for */
 /* By default: every part holds up to DROP_EVERY of the file mapped (and its own allocator
  * arena), and the session's peak memory stays under 8 MB with two on 50 000 messages. */

@@ -7,6 +7,8 @@ order and prints one JSON line per op:
   {"op": "greeting"}            -> {"greeting": "+OK ..."}
   {"op": "fetch", "dele": [n]}  -> {"greeting", "stat": [count, octets],
                                    "messages": [hex of the lines joined by LF], "quit"}
+  {"op": "stat", "retr": [n]}   -> {"stat": [count, octets], "uidls": count of UIDL lines,
+                                   "messages": {n: hex of the lines joined by LF}, "quit"}
   {"op": "wrong"}               -> {"reply": "-ERR ..."} (USER/PASS with a wrong password)
   {"op": "hold", "seconds": s}  -> {"held": true} at once, then stays logged in for s seconds
                                    or until the server closes: {"closed_by_server": bool}
@@ -49,6 +51,14 @@ def op_fetch(req, op):
     return out
 
 
+def op_stat(req, op):
+    p = login(req)
+    out = {"stat": list(p.stat()), "uidls": len(p.uidl()[1])}
+    out["messages"] = {str(n): b"\n".join(p.retr(n)[1]).hex() for n in op.get("retr", [])}
+    out["quit"] = p.quit().decode("latin-1")
+    return out
+
+
 def op_wrong(req, op):
     p = connect(req)
     p.user(req["user"])
@@ -77,7 +87,8 @@ def op_hold(req, op):
     return {"closed_by_server": closed}
 
 
-OPS = {"greeting": op_greeting, "fetch": op_fetch, "wrong": op_wrong, "hold": op_hold}
+OPS = {"greeting": op_greeting, "fetch": op_fetch, "stat": op_stat, "wrong": op_wrong,
+       "hold": op_hold}
 
 
 def main():

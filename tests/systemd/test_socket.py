@@ -5,13 +5,16 @@
 Installed and enabled as an admin would (port 110 of the container's private loopback):
 every message fetched byte-exact with poplib, the sandbox really applied to the instance
 (seccomp, no_new_privs, uid dropped), structured journal records without the password,
-and the instances garbage-collected after the session, a SIGKILLed (failed) one included.
+and the instances garbage-collected after the session, a SIGKILLed (failed) one included;
+then a 20 MB mbox, indexed on two threads inside the sandbox.
 """
 
+import os
 import re
 import subprocess
 
-from mpopdtest import MESSAGES, PASSWORD, TEST_UID, Reporter, lines_of, uidl_of, wait_for
+from mpopdtest import (MESSAGES, PASSWORD, TEST_GID, TEST_UID, Reporter, lines_of, uidl_of,
+                       wait_for)
 from nspawn import (VMAIL, booted, cgroup_limits, mpopd_failures, skip_unless_possible,
                     unit_file_warnings)
 
@@ -177,6 +180,48 @@ def scenario(t):
         journal(t, s, held_unit)
         t.check(int(ct.prop("mpopd.socket", "NAccepted") or 0) >= 5,
                 "the socket accepted every connection (NAccepted)")
+        big_mbox(t, s)
+
+
+BIG_MSGS = 9000  # about 20 MB: over the 16 MiB from which the index runs in two parts
+
+
+def big_mbox(t, s):
+    """A 20 MB mbox served by the sandboxed instance: the index in two parts (two threads in
+    the session process under the unit's seccomp filter and TasksMax=), exact STAT, UIDL
+    and the first and last message byte-exact."""
+    ct, fx = s.ct, s.fx
+    body = b"".join(b"line %04d of a message that is long enough to count\n" % i
+                    for i in range(40))
+    bodies = [b"Subject: big %d\nMessage-ID: <big.%d@example.org>\n\n" % (i, i) + body
+              for i in range(1, BIG_MSGS + 1)]
+    path = os.path.join(fx.mail, "carol.mbox")
+    with open(path, "wb") as f:
+        for b in bodies:
+            f.write(b"From big@example.org Mon Jan  1 00:00:00 2024\n" + b + b"\n")
+    size = os.path.getsize(path)
+    os.chown(path, TEST_UID, TEST_GID)
+    os.chown(fx.mail, TEST_UID, TEST_GID)  # the dotlock is made next to the mbox
+    s.set_config({"mailbox.format": "mbox", "mailbox.from_quoting": "mboxrd",
+                  "mailbox.location": fx.v(os.path.join(fx.mail, "%u.mbox"))})
+    res = ct.pop(PORT, [{"op": "stat", "retr": [1, BIG_MSGS]}], user="carol")[0]
+    octets = sum(len(b) + b.count(b"\n") for b in bodies)  # CRLF line ends
+    t.check("error" not in res, f"a {size / 1e6:.0f} MB mbox: login, STAT, UIDL, RETR",
+            res.get("error"))
+    t.equal(res.get("stat"), [BIG_MSGS, octets], "STAT: every message, exact octets")
+    t.equal(res.get("uidls"), BIG_MSGS, "UIDL lists every message")
+    msgs = res.get("messages", {})
+    t.check(bytes.fromhex(msgs.get("1", "")) == bodies[0].rstrip(b"\n") and
+            bytes.fromhex(msgs.get(str(BIG_MSGS), "")) == bodies[-1].rstrip(b"\n"),
+            "the first and the last message byte-exact")
+    entries, _ = ct.journal()
+    parts = [e.get("MESSAGE", "") for e in entries if "mbox indexed" in e.get("MESSAGE", "")]
+    want = "2 parts" if len(os.sched_getaffinity(0)) > 1 else "1 part"
+    t.check(any(f"{BIG_MSGS} messages" in m and want in m for m in parts),
+            f"journal: indexed in {want} ({len(os.sched_getaffinity(0))} CPUs)", parts[-2:])
+    bad = mpopd_failures(entries)
+    t.check(not any("mpopd@" in b and "SYS" in b for b in bad),
+            "no instance killed by the sandbox while indexing on two threads", bad)
 
 
 def main():
