@@ -131,24 +131,20 @@ def main():
     with open(conf, "w") as f:
         f.write(f"[server]\nlisten=127.0.0.1:{port}\npid_file=\n"
                 f"[auth]\nuserlist={top}/users\n[mailbox]\nformat=mbox\n[log]\nlevel=warning\n")
+    modes = [("daemon (fork per connection)", lambda p: [mpopd, "-F", "-c", conf])]
+    act = shutil.which("systemd-socket-activate")
+    if act:
+        modes.append(("inetd (exec per connection)",
+                      lambda p: [act, "--accept", "--inetd", "-l", f"127.0.0.1:{p}", mpopd,
+                                 "--inetd", "-c", conf]))
     results = {}
     try:
-        srv = subprocess.Popen([mpopd, "-F", "-c", conf], stderr=subprocess.DEVNULL)
-        try:
-            wait_port(port)
-            results["daemon (fork per connection)"] = rounds_of(port, n, bench, mbox)
-        finally:
-            srv.terminate()
-            srv.wait()
-        port2 = free_port()
-        act = shutil.which("systemd-socket-activate")
-        if act:
-            srv = subprocess.Popen([act, "--accept", "--inetd", "-l", f"127.0.0.1:{port2}",
-                                    mpopd, "--inetd", "-c", conf],
-                                   stderr=subprocess.DEVNULL)
+        for name, argv in modes:
+            p = port if not results else free_port()
+            srv = subprocess.Popen(argv(p), stderr=subprocess.DEVNULL)
             try:
-                wait_port(port2)
-                results["inetd (exec per connection)"] = rounds_of(port2, n, bench, mbox)
+                wait_port(p)
+                results[name] = rounds_of(p, n, bench, mbox)
             finally:
                 srv.terminate()
                 srv.wait()
