@@ -360,7 +360,7 @@ mpop_mbox_uidl_plan(const char *const *sources, MpopUidlPlan *plan)
 	if (sources == NULL || sources[0] == NULL)
 		sources = defaults;
 	plan->n = 0;
-	/* The list as fields to look for, up to "digest" (config.c allows these three). */
+	/* The list as fields to look for, up to "digest" (config-schema.c allows these three). */
 	for (; *sources != NULL && plan->n < G_N_ELEMENTS(plan->field); sources++) {
 		if (g_ascii_strcasecmp(*sources, "x-uidl") == 0)
 			plan->field[plan->n++] = MPOP_UIDL_X_UIDL;

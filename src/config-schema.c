@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The configuration schema: every key with its type, default, range, checks and help (the
+ * one place a key is described), and the value checks. */
+#include "config-schema.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+G_STATIC_ASSERT(sizeof(MpopMailboxFormat) == sizeof(int));
+G_STATIC_ASSERT(sizeof(MpopLogLevel) == sizeof(int));
+
+/* The backend names [auth] default and [user_auth] accept. Later work implements them; until
+ * then auth.c answers an unbuilt one with TEMPFAIL, never DENIED. */
+const Choice mpop_config_auth_backends[] = {
+	{"userlist"}, {"pam"},	   {"passwd"}, {"shadow"}, {"hostname"},
+	{"email"},    {"central"}, {"plugin"}, {NULL},
+};
+static const Choice formats[] = {
+	{"maildir", MPOP_FORMAT_MAILDIR}, {"mbox", MPOP_FORMAT_MBOX}, {NULL}};
+static const Choice quotings[] = {{"mboxrd", MPOP_FROM_MBOXRD}, {"raw", MPOP_FROM_RAW}, {NULL}};
+static const Choice locks[] = {{"dotlock", MPOP_LOCK_DOTLOCK},
+			       {"fcntl", MPOP_LOCK_FCNTL},
+			       {"flock", MPOP_LOCK_FLOCK},
+			       {NULL}};
+static const Choice mbox_modes[] = {{"snapshot", MPOP_MBOX_SNAPSHOT},
+				    {"session-lock", MPOP_MBOX_SESSION_LOCK},
+				    {"spool", MPOP_MBOX_SPOOL},
+				    {NULL}};
+static const Choice uidl_sources[] = {{"x-uidl"}, {"message-id"}, {"digest"}, {NULL}};
+static const Choice log_levels[] = {{"err", MPOP_LOG_ERR},	 {"warning", MPOP_LOG_WARNING},
+				    {"notice", MPOP_LOG_NOTICE}, {"info", MPOP_LOG_INFO},
+				    {"debug", MPOP_LOG_DEBUG},	 {NULL}};
+
+static const char *check_greeting(const char *s);
+static const char *check_name(const char *s);
+static const char *check_listen(const char *s);
+static const char *check_pattern(const char *s);
+static const char *check_line(const char *s);
+static const char *check_header(const char *s);
+
+#define OFF(field) offsetof(MpopConfig, field)
+
+const Key mpop_config_keys[] = {
+	{"server", "greeting", KT_STRING, "mpopd ready.", .check = check_greeting,
+	 .flags = F_NONEMPTY, .offset = OFF(greeting),
+	 .help = "Text sent after \"+OK \" in the greeting (RFC 1939 section 4): printable ASCII, "
+		 "at most 200 characters. Perl mpopd: $greeting."},
+	{"server", "idle_timeout", KT_UINT, "600", 10, 86400, .offset = OFF(idle_timeout),
+	 .help = "Seconds a client may stay silent before the session is closed without UPDATE "
+		 "(nothing is deleted). RFC 1939 section 3 asks for at least 600; shorter timeouts "
+		 "cut off slow clients. Perl mpopd: $timeout (10 there)."},
+	{"server", "max_bad_commands", KT_UINT, "10", 1, 1000, .offset = OFF(max_bad_commands),
+	 .help = "Unknown or malformed commands tolerated in one session; the next one is "
+		 "answered with -ERR and the connection is closed."},
+	{"server", "login_user", KT_STRING, "nobody", .check = check_name, .flags = F_NONEMPTY,
+	 .offset = OFF(login_user),
+	 .help = "Unprivileged user that runs the dialogue before authentication when privsep "
+		 "is on and mpopd starts as root."},
+	{"server", "login_chroot", KT_STRING, "/var/empty", .flags = F_PATH,
+	 .offset = OFF(login_chroot),
+	 .help = "Empty directory the pre-authentication process chroots into; empty: no "
+		 "chroot."},
+	{"server", "listen", KT_LIST, "0.0.0.0:110", .check = check_listen, .flags = F_NODUP,
+	 .offset = OFF(listen),
+	 .help = "Addresses the legacy daemon binds itself: numeric IPv4 host:port, "
+		 "[IPv6]:port, or :port for every address; mpopd PORT replaces the port. Not "
+		 "used when systemd or inetd passes the sockets. Perl mpopd: $port."},
+	{"server", "pid_file", KT_STRING, "/run/mpopd.pid", .flags = F_PATH,
+	 .offset = OFF(pid_file),
+	 .help = "Where the legacy daemon writes its process id (mpopdctl reads it); empty: none. "
+		 "Perl mpopd: $mpopd_pid_file."},
+	{"server", "max_sessions", KT_UINT, "100", 1, 100000, .offset = OFF(max_sessions),
+	 .help = "Concurrent sessions the daemon serves when it accepts connections itself; "
+		 "further connections are closed at once. Perl mpopd: $max_servers."},
+	{"server", "max_sessions_per_source", KT_UINT, "10", 1, 100000,
+	 .offset = OFF(max_sessions_per_source),
+	 .help = "Concurrent sessions from one client address."},
+	{"server", "privsep", KT_BOOL, "true", .offset = OFF(privsep),
+	 .help = "Run the pre-authentication dialogue in a child process that has dropped to "
+		 "login_user. Turn it off only to debug."},
+
+	{"mailbox", "format", KT_ENUM, "maildir", .choices = formats, .offset = OFF(format),
+	 .help = "Mailbox format. Perl mpopd: $use_maildir."},
+	{"mailbox", "location", KT_STRING, "", .check = check_pattern, .offset = OFF(location),
+	 .help = "Where a user's mailbox is, as a pattern: %u the login name, %n its local part "
+		 "(before '@'), %d its domain, %h the home directory, %s mail_spool_dir, %% a "
+		 "percent sign. Empty: %h/Maildir for maildir, %s/%u for mbox. A mailbox given in "
+		 "the user list wins. Perl mpopd: $mail_spool_dir, $path_to_homedir."},
+	{"mailbox", "mail_spool_dir", KT_STRING, "/var/mail", .flags = F_PATH | F_NONEMPTY,
+	 .offset = OFF(mail_spool_dir),
+	 .help = "The mail spool directory, %s in location. Perl mpopd: $mail_spool_dir."},
+	{"mailbox", "message_start", KT_STRING, "From\\s", .check = check_line, .flags = F_NONEMPTY,
+	 .offset = OFF(message_start),
+	 .help = "mbox: the line prefix that starts a message, a literal (not a regular "
+		 "expression); \\s is a space. Perl mpopd: $message_start."},
+	{"mailbox", "message_end", KT_STRING, "", .check = check_line, .offset = OFF(message_end),
+	 .help = "mbox: empty means a message ends with the blank line before the next start "
+		 "line; otherwise the literal line that ends each message. Perl mpopd: "
+		 "$message_end."},
+	{"mailbox", "from_quoting", KT_ENUM, "mboxrd", .choices = quotings,
+	 .offset = OFF(from_quoting),
+	 .help = "mbox: mboxrd removes one '>' from \">From \" lines (with any number of '>') "
+		 "when sending; raw sends lines as stored."},
+	{"mailbox", "mbox_locks", KT_FLAGS, "dotlock;fcntl", .choices = locks,
+	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(mbox_locks),
+	 .help = "mbox: the locks to take, always in the order dotlock (NFS-safe, link()-based), "
+		 "fcntl, flock. Use the ones your delivery agent uses. Perl mpopd: the "
+		 "<user>.lock dotlock."},
+	{"mailbox", "lock_retries", KT_UINT, "10", 0, 1000, .offset = OFF(lock_retries),
+	 .help = "mbox: extra attempts after the first while the mailbox is locked; then the "
+		 "client gets -ERR [IN-USE]. Perl mpopd: $retry_on_lock."},
+	{"mailbox", "lock_wait_ms", KT_UINT, "1000", 0, 60000, .offset = OFF(lock_wait_ms),
+	 .help = "mbox: milliseconds between lock attempts."},
+	{"mailbox", "lock_stale_age", KT_UINT, "300", 0, 86400, .offset = OFF(lock_stale_age),
+	 .help = "mbox: seconds after which a dotlock counts as stale and is taken over; 0: "
+		 "never."},
+	{"mailbox", "mbox_mode", KT_ENUM, "snapshot", .choices = mbox_modes,
+	 .offset = OFF(mbox_mode),
+	 .help = "mbox: snapshot locks, indexes and unlocks, then verifies the file before "
+		 "every read and at QUIT; session-lock holds the locks for the whole session; "
+		 "spool copies the mailbox to spool_dir at login. Perl mpopd: $parse_to_disk."},
+	{"mailbox", "spool_dir", KT_STRING, "/var/spool/mpopd", .flags = F_PATH | F_NONEMPTY,
+	 .offset = OFF(spool_dir),
+	 .help = "mbox_mode=spool: the directory for private copies. Perl mpopd: $mpopd_spool."},
+	{"mailbox", "mail_privileged_group", KT_STRING, "mail", .check = check_name,
+	 .offset = OFF(mail_privileged_group),
+	 .help = "Group the session takes on only while it creates or removes a dotlock and "
+		 "while UPDATE replaces an mbox, for spools such as Debian's root:mail 2775 "
+		 "/var/mail (Dovecot's mail_privileged_group); the rest of the session runs "
+		 "without it. Empty: none. Perl mpopd: $mailgroup."},
+	{"mailbox", "uidl_source", KT_LIST, "x-uidl;message-id;digest", .choices = uidl_sources,
+	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(uidl_source),
+	 .help = "mbox: where a message's UIDL comes from, the first usable one wins: the "
+		 "X-UIDL header, the Message-ID header, or a digest of the message. Perl "
+		 "mpopd: the X-UIDL header it wrote, or an MD5 digest."},
+	{"mailbox", "show_headers", KT_LIST, "", .check = check_header, .flags = F_NODUP,
+	 .offset = OFF(show_headers),
+	 .help = "Bookkeeping header fields (such as Status or X-UIDL) that are normally hidden "
+		 "but should be sent to clients."},
+
+	{"auth", "default", KT_STRING, "userlist", .choices = mpop_config_auth_backends,
+	 .offset = OFF(auth_default),
+	 .help = "Authentication backend for users without a [user_auth] entry. A backend this "
+		 "build lacks answers -ERR [SYS/TEMP]. Perl mpopd: $auth_type."},
+	{"auth", "userlist", KT_STRING, "/etc/mpopd/users", .flags = F_PATH,
+	 .offset = OFF(userlist),
+	 .help = "The user list of the userlist backend, lines of "
+		 "name:crypt-hash:uid[:gid[:mailbox]]; mpopdctl passwd makes a hash. Perl mpopd: "
+		 "$userlist."},
+	{"auth", "pam_service", KT_STRING, "mpopd", .check = check_name, .flags = F_NONEMPTY,
+	 .offset = OFF(pam_service),
+	 .help = "PAM service name of the pam backend. Perl mpopd: $mpopd_pam_service."},
+
+	{"log", "level", KT_ENUM, "info", .choices = log_levels, .offset = OFF(log_level),
+	 .help = "Log records up to this priority. Perl mpopd: $debug."},
+	{"log", "users", KT_LIST, "", .check = mpop_config_check_user, .flags = F_NODUP,
+	 .offset = OFF(log_users),
+	 .help = "Users whose sessions are logged at debug detail whatever the level. Perl mpopd: "
+		 "%user_log."},
+};
+
+const size_t mpop_config_n_keys = G_N_ELEMENTS(mpop_config_keys);
+
+/* ---- value checks ---- */
+
+gboolean
+mpop_config_has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return TRUE;
+	return FALSE;
+}
+
+static const char *
+check_greeting(const char *s)
+{
+	if (strlen(s) > 200)
+		return "is longer than 200 characters";
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			return "is not printable ASCII";
+	return NULL;
+}
+
+/* System user names and PAM service names: portable characters only. */
+static const char *
+check_name(const char *s)
+{
+	if (strlen(s) > 64 || s[0] == '-')
+		return "is not a valid name";
+	for (; *s; s++)
+		if (!g_ascii_isalnum(*s) && !strchr("._-", *s))
+			return "is not a valid name";
+	return NULL;
+}
+
+const char *
+mpop_config_check_user(const char *s)
+{
+	if (!*s || strlen(s) > 255)
+		return "is not a valid user name";
+	for (; *s; s++)
+		if (*s == ' ')
+			return "is not a valid user name";
+	return NULL;
+}
+
+static gboolean
+valid_port(const char *s)
+{
+	guint64 v;
+	return g_ascii_string_to_unsigned(s, 10, 1, 65535, &v, NULL);
+}
+
+static const char *
+check_listen(const char *s)
+{
+	static const char why[] = "is not host:port, [IPv6]:port or :port with a numeric address";
+	const char *colon = strrchr(s, ':');
+	g_autofree char *host = NULL;
+	unsigned char addr[16];
+
+	if (!colon || !valid_port(colon + 1))
+		return why;
+	host = g_strndup(s, (gsize)(colon - s));
+	if (!*host)
+		return NULL;
+	if (host[0] == '[') {
+		size_t n = strlen(host);
+		if (n < 3 || host[n - 1] != ']')
+			return why;
+		host[n - 1] = '\0';
+		return inet_pton(AF_INET6, host + 1, addr) == 1 ? NULL : why;
+	}
+	return inet_pton(AF_INET, host, addr) == 1 ? NULL : why;
+}
+
+static const char *
+check_pattern(const char *s)
+{
+	for (; *s; s++) {
+		if (*s != '%')
+			continue;
+		s++;
+		if (!*s || !strchr("unhds%", *s))
+			return "has an unknown %-escape (known: %u %n %d %h %s %%)";
+	}
+	return NULL;
+}
+
+static const char *
+check_line(const char *s)
+{
+	return strlen(s) > 200 ? "is longer than 200 characters" : NULL;
+}
+
+/* RFC 5322 section 3.6.8: field-name = 1*ftext, printable ASCII except ':'. */
+static const char *
+check_header(const char *s)
+{
+	if (!*s || strlen(s) > 200)
+		return "is not a header field name";
+	for (; *s; s++)
+		if ((unsigned char)*s < 33 || (unsigned char)*s > 126 || *s == ':')
+			return "is not a header field name";
+	return NULL;
+}
+
+const Choice *
+mpop_config_find_choice(const Choice *choices, const char *name)
+{
+	for (const Choice *c = choices; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+int
+mpop_config_choice_value(const Choice *choices, const char *name)
+{
+	const Choice *c = mpop_config_find_choice(choices, name);
+	return c ? c->value : 0;
+}
+
+char *
+mpop_config_choice_names(const Choice *choices)
+{
+	GString *s = g_string_new(NULL);
+	for (const Choice *c = choices; c->name; c++)
+		g_string_append_printf(s, "%s%s", s->len ? ", " : "", c->name);
+	return g_string_free(s, FALSE);
+}
+
+char *
+mpop_config_why_not(const Key *k, const char *s, gboolean item)
+{
+	const char *why = NULL;
+
+	if (mpop_config_has_control(s))
+		why = "contains a control character";
+	else if (!*s && (item || (k->flags & F_NONEMPTY)))
+		why = "must not be empty";
+	else if (*s && (k->flags & F_PATH) && s[0] != '/')
+		why = "is not an absolute path";
+	else if (k->choices && !mpop_config_find_choice(k->choices, s)) {
+		g_autofree char *names = mpop_config_choice_names(k->choices);
+		return g_strdup_printf("is not one of %s", names);
+	} else if (k->check)
+		why = k->check(s);
+	return g_strdup(why);
+}
