@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Pieces of mpopdctl in files of their own. */
+#pragma once
+
+#include <glib.h>
+
+/* The passwd verb: scheme yescrypt (NULL), sha512, bcrypt or md5. Returns the exit status. */
+int mpop_ctl_passwd(const char *scheme);
