@@ -433,23 +433,59 @@ count_line_ends(const char *p, size_t n, guint64 *out_lf, guint64 *out_crlf)
 
 /* Body lines that mboxrd sends one '>' shorter: ">+From " at a line start. */
 static guint64
-count_quoted(const char *p, size_t n)
+count_quoted(const char *p, size_t n, const MpopProgress *pr)
 {
-	const char *end = p + n, *q = p;
+	size_t q = 0, report = pr != NULL ? pr->step : n;
 	guint64 count = 0;
 
-	while ((q = memchr(q, '>', (size_t)(end - q))) != NULL) {
-		const char *s = q;
-		if (s == p || s[-1] == '\n') {
-			while (q < end && *q == '>')
+	while (q < n) {
+		const char *s;
+		size_t lim;
+
+		if (pr != NULL && q >= report) {
+			pr->fn(pr->ctx, p + q);
+			report = q + pr->step;
+		}
+		lim = MIN(n, report); /* memchr() in steps when reporting */
+		s = memchr(p + q, '>', lim - q);
+		if (s == NULL) {
+			q = lim;
+			continue;
+		}
+		q = (size_t)(s - p);
+		if (q == 0 || p[q - 1] == '\n') {
+			while (q < n && p[q] == '>')
 				q++;
-			if ((size_t)(end - q) >= 5 && memcmp(q, "From ", 5) == 0)
+			if (n - q >= 5 && memcmp(p + q, "From ", 5) == 0)
 				count++;
 		} else {
 			q++;
 		}
 	}
 	return count;
+}
+
+/* count_line_ends() in steps of pr->step, each reported (a CR and LF may sit on both sides of
+ * a step). */
+static void
+count_line_ends_steps(const char *p, size_t n, guint64 *out_lf, guint64 *out_crlf,
+		      const MpopProgress *pr)
+{
+	guint64 lf = 0, crlf = 0;
+
+	for (size_t off = 0; off < n;) {
+		size_t k = pr != NULL ? MIN(n - off, pr->step) : n - off;
+		guint64 l, c;
+
+		count_line_ends(p + off, k, &l, &c);
+		lf += l;
+		crlf += c + (off > 0 && p[off] == '\n' && p[off - 1] == '\r');
+		off += k;
+		if (pr != NULL && off < n)
+			pr->fn(pr->ctx, p + off);
+	}
+	*out_lf = lf;
+	*out_crlf = crlf;
 }
 
 /*
@@ -460,16 +496,16 @@ count_quoted(const char *p, size_t n)
  * and unit tests hold it to the stuffer's own count.
  */
 static guint64
-body_size(const MpopStuffOpts *opts, const char *p, size_t n)
+body_size(const MpopStuffOpts *opts, const char *p, size_t n, const MpopProgress *pr)
 {
 	guint64 lf, crlf, size;
 
-	count_line_ends(p, n, &lf, &crlf);
+	count_line_ends_steps(p, n, &lf, &crlf, pr);
 	size = n + lf - crlf;
 	if (n > 0 && p[n - 1] != '\n')
 		size += 2;
 	if (opts->unquote_from)
-		size -= count_quoted(p, n);
+		size -= count_quoted(p, n, pr);
 	return size;
 }
 
@@ -493,11 +529,12 @@ body_offset(const char *data, size_t len)
 guint64
 mpop_stuffer_measure(const MpopStuffOpts *opts, const char *data, size_t len)
 {
-	return mpop_stuffer_measure_at(opts, data, len, body_offset(data, len));
+	return mpop_stuffer_measure_at(opts, data, len, body_offset(data, len), NULL);
 }
 
 guint64
-mpop_stuffer_measure_at(const MpopStuffOpts *opts, const char *data, size_t len, size_t body)
+mpop_stuffer_measure_at(const MpopStuffOpts *opts, const char *data, size_t len, size_t body,
+			const MpopProgress *progress)
 {
 	MpopStuffer st;
 
@@ -505,7 +542,7 @@ mpop_stuffer_measure_at(const MpopStuffOpts *opts, const char *data, size_t len,
 	mpop_stuffer_init(&st, opts, -1);
 	mpop_stuffer_feed(&st, data, body, NULL);
 	if (st.in_body && st.bol && st.hold_len == 0 && !st.pending_cr)
-		return st.size + body_size(&st.opts, data + body, len - body);
+		return st.size + body_size(&st.opts, data + body, len - body, progress);
 	mpop_stuffer_feed(&st, data + body, len - body, NULL);
 	mpop_stuffer_finish(&st, NULL);
 	return st.size;

@@ -43,7 +43,16 @@ size_t mpop_stuffer_finish(MpopStuffer *st, char *out);
 /* Size in octets as sent for a whole buffer (RETR size), convenience for tests/backends. */
 guint64 mpop_stuffer_measure(const MpopStuffOpts *opts, const char *data, size_t len);
 
+/* Progress of a long pass over a mapped file: fn(ctx, done) each time the pass has gone step
+ * bytes further; the pass needs nothing before done again (the caller may unmap it). */
+typedef struct {
+	void (*fn)(gpointer ctx, const char *done);
+	gpointer ctx;
+	size_t step;
+} MpopProgress;
+
 /* The same when the caller already knows where the body starts: body is the offset just past
- * the first empty line (LF or CRLF), or len when there is none. */
+ * the first empty line (LF or CRLF), or len when there is none. progress: NULL, or reports
+ * while a long body is counted. */
 guint64 mpop_stuffer_measure_at(const MpopStuffOpts *opts, const char *data, size_t len,
-				size_t body);
+				size_t body, const MpopProgress *progress);

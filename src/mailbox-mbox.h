@@ -28,10 +28,17 @@ typedef struct {
 /* Offset of the first message's From line in data, or len when there is none (all of it
  * is text before the first message, which is never touched). */
 guint64 mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len);
+guint64 mpop_mbox_first_progress(const MpopMboxParser *p, const char *data, size_t len,
+				 const MpopProgress *progress);
 
 /* The message whose From line starts at from (< len). out->end is where the next starts. */
 void mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
 		       MpopMboxSpan *out);
+
+/* The same for a mapped file: progress (NULL: none) is told how far a long message's scans
+ * have gone, so that the pages behind can be given back while a huge message is read. */
+void mpop_mbox_message_progress(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
+				MpopMboxSpan *out, const MpopProgress *progress);
 
 /* A message start (its From line) after the line containing pos that the sequential scan of
  * the whole file also finds, or len when there is none or the rules need more than one line

@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #define DROP_EVERY (1u << 18) /* MADV_DONTNEED the indexed part every 256 KiB */
+#define BAND (DROP_EVERY / 2) /* inside a long message: what trails the scan is given back */
 #define PART_MIN (8u << 20)   /* a part smaller than this is not worth a thread */
 #define PARTS_MAX 4	      /* what max_parts may ask for */
 /* By default: every part holds up to DROP_EVERY of the file mapped (and its own allocator
  * arena), and the session's peak memory stays under 8 MB with two on 50 000 messages. */
 #define PARTS_AUTO 2
-#define JOIN_PIECE (64 * 1024) /* joining parts: copied and given back in pieces */
+#define JOIN_PIECE (64 * 1024)	/* joining parts: copied and given back in pieces */
+#define SPLIT_SEARCH (1u << 20) /* how far past a cut's target a message start is looked for */
 
 guint32
 mpop_mbox_hash(guint32 h, const char *s, size_t n)
@@ -48,6 +50,30 @@ typedef struct {
 	GError *error;
 } Part;
 
+/* MADV_DONTNEED the whole pages of [from, to) of the mapping. */
+static void
+drop_pages(const char *map, guint64 from, guint64 to)
+{
+	const guint64 page = (guint64)sysconf(_SC_PAGESIZE);
+	guint64 a = from - from % page, b = to - to % page;
+
+	if (b > a)
+		(void)madvise((char *)map + a, b - a, MADV_DONTNEED);
+}
+
+/* A scan of a long message has reached done: the band of pages one band behind it goes back
+ * (the reports before gave back what lies before that), so a message of gigabytes maps no
+ * more than two bands at a time in any of its passes. */
+static void
+trail(gpointer ctx, const char *done)
+{
+	const char *map = ctx;
+	guint64 d = (guint64)(done - map);
+
+	if (d >= 2 * BAND)
+		drop_pages(map, d - 2 * BAND, d - BAND);
+}
+
 static gpointer
 index_part(gpointer data)
 {
@@ -55,6 +81,7 @@ index_part(gpointer data)
 	const MpopMboxIndexOpts *o = pt->opts;
 	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	guint64 from = pt->from, dropped = from - from % page;
+	const MpopProgress progress = {trail, (gpointer)pt->map, BAND};
 
 	pt->msgs = g_array_new(FALSE, TRUE, sizeof(MpopMessage));
 	pt->hashes = g_array_new(FALSE, FALSE, sizeof(guint32));
@@ -66,7 +93,7 @@ index_part(gpointer data)
 		size_t ulen;
 		guint32 h, uh;
 
-		mpop_mbox_message(o->parser, pt->map, pt->stop, from, &sp);
+		mpop_mbox_message_progress(o->parser, pt->map, pt->stop, from, &sp, &progress);
 		/* The message table keeps 32-bit lengths (32 bytes a message): no POP3 client
 		 * takes a message of 4 GiB anyway, and the admin has to split such a file. */
 		if (sp.length > G_MAXUINT32 || sp.offset - sp.from_offset > (G_MAXUINT32 >> 1)) {
@@ -81,7 +108,7 @@ index_part(gpointer data)
 		m.length = (guint32)sp.length;
 		/* RFC 1939 §5: exactly what RETR will send, by the same converter. */
 		m.size = mpop_stuffer_measure_at(o->stuff, pt->map + sp.offset, sp.length,
-						 sp.body - sp.offset);
+						 sp.body - sp.offset, &progress);
 		ulen = mpop_mbox_uidl_planned(pt->map + sp.offset, sp.header_end - sp.offset,
 					      pt->plan, uidl);
 		m.uidl = g_string_chunk_insert_len(pt->strings, uidl, (gssize)ulen);
@@ -93,9 +120,8 @@ index_part(gpointer data)
 		pt->cend = sp.offset + sp.length;
 		from = sp.end;
 		if (from - dropped >= DROP_EVERY) {
-			guint64 to = from - from % page;
-			(void)madvise((char *)pt->map + dropped, to - dropped, MADV_DONTNEED);
-			dropped = to;
+			drop_pages(pt->map, dropped, from);
+			dropped = from - from % page;
 		}
 	}
 	return NULL;
@@ -125,11 +151,14 @@ plan_parts(const MpopMboxIndexOpts *o, const char *map, size_t size, guint64 fir
 	want = (guint)MIN((guint64)want, MAX((size - first) / part_min, 1));
 	starts[0] = first;
 	for (guint k = 1; k < want; k++) {
-		guint64 target = first + (size - first) / want * k;
-		guint64 s = mpop_mbox_split_point(o->parser, map, size, MAX(target, starts[n - 1]));
-		if (s >= size)
-			break;
-		if (s > starts[n - 1])
+		guint64 from = MAX(first + (size - first) / want * k, starts[n - 1]);
+		guint64 stop = MIN(size, from + SPLIT_SEARCH), s;
+
+		/* A bounded look (one huge message must not map the rest of the file), and what
+		 * it mapped is given back: the parts map their ranges again as they go. */
+		s = mpop_mbox_split_point(o->parser, map, stop, from);
+		drop_pages(map, from, MIN(s, stop));
+		if (s < stop && s > starts[n - 1])
 			starts[n++] = s;
 	}
 	starts[n] = size;
@@ -164,13 +193,14 @@ mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStrin
 	guint64 starts[PARTS_MAX + 1];
 	Part parts[PARTS_MAX];
 	MpopUidlPlan plan;
+	const MpopProgress first_progress = {trail, (gpointer)map, BAND};
 	GThread *threads[PARTS_MAX] = {NULL};
 	gboolean ok = TRUE;
 	guint n;
 
 	memset(out, 0, sizeof(*out));
 	mpop_mbox_uidl_plan(o->uidl_sources, &plan);
-	out->first_from = mpop_mbox_first(o->parser, map, size);
+	out->first_from = mpop_mbox_first_progress(o->parser, map, size, &first_progress);
 	n = plan_parts(o, map, size, out->first_from, starts);
 	out->chunks = g_ptr_array_new_with_free_func((GDestroyNotify)g_string_chunk_free);
 	for (guint k = 0; k < n; k++) {

@@ -99,17 +99,25 @@ mpop_mbox_parser_free(MpopMboxParser *p)
  * look one line back. */
 static gboolean
 next_literal(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
-	     size_t *out_next)
+	     size_t *out_next, const MpopProgress *pr)
 {
 	const char *lit = p->start_nl + 1;
-	size_t q = pos + 1;
+	size_t q = pos + 1, report = pr != NULL ? q + pr->step : len;
 
 	while (q < len) {
-		const char *h = memchr(data + q, lit[0], len - q);
-		size_t hi, s;
+		const char *h;
+		size_t hi, s, lim;
 
-		if (h == NULL)
-			return FALSE;
+		if (pr != NULL && q >= report) {
+			pr->fn(pr->ctx, data + q);
+			report = q + pr->step;
+		}
+		lim = MIN(len, report); /* memchr() in steps when reporting */
+		h = memchr(data + q, lit[0], lim - q);
+		if (h == NULL) {
+			q = lim;
+			continue;
+		}
 		q = (size_t)(h - data) + 1;
 		if (h[-1] != '\n' || (size_t)(data + len - h) < p->start_len ||
 		    memcmp(h, lit, p->start_len) != 0)
@@ -138,15 +146,19 @@ next_literal(const MpopMboxParser *p, const char *data, size_t len, size_t pos, 
 /* Regex start: line by line, a start only right after a (complete) end line. */
 static gboolean
 next_lines(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
-	   size_t *out_next)
+	   size_t *out_next, const MpopProgress *pr)
 {
 	gboolean prev_end = FALSE;
-	size_t prev = pos, s = pos;
+	size_t prev = pos, s = pos, report = pr != NULL ? pos + pr->step : len;
 
 	while (s < len) {
 		const char *lf = memchr(data + s, '\n', len - s);
 		size_t e = lf != NULL ? (size_t)(lf - data) : len;
 
+		if (pr != NULL && prev >= report) {
+			pr->fn(pr->ctx, data + prev); /* the line before is still looked at */
+			report = prev + pr->step;
+		}
 		if (prev_end && match_start(p, data + s, e - s)) {
 			*out_sep = prev;
 			*out_next = s;
@@ -162,15 +174,22 @@ next_lines(const MpopMboxParser *p, const char *data, size_t len, size_t pos, si
 /* The next message start after content start pos: its separator line and its From line. */
 static gboolean
 find_next(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
-	  size_t *out_next)
+	  size_t *out_next, const MpopProgress *pr)
 {
 	if (p->start_re == NULL)
-		return next_literal(p, data, len, pos, out_sep, out_next);
-	return next_lines(p, data, len, pos, out_sep, out_next);
+		return next_literal(p, data, len, pos, out_sep, out_next, pr);
+	return next_lines(p, data, len, pos, out_sep, out_next, pr);
 }
 
 guint64
 mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len)
+{
+	return mpop_mbox_first_progress(p, data, len, NULL);
+}
+
+guint64
+mpop_mbox_first_progress(const MpopMboxParser *p, const char *data, size_t len,
+			 const MpopProgress *pr)
 {
 	const char *lf;
 	size_t sep, next;
@@ -180,7 +199,7 @@ mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len)
 	lf = memchr(data, '\n', len);
 	if (match_start(p, data, lf != NULL ? (size_t)(lf - data) : len))
 		return 0;
-	return find_next(p, data, len, 0, &sep, &next) ? next : len;
+	return find_next(p, data, len, 0, &sep, &next, pr) ? next : len;
 }
 
 /* The last message's separator: a final complete line matching message_end. */
@@ -199,15 +218,19 @@ trailing_end(const MpopMboxParser *p, const char *data, size_t len, size_t pos)
 
 /* RFC 5322 §2.2: the header ends at the first empty line (CR allowed before LF). */
 static size_t
-header_end(const char *data, size_t pos, size_t end)
+header_end(const char *data, size_t pos, size_t end, const MpopProgress *pr)
 {
-	size_t s = pos;
+	size_t s = pos, report = pr != NULL ? pos + pr->step : end;
 
 	while (s < end) {
 		const char *lf = memchr(data + s, '\n', end - s);
 		size_t e = lf != NULL ? (size_t)(lf - data) : end;
 		if (lf == NULL)
 			return end;
+		if (pr != NULL && s >= report) { /* a header of megabytes (no empty line) */
+			pr->fn(pr->ctx, data + s);
+			report = s + pr->step;
+		}
 		if (e == s || (e == s + 1 && data[s] == '\r'))
 			return s;
 		s = e + 1;
@@ -219,11 +242,18 @@ void
 mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
 		  MpopMboxSpan *out)
 {
+	mpop_mbox_message_progress(p, data, len, from, out, NULL);
+}
+
+void
+mpop_mbox_message_progress(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
+			   MpopMboxSpan *out, const MpopProgress *pr)
+{
 	const char *lf = memchr(data + from, '\n', len - from);
 	size_t offset = lf != NULL ? (size_t)(lf - data) + 1 : len;
 	size_t sep, next, cend;
 
-	if (find_next(p, data, len, offset, &sep, &next)) {
+	if (find_next(p, data, len, offset, &sep, &next, pr)) {
 		cend = sep;
 		out->end = next;
 	} else {
@@ -233,7 +263,7 @@ mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64
 	out->from_offset = from;
 	out->offset = offset;
 	out->length = cend - offset;
-	out->header_end = header_end(data, offset, cend);
+	out->header_end = header_end(data, offset, cend, pr);
 	/* Past the empty line (LF or CRLF) that ends the header. */
 	out->body = out->header_end == cend
 			    ? cend
@@ -256,7 +286,7 @@ mpop_mbox_split_point(const MpopMboxParser *p, const char *data, size_t len, gui
 	if (lf == NULL)
 		return len;
 	pos = (size_t)(lf - data) + 1;
-	return next_literal(p, data, len, pos, &sep, &next) ? next : len;
+	return next_literal(p, data, len, pos, &sep, &next, NULL) ? next : len;
 }
 
 /* ---- UIDLs ---- */

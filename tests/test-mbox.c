@@ -560,6 +560,60 @@ test_big_message(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(mb->msgs[0].size, >, 1 << 20);
 }
 
+/* VmHWM of this process in KiB. */
+static long
+vm_hwm_kb(void)
+{
+	g_autofree char *st = NULL;
+	const char *l;
+
+	if (!g_file_get_contents("/proc/self/status", &st, NULL, NULL) ||
+	    (l = strstr(st, "VmHWM:")) == NULL)
+		return -1;
+	return strtol(l + 6, NULL, 10);
+}
+
+/* A 48 MB message (an attachment) between small ones: every pass over it gives the mapped
+ * pages behind it back, so the session's peak memory does not grow with the message. Measured
+ * in a fresh child, whose VmHWM starts from the test's resident set. */
+static void
+test_huge_message_memory(Fixture *f, gconstpointer data)
+{
+	FILE *out = fopen(f->path, "w");
+	g_autofree char *line = g_strnfill(76, 'Q');
+	long v[3] = {0};
+	int fds[2];
+	pid_t pid;
+
+	g_assert_nonnull(out);
+	fputs("From a\nSubject: small\n\n>From quoted\n\n", out);
+	fputs("From b\nSubject: huge\n\n", out);
+	for (int i = 0; i < 48 * 1000 * 1000 / 77; i++)
+		fprintf(out, "%s\n", line);
+	fputs("\nFrom c\nSubject: small\n\nbye\n", out);
+	g_assert_cmpint(fclose(out), ==, 0);
+	g_assert_cmpint(pipe(fds), ==, 0);
+	pid = fork();
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		MpopMailbox *mb;
+		v[0] = vm_hwm_kb();
+		mb = mpop_mailbox_open(&mpop_mailbox_mbox_ops, f->cfg, "user", f->path, NULL);
+		v[1] = vm_hwm_kb();
+		v[2] = mb != NULL && mb->n_msgs == 3 && mb->msgs[1].size > 48 * 1000 * 1000;
+		g_assert_true(write(fds[1], v, sizeof(v)) == sizeof(v));
+		_exit(0);
+	}
+	close(fds[1]);
+	g_assert_cmpint(read(fds[0], v, sizeof(v)), ==, sizeof(v));
+	close(fds[0]);
+	g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
+	g_test_message("VmHWM %ld KiB before the open, %ld KiB after", v[0], v[1]);
+	g_assert_cmpint(v[2], ==, 1);
+	/* the message is 48 MB; a few bands of 128 KiB may be mapped at a time */
+	g_assert_cmpint(v[1] - v[0], <, 4096);
+}
+
 static void
 test_many(Fixture *f, gconstpointer data)
 {
@@ -1138,6 +1192,7 @@ main(int argc, char **argv)
 	ADD("/mbox/symlink-refused", test_symlink_refused);
 	ADD("/mbox/big-message", test_big_message);
 	ADD("/mbox/many", test_many);
+	ADD("/mbox/huge-message-memory", test_huge_message_memory);
 	ADD("/mbox/index-parts", test_index_parts);
 	ADD("/mbox/index-parts-regex", test_index_parts_regex);
 	ADD("/mbox/append-during-session", test_append_during_session);
