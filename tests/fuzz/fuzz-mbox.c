@@ -47,6 +47,11 @@ check_parts(MpopMboxParser *p, const MpopStuffOpts *opts, const char *buf, size_
 	close(fd);
 }
 
+static void
+ignore_progress(gpointer ctx, const char *done)
+{
+}
+
 /* The first byte picks the rules: the literal fast path or the regex path. */
 int
 LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
@@ -77,6 +82,13 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		size_t n;
 
 		mpop_mbox_message(p, buf, len, from, &sp);
+		/* Scans that report their progress in small steps find the same message. */
+		{
+			MpopMboxSpan sp2;
+			MpopProgress pr = {ignore_progress, NULL, 1 + (size_t)(data[0] >> 3) % 13};
+			mpop_mbox_message_progress(p, buf, len, from, &sp2, &pr);
+			g_assert(memcmp(&sp, &sp2, sizeof(sp)) == 0);
+		}
 		g_assert(sp.from_offset == from && sp.offset > from);
 		g_assert(sp.offset + sp.length <= sp.end && sp.end <= len && sp.end > from);
 		g_assert(sp.header_end >= sp.offset && sp.header_end <= sp.offset + sp.length);
