@@ -215,6 +215,8 @@ mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStrin
 			continue;
 		parts[k].strings = g_string_chunk_new(16 * 1024);
 		g_ptr_array_add(out->chunks, parts[k].strings);
+		/* The only threads of mpopd (STYLE.md: none in forking code): they live in the
+		 * session process, which never forks, and are joined before this returns. */
 		threads[k] = g_thread_try_new("mpopd-index", index_part, &parts[k], NULL);
 	}
 	index_part(&parts[0]);
