@@ -526,6 +526,20 @@ body_offset(const char *data, size_t len)
 	return len;
 }
 
+/* Count n bytes through the stuffer in steps of pr->step, each reported (the stuffer takes
+ * any chunking). */
+static void
+feed_steps(MpopStuffer *st, const char *p, size_t n, const MpopProgress *pr)
+{
+	for (size_t off = 0; off < n;) {
+		size_t k = pr != NULL ? MIN(n - off, pr->step) : n - off;
+		mpop_stuffer_feed(st, p + off, k, NULL);
+		off += k;
+		if (pr != NULL && off < n)
+			pr->fn(pr->ctx, p + off);
+	}
+}
+
 guint64
 mpop_stuffer_measure(const MpopStuffOpts *opts, const char *data, size_t len)
 {
@@ -540,10 +554,10 @@ mpop_stuffer_measure_at(const MpopStuffOpts *opts, const char *data, size_t len,
 
 	/* The header (hidden fields, quoting) by the stuffer itself, the body by counting. */
 	mpop_stuffer_init(&st, opts, -1);
-	mpop_stuffer_feed(&st, data, body, NULL);
+	feed_steps(&st, data, body, progress);
 	if (st.in_body && st.bol && st.hold_len == 0 && !st.pending_cr)
 		return st.size + body_size(&st.opts, data + body, len - body, progress);
-	mpop_stuffer_feed(&st, data + body, len - body, NULL);
+	feed_steps(&st, data + body, len - body, progress); /* a header without end */
 	mpop_stuffer_finish(&st, NULL);
 	return st.size;
 }

@@ -58,8 +58,9 @@ typedef struct {
 	guint n;
 } MpopUidlPlan;
 void mpop_mbox_uidl_plan(const char *const *sources, MpopUidlPlan *plan);
+/* progress: NULL, or reports while a long header is read. */
 size_t mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
-			      char out[MPOP_UIDL_MAX + 1]);
+			      char out[MPOP_UIDL_MAX + 1], const MpopProgress *progress);
 
 /* The hash of the bytes between messages (separator + From line), checked before a read
  * and at UPDATE: detects rewrites by other programs, not adversaries. Chunked calls on

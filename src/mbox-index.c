@@ -110,7 +110,7 @@ index_part(gpointer data)
 		m.size = mpop_stuffer_measure_at(o->stuff, pt->map + sp.offset, sp.length,
 						 sp.body - sp.offset, &progress);
 		ulen = mpop_mbox_uidl_planned(pt->map + sp.offset, sp.header_end - sp.offset,
-					      pt->plan, uidl);
+					      pt->plan, uidl, &progress);
 		m.uidl = g_string_chunk_insert_len(pt->strings, uidl, (gssize)ulen);
 		uh = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, uidl, ulen);
 		h = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, pt->map + pt->cend, sp.offset - pt->cend);

@@ -353,12 +353,17 @@ typedef struct {
 
 /* One walk over the header lines: the first X-UIDL and the first Message-ID field. */
 static void
-find_fields(const char *h, size_t len, Field *x_uidl, Field *msgid)
+find_fields(const char *h, size_t len, Field *x_uidl, Field *msgid, const MpopProgress *pr)
 {
 	const char *p = h, *end = h + len;
+	size_t report = pr != NULL ? pr->step : len;
 
 	while (p < end && ((x_uidl->wanted && !x_uidl->seen) || (msgid->wanted && !msgid->seen))) {
 		const char *lf = memchr(p, '\n', (size_t)(end - p));
+		if (pr != NULL && (size_t)(p - h) >= report) { /* a header of megabytes */
+			pr->fn(pr->ctx, p);
+			report = (size_t)(p - h) + pr->step;
+		}
 		const char *le = lf != NULL ? lf : end, *q;
 		/* Both names start with a letter: OR-ing 0x20 lowercases it and nothing else
 		 * matches, so most lines are passed over without a call. */
@@ -401,16 +406,35 @@ mpop_mbox_uidl_plan(const char *const *sources, MpopUidlPlan *plan)
 	}
 }
 
+/* mpop_uidl_digest() of a header, hashed in steps of pr->step, each reported. */
+static char *
+digest_steps(const char *h, size_t len, const MpopProgress *pr)
+{
+	g_autoptr(GChecksum) sum = NULL;
+
+	if (pr == NULL || len <= pr->step)
+		return mpop_uidl_digest(h, len);
+	sum = g_checksum_new(G_CHECKSUM_SHA256);
+	for (size_t off = 0; off < len;) {
+		size_t k = MIN(len - off, pr->step);
+		g_checksum_update(sum, (const guchar *)h + off, (gssize)k);
+		off += k;
+		if (off < len)
+			pr->fn(pr->ctx, h + off);
+	}
+	return g_strndup(g_checksum_get_string(sum), 40);
+}
+
 size_t
 mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
-		       char out[MPOP_UIDL_MAX + 1])
+		       char out[MPOP_UIDL_MAX + 1], const MpopProgress *pr)
 {
 	Field x_uidl = {.name = "x-uidl", .nlen = 6}, msgid = {.name = "message-id", .nlen = 10};
 	g_autofree char *d = NULL;
 
 	for (guint i = 0; i < plan->n; i++)
 		(plan->field[i] == MPOP_UIDL_X_UIDL ? &x_uidl : &msgid)->wanted = TRUE;
-	find_fields(content, header_len, &x_uidl, &msgid);
+	find_fields(content, header_len, &x_uidl, &msgid, pr);
 	for (guint i = 0; i < plan->n; i++) {
 		const Field *f = plan->field[i] == MPOP_UIDL_X_UIDL ? &x_uidl : &msgid;
 		if (!f->seen || !f->fits)
@@ -422,7 +446,7 @@ mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPla
 		if (mpop_uidl_valid(f->value, f->len))
 			return take(out, f->value, f->len);
 	}
-	d = mpop_uidl_digest(content, header_len);
+	d = digest_steps(content, header_len, pr);
 	return take(out, d, strlen(d));
 }
 
@@ -433,5 +457,5 @@ mpop_mbox_uidl(const char *content, size_t header_len, const char *const *source
 	MpopUidlPlan plan;
 
 	mpop_mbox_uidl_plan(sources, &plan);
-	return mpop_mbox_uidl_planned(content, header_len, &plan, out);
+	return mpop_mbox_uidl_planned(content, header_len, &plan, out, NULL);
 }
