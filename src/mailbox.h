@@ -94,6 +94,8 @@ gboolean mpop_uidl_valid(const char *s, size_t len);
 
 /* A stable UIDL from arbitrary bytes: lowercase hex of a SHA-256 prefix (40 chars). */
 char *mpop_uidl_digest(const void *data, size_t len);
+/* The same, read in steps of progress->step with a report between steps (NULL: one go). */
+char *mpop_uidl_digest_progress(const void *data, size_t len, const MpopProgress *progress);
 
 /* Copy s into the mailbox's string block (UIDLs). */
 char *mpop_mailbox_intern(MpopMailbox *mb, const char *s);

@@ -406,25 +406,6 @@ mpop_mbox_uidl_plan(const char *const *sources, MpopUidlPlan *plan)
 	}
 }
 
-/* mpop_uidl_digest() of a header, hashed in steps of pr->step, each reported. */
-static char *
-digest_steps(const char *h, size_t len, const MpopProgress *pr)
-{
-	g_autoptr(GChecksum) sum = NULL;
-
-	if (pr == NULL || len <= pr->step)
-		return mpop_uidl_digest(h, len);
-	sum = g_checksum_new(G_CHECKSUM_SHA256);
-	for (size_t off = 0; off < len;) {
-		size_t k = MIN(len - off, pr->step);
-		g_checksum_update(sum, (const guchar *)h + off, (gssize)k);
-		off += k;
-		if (off < len)
-			pr->fn(pr->ctx, h + off);
-	}
-	return g_strndup(g_checksum_get_string(sum), 40);
-}
-
 size_t
 mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
 		       char out[MPOP_UIDL_MAX + 1], const MpopProgress *pr)
@@ -446,7 +427,7 @@ mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPla
 		if (mpop_uidl_valid(f->value, f->len))
 			return take(out, f->value, f->len);
 	}
-	d = digest_steps(content, header_len, pr);
+	d = mpop_uidl_digest_progress(content, header_len, pr);
 	return take(out, d, strlen(d));
 }
 
