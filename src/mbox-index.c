@@ -42,6 +42,7 @@ mpop_mbox_hash(guint32 h, const char *s, size_t n)
 typedef struct {
 	const MpopMboxIndexOpts *opts;
 	const MpopUidlPlan *plan;
+	const MpopProgress *progress; /* gives back the pages behind long scans */
 	const char *map;
 	guint64 from, stop;
 	GStringChunk *strings; /* where this part's UIDLs go */
@@ -81,7 +82,6 @@ index_part(gpointer data)
 	const MpopMboxIndexOpts *o = pt->opts;
 	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	guint64 from = pt->from, dropped = from - from % page;
-	const MpopProgress progress = {trail, (gpointer)pt->map, BAND};
 
 	pt->msgs = g_array_new(FALSE, TRUE, sizeof(MpopMessage));
 	pt->hashes = g_array_new(FALSE, FALSE, sizeof(guint32));
@@ -93,7 +93,7 @@ index_part(gpointer data)
 		size_t ulen;
 		guint32 h, uh;
 
-		mpop_mbox_message_progress(o->parser, pt->map, pt->stop, from, &sp, &progress);
+		mpop_mbox_message_progress(o->parser, pt->map, pt->stop, from, &sp, pt->progress);
 		/* The message table keeps 32-bit lengths (32 bytes a message): no POP3 client
 		 * takes a message of 4 GiB anyway, and the admin has to split such a file. */
 		if (sp.length > G_MAXUINT32 || sp.offset - sp.from_offset > (G_MAXUINT32 >> 1)) {
@@ -108,9 +108,9 @@ index_part(gpointer data)
 		m.length = (guint32)sp.length;
 		/* RFC 1939 §5: exactly what RETR will send, by the same converter. */
 		m.size = mpop_stuffer_measure_at(o->stuff, pt->map + sp.offset, sp.length,
-						 sp.body - sp.offset, &progress);
+						 sp.body - sp.offset, pt->progress);
 		ulen = mpop_mbox_uidl_planned(pt->map + sp.offset, sp.header_end - sp.offset,
-					      pt->plan, uidl, &progress);
+					      pt->plan, uidl, pt->progress);
 		m.uidl = g_string_chunk_insert_len(pt->strings, uidl, (gssize)ulen);
 		uh = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, uidl, ulen);
 		h = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, pt->map + pt->cend, sp.offset - pt->cend);
@@ -193,19 +193,21 @@ mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStrin
 	guint64 starts[PARTS_MAX + 1];
 	Part parts[PARTS_MAX];
 	MpopUidlPlan plan;
-	const MpopProgress first_progress = {trail, (gpointer)map, BAND};
+	/* The same for every pass of every part: trail() only looks at the mapping. */
+	const MpopProgress progress = {trail, (gpointer)map, BAND};
 	GThread *threads[PARTS_MAX] = {NULL};
 	gboolean ok = TRUE;
 	guint n;
 
 	memset(out, 0, sizeof(*out));
 	mpop_mbox_uidl_plan(o->uidl_sources, &plan);
-	out->first_from = mpop_mbox_first_progress(o->parser, map, size, &first_progress);
+	out->first_from = mpop_mbox_first_progress(o->parser, map, size, &progress);
 	n = plan_parts(o, map, size, out->first_from, starts);
 	out->chunks = g_ptr_array_new_with_free_func((GDestroyNotify)g_string_chunk_free);
 	for (guint k = 0; k < n; k++) {
 		parts[k] = (Part){.opts = o,
 				  .plan = &plan,
+				  .progress = &progress,
 				  .map = map,
 				  .from = starts[k],
 				  .stop = starts[k + 1],
