@@ -18,13 +18,6 @@ static const MpopAuthOps *const auth_backends[] = {
 #define MPOP_AUTH_USER_MAX 255
 
 static guint64 hash_count;
-static gint in_hash;
-
-gboolean
-mpop_auth_in_hash(void)
-{
-	return g_atomic_int_get(&in_hash) != 0;
-}
 
 guint64
 mpop_auth_hash_count(void)
@@ -64,10 +57,7 @@ hash_once(const char *password, const char *setting)
 	char *out = NULL;
 	const char *r;
 
-	/* populate.c fills the work area libxcrypt maps in one call meanwhile. */
-	g_atomic_int_set(&in_hash, 1);
 	r = crypt_rn(password, setting, cd, (int)sizeof *cd);
-	g_atomic_int_set(&in_hash, 0);
 	hash_count++;
 	/* libxcrypt signals failure with NULL or a string starting with '*'. */
 	if (r && r[0] != '*')

@@ -51,13 +51,6 @@ void mpop_auth_dummy_hash(const char *password);
  * disabled accounts still pay for one). */
 guint64 mpop_auth_hash_count(void);
 
-/* TRUE while this process is inside crypt_rn() (read by the mmap() of populate.c). */
-gboolean mpop_auth_in_hash(void);
-
-/* populate.c (mpopd and its tests only): how many mappings made during a hash were
- * populated at once. */
-guint mpop_populated_maps(void);
-
 /* A new hash for password: prefix "$y$" (yescrypt) by default, or "$6$", "$2b$", "$1$". */
 char *mpop_auth_make_hash(const char *password, const char *prefix, GError **error);
 

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -682,40 +681,6 @@ test_ctl_daemon(Fixture *f, gconstpointer data)
 	g_unsetenv("MPOPDCTL_NO_SYSTEMD");
 }
 
-/* populate.c: libxcrypt's yescrypt work area (mapped inside crypt_rn()) goes through the
- * program's mmap() and is populated at once; mappings outside a hash are left alone. */
-static void
-test_hash_populate(void)
-{
-	g_autofree char *h = mpop_auth_make_hash("secret", "$y$", NULL);
-	guint before = mpop_populated_maps();
-	void *p;
-
-#if !defined(__LP64__) || !defined(MADV_POPULATE_WRITE)
-	g_test_skip("populate.c is for 64-bit targets with MADV_POPULATE_WRITE");
-	return;
-#endif
-	g_assert_nonnull(h);
-	if (madvise(NULL, 0, MADV_POPULATE_WRITE) < 0 && errno == EINVAL) {
-		g_test_skip("this kernel has no MADV_POPULATE_WRITE");
-		return;
-	}
-	before = mpop_populated_maps();
-	g_assert_true(mpop_auth_verify_hash("secret", h));
-	g_assert_cmpuint(mpop_populated_maps(), ==, before + 1);
-	g_assert_false(mpop_auth_in_hash());
-	/* the same kind of mapping outside a hash: not populated */
-	p = mmap(NULL, 16u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	g_assert_true(p != MAP_FAILED);
-	g_assert_cmpuint(mpop_populated_maps(), ==, before + 1);
-	munmap(p, 16u << 20);
-	/* sha512crypt maps no work area */
-	g_free(h);
-	h = mpop_auth_make_hash("secret", "$6$", NULL);
-	g_assert_true(mpop_auth_verify_hash("secret", h));
-	g_assert_cmpuint(mpop_populated_maps(), ==, before + 1);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -735,7 +700,6 @@ main(int argc, char **argv)
 	g_test_add_data_func("/auth/hash/md5", "$1$", test_hash_scheme);
 	g_test_add_func("/auth/hash/bad-prefix", test_hash_bad_prefix);
 	g_test_add_func("/auth/hash/disabled", test_hash_disabled);
-	g_test_add_func("/auth/hash/populate", test_hash_populate);
 	g_test_add_func("/auth/hash/dummy", test_dummy_hash);
 #define ADD_F(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 	ADD_F("/auth/userlist/ok", test_userlist_ok);
