@@ -9,11 +9,14 @@ Every wait here is bounded, and the container is always powered off (see `booted
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,6 +38,11 @@ SKIP = 77
 # build tree of the host would mean other programs, or none, in there).
 CT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
           "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+# Where the TLS files go in the container: Debian's layout, the key readable by root alone
+# (/etc/ssl/private is 0710 there), the CA the clients trust next to them.
+CT_CERT = "/etc/ssl/certs/mpopd-test.pem"
+CT_KEY = "/etc/ssl/private/mpopd-test.key"
+CT_CA = "/etc/ssl/mpopd-test-ca.pem"
 
 
 def skip_unless_possible():
@@ -71,9 +79,9 @@ def default_config_path():
     return m.group(1)
 
 
-def pop_request(port, ops, password, user):
-    return json.dumps({"port": port, "user": user, "password": password,
-                       "ops": ops}).encode()
+def pop_request(port, ops, password, user, tls=None):
+    return json.dumps({"port": port, "user": user, "password": password, "ops": ops,
+                       "tls": tls, "cafile": CT_CA}).encode()
 
 
 class Container:
@@ -158,6 +166,12 @@ class Container:
         self.sh(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"',
                  "sh", path, mode], input=data)
 
+    def replace(self, path, data, mode="0644"):
+        """Replace a file inside the container by rename, as certbot and editors do: a
+        reader sees the old file or the new one, never half of it."""
+        self.write(path + ".new", data, mode)
+        self.sh(["mv", "-f", path + ".new", path])
+
     def journal(self):
         """All records of the container journal as dicts, and the raw JSON bytes."""
         r = self.sh(["journalctl", "-o", "json", "--no-pager"], check=False, timeout=60)
@@ -167,23 +181,25 @@ class Container:
                 out.append(json.loads(line))
         return out, r.stdout
 
-    def pop(self, port, ops, password=PASSWORD, user="alice"):
+    def pop(self, port, ops, password=PASSWORD, user="alice", tls=None):
         """Run popclient.py inside the container: one answer (a dict) per op, or a single
-        {"error": ...} when the client could not run at all."""
+        {"error": ...} when the client could not run at all. tls: None (plain text),
+        "implicit" (port 995) or "stls", trusting only the test CA (CT_CA)."""
         r = self.sh(["python3", inside_path(os.path.join(HERE, "popclient.py"))],
-                    input=pop_request(port, ops, password, user), check=False, timeout=60)
+                    input=pop_request(port, ops, password, user, tls), check=False,
+                    timeout=60)
         try:
             return [json.loads(line) for line in r.stdout.decode().splitlines()]
         except ValueError:
             return [{"error": f"popclient rc {r.returncode}: {r.stdout!r} {r.stderr!r}"}]
 
-    def pop_background(self, port, ops, password=PASSWORD, user="alice"):
+    def pop_background(self, port, ops, password=PASSWORD, user="alice", tls=None):
         """popclient.py inside, not waited for: the caller reads its stdout lines."""
         p = subprocess.Popen(["nsenter", "-t", str(self.pid1), "-a", "python3",
                               inside_path(os.path.join(HERE, "popclient.py"))],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, env=CT_ENV)
-        p.stdin.write(pop_request(port, ops, password, user))
+        p.stdin.write(pop_request(port, ops, password, user, tls))
         p.stdin.close()
         return p
 
@@ -218,8 +234,9 @@ class Container:
 
 class Setup:
     """A mail fixture, the configuration at this build's default path, and the build tree,
-    all bound into the container; the units generated from units/*.in as `meson install`
-    would, but with @sbindir@ the build tree's src/ (the same path inside and out)."""
+    all bound into the container; the units meson generated into the build tree (what
+    `meson install` installs), with ExecStart= and ExecReload= pointing at the build tree's
+    src/ (the same path inside and out)."""
 
     def __init__(self, tag):
         self.fx = Fixture(visible=VMAIL)
@@ -297,26 +314,41 @@ class Setup:
         return self.ct
 
     def unit_text(self, name):
-        if name.endswith(".service"):
-            with open(os.path.join(SRCDIR, "units", name + ".in")) as f:
-                return f.read().replace("@sbindir@", self.sbindir)
-        with open(os.path.join(SRCDIR, "units", name)) as f:
-            return f.read()
+        with open(os.path.join(BUILDDIR, "units", name)) as f:
+            text = f.read()
+        return re.sub(r"^(ExecStart|ExecReload)=\S+/mpopd(?=\s|$)",
+                      lambda m: f"{m.group(1)}={self.sbindir}/mpopd", text, flags=re.M)
 
     def install_units(self, names, unitdir="/run/systemd/system"):
-        """Install the units and the tmpfiles entry as README says, and daemon-reload."""
+        """Install the units, the sysusers.d and tmpfiles entries as README says, create
+        the pre-login user and /var/empty, and daemon-reload."""
         ct = self.ct
         for n in names:
-            ct.write(f"{unitdir}/{n}", self.unit_text(n))
+            text = self.unit_text(n)
+            ct.write(f"{unitdir}/{n}", text)
             if self.drop_in_config and n.endswith(".service"):
-                args = " --inetd" if n.startswith("mpopd@") else ""
+                start = re.search(r"^ExecStart=(.*)$", text, re.M).group(1)
                 ct.write(f"{unitdir}/{n}.d/50-config.conf",
-                         f"[Service]\nExecStart=\nExecStart={self.sbindir}/mpopd{args} "
-                         f"-c {self.conf_inside}\n")
-        with open(os.path.join(SRCDIR, "units", "mpopd.tmpfiles")) as f:
-            ct.write("/etc/tmpfiles.d/mpopd.conf", f.read())
+                         f"[Service]\nExecStart=\nExecStart={start} -c {self.conf_inside}\n")
+        for src, dst in (("mpopd.sysusers", "/etc/sysusers.d/mpopd.conf"),
+                         ("mpopd.tmpfiles", "/etc/tmpfiles.d/mpopd.conf")):
+            with open(os.path.join(SRCDIR, "units", src)) as f:
+                ct.write(dst, f.read())
+        ct.sh(["systemd-sysusers", "mpopd.conf"])
         ct.sh(["systemd-tmpfiles", "--create", "mpopd.conf"])
         ct.systemctl("daemon-reload")
+
+    def install_tls(self, cert, key, ca=None):
+        """Put a certificate (PEM bytes) and its key where an admin would (the key 0600
+        root in /etc/ssl/private, 0710 as on Debian), each replaced by rename, and the CA
+        the clients trust (CT_CA). Returns the [tls] keys that name them."""
+        ct = self.ct
+        if ca is not None:
+            ct.write(CT_CA, ca)
+        ct.sh(["install", "-d", "-m", "0710", os.path.dirname(CT_KEY)])
+        ct.replace(CT_KEY, key, mode="0600")
+        ct.replace(CT_CERT, cert)
+        return {"tls.certificate": CT_CERT, "tls.key": CT_KEY}
 
     def close(self):
         try:
@@ -337,6 +369,99 @@ def booted(tag):
         yield s
     finally:
         s.close()
+
+
+class TestPki:
+    """A CA and server certificates for 127.0.0.1 and localhost, made with the openssl
+    command line on the host (in a temp dir); the tests write them into the container.
+    issue(name) -> (certificate PEM, key PEM, SHA-256 of the certificate's DER)."""
+
+    CNF = """[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+    NEWKEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="mpopd-pki-")
+        self.cnf = self.path("openssl.cnf")
+        with open(self.cnf, "w") as f:
+            f.write(self.CNF)
+        self._openssl("req", "-x509", "-config", self.cnf, "-extensions", "ca", *self.NEWKEY,
+                      "-keyout", self.path("ca.key"), "-out", self.path("ca.pem"),
+                      "-days", "2", "-subj", "/CN=mpopd nspawn test CA")
+        with open(self.path("ca.pem"), "rb") as f:
+            self.ca = f.read()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _openssl(self, *args):
+        r = subprocess.run(["openssl", *args], capture_output=True, timeout=CMD_TIMEOUT)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {args[0]}: {r.stderr.decode(errors='replace')}")
+
+    def issue(self, name):
+        key, csr, crt = (self.path(name + ext) for ext in (".key", ".csr", ".pem"))
+        self._openssl("req", "-new", "-config", self.cnf, *self.NEWKEY, "-keyout", key,
+                      "-out", csr, "-subj", f"/CN=localhost/O=mpopd test {name}")
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.path("ca.pem"),
+                      "-CAkey", self.path("ca.key"), "-set_serial", str(secrets.randbits(63)),
+                      "-days", "2", "-extfile", self.cnf, "-extensions", "server", "-out", crt)
+        with open(crt, "rb") as f:
+            cert = f.read()
+        with open(key, "rb") as f:
+            pem_key = f.read()
+        der = ssl.PEM_cert_to_DER_cert(cert.decode())
+        return cert, pem_key, hashlib.sha256(der).hexdigest()
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def session_records(entries, client_port):
+    """The structured records (MPOPD_EVENT=...) of the session whose client port is
+    client_port, found through its connect record's MPOPD_PEER."""
+    peer = re.compile(r"^(127\.0\.0\.1|\[::ffff:127\.0\.0\.1\]):%d$" % client_port)
+    ids = {e.get("MPOPD_SESSION") for e in entries
+           if e.get("MPOPD_EVENT") == "connect" and peer.match(e.get("MPOPD_PEER", ""))}
+    ids.discard(None)
+    return [e for e in entries if e.get("MPOPD_EVENT") and e.get("MPOPD_SESSION") in ids]
+
+
+def check_hangup_records(t, ct, port, tls=None, tag=""):
+    """A client that sends CAPA and USER alice and hangs up without logging in (default
+    login_chroot, [log] level=debug): its connect record, both command records and a
+    disconnect record reach the journal, all with the session's MPOPD_SESSION."""
+    res = ct.pop(port, [{"op": "hangup"}], tls=tls)[0]
+    t.check("error" not in res and res.get("capa", "").startswith("+OK"),
+            f"{tag}: a client sends CAPA and USER alice, then hangs up", res)
+    recs = []
+
+    def complete():
+        nonlocal recs
+        recs = session_records(ct.journal()[0], res.get("port", -1))
+        return any(e.get("MPOPD_EVENT") == "disconnect" for e in recs)
+
+    wait_for(complete, timeout=10, step=0.3)
+    got = [(e.get("MPOPD_EVENT"), e.get("MESSAGE", "")) for e in recs]
+    events = [ev for ev, _ in got]
+    commands = " | ".join(m for ev, m in got if ev == "command")
+    t.check("connect" in events and "disconnect" in events and "CAPA" in commands
+            and "USER alice" in commands,
+            f"{tag}: journal: connect, command CAPA, command USER alice and disconnect "
+            "of a session that never logged in", got or "no record with its MPOPD_PEER")
 
 
 def mpopd_failures(entries):
