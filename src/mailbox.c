@@ -86,6 +86,22 @@ mpop_mailbox_deleted_count(const MpopMailbox *mb, guint64 *out_octets)
 }
 
 gboolean
+mpop_mailbox_dele(MpopMailbox *mb, guint idx)
+{
+	if (idx >= mb->n_msgs || mb->msgs[idx].deleted)
+		return FALSE;
+	mb->msgs[idx].deleted = TRUE;
+	return TRUE;
+}
+
+void
+mpop_mailbox_rset(MpopMailbox *mb)
+{
+	for (guint i = 0; i < mb->n_msgs; i++)
+		mb->msgs[i].deleted = FALSE;
+}
+
+gboolean
 mpop_mailbox_commit(MpopMailbox *mb, GError **error)
 {
 	g_return_val_if_fail(mb != NULL, FALSE);

@@ -79,6 +79,13 @@ gboolean mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, const
 			     MpopWriteFn write_fn, gpointer ctx, gboolean *out_broken,
 			     GError **error);
 
+/* DELE (RFC 1939 §5): mark message idx (0-based) deleted. FALSE when there is no such message
+ * or it is already marked. */
+gboolean mpop_mailbox_dele(MpopMailbox *mb, guint idx);
+
+/* RSET: unmark every message marked deleted. */
+void mpop_mailbox_rset(MpopMailbox *mb);
+
 /* UPDATE: commit deletions. On failure nothing is lost and the error says why. */
 gboolean mpop_mailbox_commit(MpopMailbox *mb, GError **error);
 

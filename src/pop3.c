@@ -446,7 +446,10 @@ cmd_dele(MpopPop3 *p, const MpopArgs *a, GString *reply)
 	i = message_arg(p, a->args[0], reply);
 	if (i < 0)
 		return after_number_error(p, reply);
-	p->mb->msgs[i].deleted = TRUE;
+	if (!mpop_mailbox_dele(p->mb, (guint)i)) {
+		reply_line(reply, "-ERR Message is deleted.");
+		return MPOP_ACT_REPLY;
+	}
 	g_string_append_printf(reply, "+OK Message %" G_GINT64_FORMAT " deleted.\r\n", i + 1);
 	return MPOP_ACT_REPLY;
 }
@@ -459,8 +462,7 @@ cmd_rset(MpopPop3 *p, const MpopArgs *a, GString *reply)
 
 	if (a->n_args)
 		return bad_command(p, "-ERR RSET takes no arguments.", reply);
-	for (guint j = 0; j < p->mb->n_msgs; j++)
-		p->mb->msgs[j].deleted = FALSE;
+	mpop_mailbox_rset(p->mb);
 	mpop_mailbox_stat(p->mb, &n, &octets);
 	g_string_append_printf(reply, "+OK %u messages (%" G_GUINT64_FORMAT " octets)\r\n", n,
 			       octets);

@@ -222,6 +222,49 @@ test_message_size(void)
 	g_assert_cmpuint(m.from_len, ==, G_MAXUINT32 >> 1);
 }
 
+/* DELE marks once and only an existing message; RSET unmarks all; STAT and the UPDATE
+ * count follow the marks. */
+static void
+test_dele_rset(void)
+{
+	static const char *const uidls[] = {"a", "b", "c"};
+	g_autoptr(MpopMailbox) mb = table_new(uidls, 3);
+	guint count;
+	guint64 octets;
+
+	for (guint i = 0; i < 3; i++)
+		mb->msgs[i].size = 10u << i;
+	g_assert_true(mpop_mailbox_dele(mb, 1));
+	g_assert_false(mpop_mailbox_dele(mb, 1)); /* already marked */
+	g_assert_false(mpop_mailbox_dele(mb, 3)); /* no such message */
+	g_assert_false(mpop_mailbox_dele(mb, G_MAXUINT));
+	g_assert_true(mb->msgs[1].deleted);
+	g_assert_false(mb->msgs[0].deleted || mb->msgs[2].deleted);
+	mpop_mailbox_stat(mb, &count, &octets);
+	g_assert_cmpuint(count, ==, 2);
+	g_assert_cmpuint(octets, ==, 10 + 40);
+	g_assert_true(mpop_mailbox_dele(mb, 0));
+	g_assert_cmpuint(mpop_mailbox_deleted_count(mb, &octets), ==, 2);
+	g_assert_cmpuint(octets, ==, 10 + 20);
+
+	mpop_mailbox_rset(mb);
+	for (guint i = 0; i < 3; i++)
+		g_assert_false(mb->msgs[i].deleted);
+	g_assert_cmpuint(mpop_mailbox_deleted_count(mb, NULL), ==, 0);
+	mpop_mailbox_stat(mb, &count, &octets);
+	g_assert_cmpuint(count, ==, 3);
+	g_assert_cmpuint(octets, ==, 70);
+	g_assert_true(mpop_mailbox_dele(mb, 1)); /* markable again after RSET */
+	mpop_mailbox_rset(mb);
+	mpop_mailbox_rset(mb); /* twice is harmless */
+	g_assert_cmpuint(mpop_mailbox_deleted_count(mb, NULL), ==, 0);
+
+	/* An empty maildrop: nothing to mark, RSET does nothing. */
+	g_autoptr(MpopMailbox) empty = table_new(NULL, 0);
+	g_assert_false(mpop_mailbox_dele(empty, 0));
+	mpop_mailbox_rset(empty);
+}
+
 /* Many UIDLs, some prefixes of others ("u1", "u1-2", "u10"), in an order unlike the sorted
  * one; with dup set, the last one repeats the first. */
 static MpopMailbox *
@@ -868,6 +911,7 @@ main(int argc, char **argv)
 	g_test_add_func("/mailbox/uidl-unique", test_uidl_unique);
 	g_test_add_func("/mailbox/uidl-unique-paths", test_uidl_unique_paths);
 	g_test_add_func("/mailbox/message-size", test_message_size);
+	g_test_add_func("/mailbox/dele-rset", test_dele_rset);
 	g_test_add_func("/maildir/order-and-move", test_order_and_move);
 	g_test_add_func("/maildir/uidls", test_uidls);
 	g_test_add_func("/maildir/uidl-duplicates", test_uidl_duplicates);
