@@ -2,6 +2,7 @@
 /* The configuration schema: every key with its type, default, range, checks and help (the
  * one place a key is described), and the value checks. */
 #include "config-schema.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -84,8 +85,10 @@ const Key mpop_config_keys[] = {
 	{"mailbox", "location", KT_STRING, "", .check = check_pattern, .offset = OFF(location),
 	 .help = "Where a user's mailbox is, as a pattern: %u the login name, %n its local part "
 		 "(before '@'), %d its domain, %h the home directory, %s mail_spool_dir, %% a "
-		 "percent sign. Empty: %h/Maildir for maildir, %s/%u for mbox. A mailbox given in "
-		 "the user list wins. Perl mpopd: $mail_spool_dir, $path_to_homedir."},
+		 "percent sign; it starts with /, %h or %s. A login whose %u, %n or %d would be "
+		 "empty, start with a dot or contain '/' is refused. Empty: %h/Maildir for "
+		 "maildir, %s/%u for mbox. A mailbox given in the user list wins. Perl mpopd: "
+		 "$mail_spool_dir, $path_to_homedir."},
 	{"mailbox", "mail_spool_dir", KT_STRING, "/var/mail", .flags = F_PATH | F_NONEMPTY,
 	 .offset = OFF(mail_spool_dir),
 	 .help = "The mail spool directory, %s in location. Perl mpopd: $mail_spool_dir."},
@@ -236,17 +239,11 @@ check_listen(const char *s)
 	return inet_pton(AF_INET, host, addr) == 1 ? NULL : why;
 }
 
+/* The grammar is util.c's; empty means the format's default. */
 static const char *
 check_pattern(const char *s)
 {
-	for (; *s; s++) {
-		if (*s != '%')
-			continue;
-		s++;
-		if (!*s || !strchr("unhds%", *s))
-			return "has an unknown %-escape (known: %u %n %d %h %s %%)";
-	}
-	return NULL;
+	return *s ? mpop_pattern_check(s) : NULL;
 }
 
 static const char *

@@ -564,7 +564,7 @@ mbox_commit(MpopMailbox *mb, GError **error)
 static int
 spool_copy(MpopMailbox *mb, MboxPriv *p, GError **error)
 {
-	g_autofree char *dir = mpop_expand_pattern(mb->cfg->spool_dir, mb->user, NULL, error);
+	g_autofree char *dir = mpop_pattern_expand(mb->cfg->spool_dir, mb->user, NULL, NULL, error);
 	mpop_autofd fd = -1;
 	int rc;
 

@@ -28,6 +28,21 @@ mpop_mailbox_ops_for(MpopMailboxFormat format)
 	return NULL;
 }
 
+char *
+mpop_mailbox_location(const MpopConfig *cfg, const char *user, const char *home,
+		      const char *override, GError **error)
+{
+	const char *loc;
+
+	g_return_val_if_fail(cfg != NULL, NULL);
+	if (override != NULL)
+		return g_strdup(override);
+	loc = cfg->location;
+	if (loc == NULL || *loc == '\0')
+		loc = cfg->format == MPOP_FORMAT_MAILDIR ? "%h/Maildir" : "%s/%u";
+	return mpop_pattern_expand(loc, user, home, cfg->mail_spool_dir, error);
+}
+
 MpopMailbox *
 mpop_mailbox_open(const MpopMailboxOps *ops, const MpopConfig *cfg, const char *user,
 		  const char *path, GError **error)

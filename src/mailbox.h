@@ -62,6 +62,13 @@ struct MpopMailbox {
 /* Find the backend for a format. */
 const MpopMailboxOps *mpop_mailbox_ops_for(MpopMailboxFormat format);
 
+/* The maildrop path for user (newly allocated): override (a user list's mailbox field, trusted)
+ * when set, else cfg->location, or the format's default (%h/Maildir, %s/%u), expanded by
+ * mpop_pattern_expand() with %s = mail_spool_dir. A user name or home that is not safe in a path
+ * is refused with MPOP_ERROR_PERM naming the component. */
+char *mpop_mailbox_location(const MpopConfig *cfg, const char *user, const char *home,
+			    const char *override, GError **error);
+
 /* Open (lock and index) the maildrop at path for user with the given backend. */
 MpopMailbox *mpop_mailbox_open(const MpopMailboxOps *ops, const MpopConfig *cfg, const char *user,
 			       const char *path, GError **error);

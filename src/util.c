@@ -86,16 +86,95 @@ mpop_escape_excerpt(const char *data, size_t len, size_t max_chars)
 	return g_string_free(s, FALSE);
 }
 
+const char *
+mpop_pattern_check(const char *pattern)
+{
+	for (const char *p = pattern; *p; p++) {
+		if (*p != '%')
+			continue;
+		p++;
+		if (!*p || !strchr("unhds%", *p))
+			return "has an unknown %-escape (known: %u %n %d %h %s %%)";
+	}
+	/* %h and %s are absolute (checked at login, F_PATH in the config); anything else would
+	 * be relative to whatever directory the session process happens to be in. */
+	if (pattern[0] != '/' && !g_str_has_prefix(pattern, "%h") &&
+	    !g_str_has_prefix(pattern, "%s"))
+		return "is not an absolute path (start it with /, %h or %s)";
+	return NULL;
+}
+
+/* Why s (len bytes of an untrusted user name) is not one path component, or NULL. A leading
+ * dot refuses "." and ".." and also hidden names (Maildir++ folders, dotlocks, dotfiles). */
+static const char *
+component_problem(const char *s, size_t len)
+{
+	if (len == 0)
+		return "is empty";
+	if (s[0] == '.')
+		return "starts with a dot";
+	if (memchr(s, '/', len) != NULL)
+		return "contains a slash";
+	return NULL;
+}
+
+/* A home directory is a path: absolute, and no segment may be "." or "..". */
+static gboolean
+home_usable(const char *home)
+{
+	if (home[0] != '/')
+		return FALSE;
+	for (const char *seg = home; *seg;) {
+		size_t n;
+		seg += strspn(seg, "/");
+		n = strcspn(seg, "/");
+		if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			return FALSE;
+		seg += n;
+	}
+	return TRUE;
+}
+
+/* Append %u, %n or %d (esc) of user, checked as one path component. */
+static gboolean
+append_user_part(GString *out, char esc, const char *user, GError **error)
+{
+	const char *at = strchr(user, '@');
+	const char *val = user, *what = "the name (%u)";
+	size_t len = strlen(user);
+	const char *why;
+
+	if (esc == 'n') {
+		len = at ? (size_t)(at - user) : len;
+		what = "its local part (%n)";
+	} else if (esc == 'd') {
+		val = at ? at + 1 : "";
+		len = strlen(val);
+		what = "its domain (%d)";
+	}
+	why = component_problem(val, len);
+	if (why != NULL) {
+		g_autofree char *u = mpop_escape_excerpt(user, strlen(user), 64);
+		g_autofree char *v = mpop_escape_excerpt(val, len, 64);
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM,
+			    "user name \"%s\" is not usable in a path: %s \"%s\" %s", u, what, v,
+			    why);
+		return FALSE;
+	}
+	g_string_append_len(out, val, (gssize)len);
+	return TRUE;
+}
+
 char *
-mpop_expand_pattern(const char *pattern, const char *user, const char *home, GError **error)
+mpop_pattern_expand(const char *pattern, const char *user, const char *home, const char *spool,
+		    GError **error)
 {
 	g_autoptr(GString) out = g_string_new(NULL);
-	const char *at = user ? strchr(user, '@') : NULL;
+	const char *why = mpop_pattern_check(pattern);
 
-	/* A user name becomes part of a path: it must not climb out of its directory. */
-	if (user && (user[0] == '\0' || user[0] == '.' || strchr(user, '/'))) {
-		g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM,
-			    "user name is not usable in a path");
+	if (why != NULL) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "pattern \"%s\" %s", pattern,
+			    why);
 		return NULL;
 	}
 	for (const char *p = pattern; *p; p++) {
@@ -103,46 +182,55 @@ mpop_expand_pattern(const char *pattern, const char *user, const char *home, GEr
 			g_string_append_c(out, *p);
 			continue;
 		}
-		p++;
-		switch (*p) {
+		switch (*++p) {
 		case 'u':
-			g_string_append(out, user ? user : "");
-			break;
 		case 'n':
-			if (user)
-				g_string_append_len(out, user,
-						    at ? at - user : (gssize)strlen(user));
-			break;
 		case 'd':
-			if (at)
-				g_string_append(out, at + 1);
+			if (!append_user_part(out, *p, user ? user : "", error))
+				return NULL;
 			break;
 		case 'h':
 			if (!home || !*home) {
-				g_set_error(
-					error, MPOP_ERROR, MPOP_ERROR_PERM,
-					"pattern \"%s\" needs a home directory (%%h) and the user "
-					"has none",
-					pattern);
+				g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM,
+					    "pattern \"%s\" needs a home directory (%%h) and the "
+					    "user has none",
+					    pattern);
+				return NULL;
+			}
+			if (!home_usable(home)) {
+				g_autofree char *h = mpop_escape_excerpt(home, strlen(home), 128);
+				g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM,
+					    "home directory (%%h) \"%s\" is not an absolute path "
+					    "without \".\" or \"..\" segments",
+					    h);
 				return NULL;
 			}
 			g_string_append(out, home);
+			break;
+		case 's':
+			if (!spool) {
+				g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+					    "pattern \"%s\": %%s (the spool directory) is not "
+					    "available here",
+					    pattern);
+				return NULL;
+			}
+			g_string_append(out, spool);
 			break;
 		case '%':
 			g_string_append_c(out, '%');
 			break;
 		default:
-			g_set_error(
-				error, MPOP_ERROR, MPOP_ERROR_CONFIG,
-				"unknown escape \"%%%c\" in pattern \"%s\" (known: %%u %%n %%d %%h "
-				"%%%%)",
-				*p ? *p : '?', pattern);
-			return NULL;
+			g_assert_not_reached(); /* mpop_pattern_check() allowed nothing else */
 		}
-		if (!*p)
-			break;
 	}
 	return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+char *
+mpop_expand_pattern(const char *pattern, const char *user, const char *home, GError **error)
+{
+	return mpop_pattern_expand(pattern, user, home, NULL, error);
 }
 
 guint64

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Small helpers shared by every module: fd cleanup, safe I/O loops, printable excerpts. */
+/* Small helpers shared by every module: fd cleanup, safe I/O loops, printable excerpts, the
+ * path pattern grammar. */
 #pragma once
 
 #include <glib.h>
@@ -23,9 +24,23 @@ int mpop_read_exact(int fd, void *buf, size_t len);
  * characters, non-printable bytes as \xNN, "..." appended when cut. Never NULL. */
 char *mpop_escape_excerpt(const char *data, size_t len, size_t max_chars);
 
-/* Expand a path pattern: %u user, %h home, %d domain part of user, %n local part,
- * %% a percent. Returns NULL with error on an unknown escape or a user name that would
- * escape the directory ('/' or a leading '.'). */
+/* The path pattern grammar (mailbox location, spool_dir): %u the user name, %n its local part
+ * (before the first '@'; all of it without one), %d its domain (after it), %h the home
+ * directory, %s the spool directory, %% a percent sign. A pattern starts with '/', %h or %s,
+ * so that it names an absolute path. */
+
+/* NULL when pattern follows the grammar, else why not (a static string). */
+const char *mpop_pattern_check(const char *pattern);
+
+/* Expand pattern. user is untrusted: each of %u %n %d must be one safe path component (not
+ * empty, no leading '.', no '/'), else MPOP_ERROR_PERM naming it. home must be absolute without
+ * "." or ".." segments (MPOP_ERROR_PERM); spool comes from the config and is used as is. An
+ * argument the pattern needs that is NULL is an error; a bad pattern is MPOP_ERROR_CONFIG. */
+char *mpop_pattern_expand(const char *pattern, const char *user, const char *home,
+			  const char *spool, GError **error);
+
+/* mpop_pattern_expand() without %s. Kept only until session.c calls mpop_mailbox_location();
+ * remove it then. */
 char *mpop_expand_pattern(const char *pattern, const char *user, const char *home, GError **error);
 
 /* CLOCK_MONOTONIC in microseconds. */

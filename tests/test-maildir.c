@@ -265,6 +265,69 @@ test_dele_rset(void)
 	mpop_mailbox_rset(empty);
 }
 
+/* The maildrop path: the user list's mailbox wins, then location, then the format's default;
+ * what comes from the user name is checked (the grammar itself is tested in test-util). */
+static void
+test_location(void)
+{
+	g_autoptr(MpopConfig) cfg = mpop_config_new_default();
+	g_autoptr(GError) error = NULL;
+	char *s;
+
+	g_free(cfg->mail_spool_dir);
+	cfg->mail_spool_dir = g_strdup("/var/spool/mail");
+
+	cfg->format = MPOP_FORMAT_MAILDIR;
+	s = mpop_mailbox_location(cfg, "bob", "/home/bob", NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(s, ==, "/home/bob/Maildir");
+	g_free(s);
+	s = mpop_mailbox_location(cfg, "bob", NULL, NULL, &error);
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_PERM);
+	g_assert_null(s);
+	g_clear_error(&error);
+
+	cfg->format = MPOP_FORMAT_MBOX;
+	s = mpop_mailbox_location(cfg, "bob", NULL, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(s, ==, "/var/spool/mail/bob");
+	g_free(s);
+	s = mpop_mailbox_location(cfg, "../bob", NULL, NULL, &error);
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_PERM);
+	g_assert_null(s);
+	g_clear_error(&error);
+
+	g_free(cfg->location);
+	cfg->location = g_strdup("/var/vmail/%d/%n/Maildir");
+	s = mpop_mailbox_location(cfg, "bob@example.org", "/home/bob", NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(s, ==, "/var/vmail/example.org/bob/Maildir");
+	g_free(s);
+	/* would be /var/vmail/../x/Maildir */
+	s = mpop_mailbox_location(cfg, "x@..", NULL, NULL, &error);
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_PERM);
+	g_assert_nonnull(strstr(error->message, "(%d) \"..\""));
+	g_assert_null(s);
+	g_clear_error(&error);
+	s = mpop_mailbox_location(cfg, "@example.org", NULL, NULL, &error);
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_PERM);
+	g_assert_null(s);
+	g_clear_error(&error);
+
+	g_free(cfg->location);
+	cfg->location = g_strdup("%s/%%%u");
+	s = mpop_mailbox_location(cfg, "bob", NULL, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(s, ==, "/var/spool/mail/%bob");
+	g_free(s);
+
+	/* The user list's mailbox (checked absolute when the list is read) is used as is. */
+	s = mpop_mailbox_location(cfg, "x@..", NULL, "/srv/mail/x", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(s, ==, "/srv/mail/x");
+	g_free(s);
+}
+
 /* Many UIDLs, some prefixes of others ("u1", "u1-2", "u10"), in an order unlike the sorted
  * one; with dup set, the last one repeats the first. */
 static MpopMailbox *
@@ -912,6 +975,7 @@ main(int argc, char **argv)
 	g_test_add_func("/mailbox/uidl-unique-paths", test_uidl_unique_paths);
 	g_test_add_func("/mailbox/message-size", test_message_size);
 	g_test_add_func("/mailbox/dele-rset", test_dele_rset);
+	g_test_add_func("/mailbox/location", test_location);
 	g_test_add_func("/maildir/order-and-move", test_order_and_move);
 	g_test_add_func("/maildir/uidls", test_uidls);
 	g_test_add_func("/maildir/uidl-duplicates", test_uidl_duplicates);
