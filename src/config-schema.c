@@ -27,6 +27,13 @@ static const Choice mbox_modes[] = {{"snapshot", MPOP_MBOX_SNAPSHOT},
 				    {"session-lock", MPOP_MBOX_SESSION_LOCK},
 				    {"spool", MPOP_MBOX_SPOOL},
 				    {NULL}};
+static const Choice plaintext_auths[] = {{"auto", MPOP_PLAINTEXT_AUTO},
+					 {"tls-only", MPOP_PLAINTEXT_TLS_ONLY},
+					 {"loopback", MPOP_PLAINTEXT_LOOPBACK},
+					 {"always", MPOP_PLAINTEXT_ALWAYS},
+					 {NULL}};
+static const Choice tls_versions[] = {
+	{"TLSv1.2", MPOP_TLS_1_2}, {"TLSv1.3", MPOP_TLS_1_3}, {NULL}};
 static const Choice uidl_sources[] = {{"x-uidl"}, {"message-id"}, {"digest"}, {NULL}};
 static const Choice log_levels[] = {{"err", MPOP_LOG_ERR},	 {"warning", MPOP_LOG_WARNING},
 				    {"notice", MPOP_LOG_NOTICE}, {"info", MPOP_LOG_INFO},
@@ -53,10 +60,15 @@ const Key mpop_config_keys[] = {
 	{"server", "max_bad_commands", KT_UINT, "10", 1, 1000, .offset = OFF(max_bad_commands),
 	 .help = "Unknown or malformed commands tolerated in one session; the next one is "
 		 "answered with -ERR and the connection is closed."},
-	{"server", "login_user", KT_STRING, "nobody", .check = check_name, .flags = F_NONEMPTY,
-	 .offset = OFF(login_user),
-	 .help = "Unprivileged user that runs the dialogue before authentication when privsep "
-		 "is on and mpopd starts as root."},
+	{"server", "login_timeout", KT_UINT, "60", 5, 3600, .offset = OFF(login_timeout),
+	 .help = "Seconds from connect to a successful login; a connection that has not logged "
+		 "in by then is closed, however it trickles bytes."},
+	{"server", "login_user", KT_STRING, "mpopd-login", .check = check_name,
+	 .flags = F_NONEMPTY, .offset = OFF(login_user),
+	 .help = "Unprivileged user that runs the dialogue before authentication (and, with "
+		 "TLS, the encryption for the whole connection) when privsep is on and mpopd "
+		 "starts as root. The package creates it with sysusers.d; use a user of its own, "
+		 "not one shared with other services."},
 	{"server", "login_chroot", KT_STRING, "/var/empty", .flags = F_PATH,
 	 .offset = OFF(login_chroot),
 	 .help = "Empty directory the pre-authentication process chroots into; empty: no "
@@ -66,6 +78,10 @@ const Key mpop_config_keys[] = {
 	 .help = "Addresses the legacy daemon binds itself: numeric IPv4 host:port, "
 		 "[IPv6]:port, or :port for every address; mpopd PORT replaces the port. Not "
 		 "used when systemd or inetd passes the sockets. Perl mpopd: $port."},
+	{"server", "listen_tls", KT_LIST, "", .check = check_listen, .flags = F_NODUP,
+	 .offset = OFF(listen_tls),
+	 .help = "Addresses the legacy daemon binds for implicit TLS (RFC 8314, port 995), in the "
+		 "form of listen; needs [tls] certificate. Under systemd the socket units decide."},
 	{"server", "pid_file", KT_STRING, "/run/mpopd.pid", .flags = F_PATH,
 	 .offset = OFF(pid_file),
 	 .help = "Where the legacy daemon writes its process id (mpopdctl reads it); empty: none. "
@@ -150,9 +166,30 @@ const Key mpop_config_keys[] = {
 	 .help = "The user list of the userlist backend, lines of "
 		 "name:crypt-hash:uid[:gid[:mailbox]]; mpopdctl passwd makes a hash. Perl mpopd: "
 		 "$userlist."},
+	{"auth", "plaintext_auth", KT_ENUM, "auto", .choices = plaintext_auths,
+	 .offset = OFF(plaintext_auth),
+	 .help = "Where USER/PASS and AUTH PLAIN are accepted: tls-only inside TLS, loopback also "
+		 "on connections from a loopback address, always everywhere. auto is tls-only when "
+		 "[tls] certificate is set, else always. Refused commands get -ERR [AUTH] (RFC "
+		 "3206) and CAPA does not offer them."},
 	{"auth", "pam_service", KT_STRING, "mpopd", .check = check_name, .flags = F_NONEMPTY,
 	 .offset = OFF(pam_service),
 	 .help = "PAM service name of the pam backend. Perl mpopd: $mpopd_pam_service."},
+
+	{"tls", "certificate", KT_STRING, "", .flags = F_PATH, .offset = OFF(tls_certificate),
+	 .help = "PEM file with the server certificate followed by its chain; empty: no TLS (no "
+		 "STLS, no implicit TLS). Read as root at start and at every reload."},
+	{"tls", "key", KT_STRING, "", .flags = F_PATH, .offset = OFF(tls_key),
+	 .help = "PEM file with the private key; empty: the key is in the certificate file. Keep "
+		 "it readable by root only: mpopd reads it before it drops privileges."},
+	{"tls", "min_protocol", KT_ENUM, "TLSv1.2", .choices = tls_versions,
+	 .offset = OFF(tls_min_protocol),
+	 .help = "Oldest TLS version accepted (RFC 8996 retired 1.0 and 1.1)."},
+	{"tls", "ciphers", KT_STRING, "", .check = check_line, .offset = OFF(tls_ciphers),
+	 .help = "OpenSSL cipher list for TLS 1.2; empty: OpenSSL's defaults at security level 2."},
+	{"tls", "ciphersuites", KT_STRING, "", .check = check_line,
+	 .offset = OFF(tls_ciphersuites),
+	 .help = "OpenSSL TLS 1.3 cipher suites; empty: OpenSSL's defaults."},
 
 	{"log", "level", KT_ENUM, "info", .choices = log_levels, .offset = OFF(log_level),
 	 .help = "Log records up to this priority. Perl mpopd: $debug."},

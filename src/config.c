@@ -231,6 +231,35 @@ check_no_locale_keys(const char *data, const char *file, GError **error)
 	return TRUE;
 }
 
+/* Keys that are valid alone but not together. */
+static gboolean
+check_combinations(const MpopConfig *cfg, const char *file, GError **error)
+{
+	if (!mpop_config_has_tls(cfg) && cfg->plaintext_auth == MPOP_PLAINTEXT_TLS_ONLY)
+		return key_error(error, file, "auth", "plaintext_auth",
+				 "is tls-only but [tls] certificate is not set: nobody could log "
+				 "in");
+	if (!mpop_config_has_tls(cfg) && cfg->listen_tls && cfg->listen_tls[0])
+		return key_error(error, file, "server", "listen_tls", "needs [tls] certificate");
+	if (!mpop_config_has_tls(cfg) && *cfg->tls_key)
+		return key_error(error, file, "tls", "key", "is set but certificate is not");
+	return TRUE;
+}
+
+gboolean
+mpop_config_has_tls(const MpopConfig *cfg)
+{
+	return cfg->tls_certificate && *cfg->tls_certificate;
+}
+
+MpopPlaintextAuth
+mpop_config_plaintext_auth(const MpopConfig *cfg)
+{
+	if (cfg->plaintext_auth != MPOP_PLAINTEXT_AUTO)
+		return cfg->plaintext_auth;
+	return mpop_config_has_tls(cfg) ? MPOP_PLAINTEXT_TLS_ONLY : MPOP_PLAINTEXT_ALWAYS;
+}
+
 static MpopConfig *
 load_keyfile(GKeyFile *kf, const char *file, GError **error)
 {
@@ -251,6 +280,8 @@ load_keyfile(GKeyFile *kf, const char *file, GError **error)
 			return NULL;
 	}
 	if (g_key_file_has_group(kf, USER_AUTH_GROUP) && !load_user_auth(kf, cfg, file, error))
+		return NULL;
+	if (!check_combinations(cfg, file, error))
 		return NULL;
 	return g_steal_pointer(&cfg);
 }

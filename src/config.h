@@ -28,6 +28,18 @@ enum {
 	MPOP_LOCK_FLOCK = 1 << 2,
 };
 
+typedef enum {
+	MPOP_PLAINTEXT_AUTO,	 /* tls-only when a certificate is configured, else always */
+	MPOP_PLAINTEXT_TLS_ONLY, /* USER/PASS/AUTH PLAIN only inside TLS */
+	MPOP_PLAINTEXT_LOOPBACK, /* ... or on a loopback connection */
+	MPOP_PLAINTEXT_ALWAYS,
+} MpopPlaintextAuth;
+
+typedef enum {
+	MPOP_TLS_1_2,
+	MPOP_TLS_1_3,
+} MpopTlsVersion;
+
 /* The validated configuration. Immutable once loaded; free with mpop_config_free(). */
 typedef struct {
 	char *path; /* the file it came from, or "(defaults)" */
@@ -42,7 +54,9 @@ typedef struct {
 	char *pid_file;
 	guint max_sessions;
 	guint max_sessions_per_source;
-	gboolean privsep; /* run the pre-auth dialogue in a dropped child */
+	gboolean privsep;    /* run the pre-auth dialogue in a dropped child */
+	guint login_timeout; /* seconds from connect to a successful login */
+	char **listen_tls;   /* legacy daemon: implicit TLS bind addresses */
 
 	/* [mailbox] */
 	MpopMailboxFormat format;
@@ -67,6 +81,14 @@ typedef struct {
 	GHashTable *user_auth; /* user name -> backend name, from [user_auth] */
 	char *pam_service;
 	gboolean reject_unknown_user_early; /* never used for enumeration: kept false */
+	MpopPlaintextAuth plaintext_auth;   /* as configured (may be AUTO) */
+
+	/* [tls] */
+	char *tls_certificate; /* PEM chain; "" : no TLS */
+	char *tls_key;	       /* PEM key; "": in the certificate file */
+	MpopTlsVersion tls_min_protocol;
+	char *tls_ciphers;	/* TLS 1.2 cipher list; "": OpenSSL's default */
+	char *tls_ciphersuites; /* TLS 1.3 suites; "": OpenSSL's default */
 
 	/* [log] */
 	MpopLogLevel log_level;
@@ -98,6 +120,11 @@ char *mpop_config_man_section(void);
 
 /* Backend name for a given user: [user_auth] override or auth_default. */
 const char *mpop_config_auth_for_user(const MpopConfig *cfg, const char *user);
+
+/* plaintext_auth with AUTO resolved. */
+MpopPlaintextAuth mpop_config_plaintext_auth(const MpopConfig *cfg);
+/* Whether TLS is configured (a certificate is set). */
+gboolean mpop_config_has_tls(const MpopConfig *cfg);
 
 /* Whether user is listed in [log] users. */
 gboolean mpop_config_user_logged(const MpopConfig *cfg, const char *user);

@@ -3,7 +3,9 @@
 #include "listener.h"
 #include "log.h"
 #include "mpopd-build.h"
+#include "login.h"
 #include "session.h"
+#include "tls.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -27,8 +29,10 @@
 
 typedef struct {
 	MpopConfig *cfg;
+	SSL_CTX *tls; /* from cfg's [tls], NULL without */
 	const MpopListenOptions *opts;
 	int fds[MAX_LISTEN];
+	gboolean implicit_tls[MAX_LISTEN]; /* fds[i] is a port 995 style listener */
 	guint n_fds;
 	gboolean from_systemd; /* Accept=no sockets: never rebind them */
 	int sigfd;
@@ -90,6 +94,25 @@ mpop_listener_local_name(int fd)
 	return sockaddr_name(&ss, TRUE);
 }
 
+/* Loopback peers (and pipes, which have no peer) count as local for plaintext_auth. */
+static gboolean
+peer_is_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return errno == ENOTSOCK;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return ss.ss_family == AF_UNIX;
+}
+
 static char *
 new_session_id(void)
 {
@@ -102,20 +125,23 @@ new_session_id(void)
 }
 
 static int
-serve_one(const MpopConfig *cfg, int fd_in, int fd_out)
+serve_one(const MpopConfig *cfg, SSL_CTX *tls, int fd_in, int fd_out, gboolean implicit_tls)
 {
-	MpopConnection conn = {.fd_in = fd_in, .fd_out = fd_out};
+	MpopConnection conn = {.fd_in = fd_in, .fd_out = fd_out, .tls = tls};
 	int ret;
 
 	conn.peer = mpop_listener_peer_name(fd_in);
 	if (!conn.peer)
 		conn.peer = g_strdup("local");
 	conn.local = mpop_listener_local_name(fd_in);
+	conn.loopback = peer_is_loopback(fd_in);
+	conn.implicit_tls = implicit_tls;
 	conn.session_id = new_session_id();
-	ret = mpop_session_run(cfg, &conn);
+	ret = mpop_login_run(cfg, &conn);
 	g_free(conn.peer);
 	g_free(conn.local);
 	g_free(conn.session_id);
+	g_free(conn.tls_info);
 	return ret;
 }
 
@@ -167,18 +193,24 @@ bind_one(const char *spec, const char *port_override, GError **error)
 }
 
 static gboolean
-bind_all(MpopListener *l, const MpopConfig *cfg, int *fds, guint *n, GError **error)
+bind_all(MpopListener *l, const MpopConfig *cfg, int *fds, gboolean *tls, guint *n, GError **error)
 {
+	char **lists[] = {cfg->listen, cfg->listen_tls};
+
 	*n = 0;
-	for (char **spec = cfg->listen; spec && *spec && *n < MAX_LISTEN; spec++) {
-		int fd = bind_one(*spec, l->opts->port, error);
-		if (fd < 0) {
-			for (guint i = 0; i < *n; i++)
-				close(fds[i]);
-			*n = 0;
-			return FALSE;
+	for (guint k = 0; k < G_N_ELEMENTS(lists); k++) {
+		for (char **spec = lists[k]; spec && *spec && *n < MAX_LISTEN; spec++) {
+			/* "mpopd PORT" replaces the plain port only */
+			int fd = bind_one(*spec, k == 0 ? l->opts->port : NULL, error);
+			if (fd < 0) {
+				for (guint i = 0; i < *n; i++)
+					close(fds[i]);
+				*n = 0;
+				return FALSE;
+			}
+			tls[*n] = k == 1;
+			fds[(*n)++] = fd;
 		}
-		fds[(*n)++] = fd;
 	}
 	if (*n == 0) {
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "no listen address configured");
@@ -208,8 +240,9 @@ update_status(MpopListener *l)
 }
 
 static void
-accept_one(MpopListener *l, int lfd)
+accept_one(MpopListener *l, guint i)
 {
+	int lfd = l->fds[i];
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	g_autofree char *source = NULL;
@@ -237,15 +270,15 @@ accept_one(MpopListener *l, int lfd)
 	}
 	if (pid == 0) {
 		sigset_t all;
-		for (guint i = 0; i < l->n_fds; i++)
-			close(l->fds[i]);
+		for (guint j = 0; j < l->n_fds; j++)
+			close(l->fds[j]);
 		close(l->sigfd);
 		if (l->pidfile_fd >= 0)
 			close(l->pidfile_fd);
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGTERM, SIG_DFL);
-		_exit(serve_one(l->cfg, fd, fd));
+		_exit(serve_one(l->cfg, l->tls, fd, fd, l->implicit_tls[i]));
 	}
 	close(fd);
 	g_hash_table_insert(l->children, GINT_TO_POINTER(pid), g_steal_pointer(&source));
@@ -263,6 +296,22 @@ reap(MpopListener *l)
 	update_status(l);
 }
 
+/* Implicit TLS sockets (systemd's pop3s, listen_tls) need a certificate. */
+static gboolean
+check_tls_needed(const MpopListener *l, const MpopConfig *cfg, GError **error)
+{
+	for (guint i = 0; i < l->n_fds; i++) {
+		if (l->implicit_tls[i] && !mpop_config_has_tls(cfg)) {
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+				    "%s: an implicit TLS socket (pop3s) is open but [tls] "
+				    "certificate is not set",
+				    cfg->path);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 /* SIGHUP / SIGUSR1: re-read the configuration for new sessions; running sessions keep the
  * one they started with. A bad file keeps the old configuration. */
 static void
@@ -270,35 +319,47 @@ reload(MpopListener *l)
 {
 	g_autoptr(GError) error = NULL;
 	MpopConfig *ncfg;
+	SSL_CTX *ntls = NULL;
 
 	if (l->from_systemd)
 		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
 	ncfg = mpop_config_load(l->opts->config_path, FALSE, &error);
-	if (!ncfg) {
+	if (ncfg && mpop_config_has_tls(ncfg))
+		ntls = mpop_tls_context_new(ncfg, &error);
+	if (!ncfg || (mpop_config_has_tls(ncfg) && !ntls) || !check_tls_needed(l, ncfg, &error)) {
 		mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
 			       "reload failed, keeping the old configuration: %s", error->message);
+		g_clear_pointer(&ncfg, mpop_config_free);
+		g_clear_pointer(&ntls, SSL_CTX_free);
 	} else {
-		gboolean rebind =
-			!l->from_systemd && !g_strv_equal((const char *const *)ncfg->listen,
-							  (const char *const *)l->cfg->listen);
+		gboolean rebind = !l->from_systemd &&
+				  (!g_strv_equal((const char *const *)ncfg->listen,
+						 (const char *const *)l->cfg->listen) ||
+				   !g_strv_equal((const char *const *)ncfg->listen_tls,
+						 (const char *const *)l->cfg->listen_tls));
 		int nfds[MAX_LISTEN];
+		gboolean ntlsfd[MAX_LISTEN];
 		guint nn = 0;
-		if (rebind && !bind_all(l, ncfg, nfds, &nn, &error)) {
+		if (rebind && !bind_all(l, ncfg, nfds, ntlsfd, &nn, &error)) {
 			mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
 				       "reload failed, keeping the old configuration: %s",
 				       error->message);
-			mpop_config_free(ncfg);
-			ncfg = NULL;
+			g_clear_pointer(&ncfg, mpop_config_free);
+			g_clear_pointer(&ntls, SSL_CTX_free);
 		} else if (rebind) {
 			for (guint i = 0; i < l->n_fds; i++)
 				close(l->fds[i]);
 			memcpy(l->fds, nfds, sizeof(int) * nn);
+			memcpy(l->implicit_tls, ntlsfd, sizeof(gboolean) * nn);
 			l->n_fds = nn;
 		}
 	}
 	if (ncfg) {
 		mpop_config_free(l->cfg);
 		l->cfg = ncfg;
+		/* New sessions get the renewed certificate; running ones keep theirs. */
+		g_clear_pointer(&l->tls, SSL_CTX_free);
+		l->tls = g_steal_pointer(&ntls);
 		mpop_log_set_level(ncfg->log_level);
 		mpop_log_event(MPOP_LOG_NOTICE, "reload", NULL, "configuration reloaded from %s",
 			       ncfg->path);
@@ -363,7 +424,7 @@ accept_loop(MpopListener *l)
 			handle_signal(l);
 		for (guint i = 0; i < n && !l->stopping && i < l->n_fds; i++)
 			if (pfd[i].revents & POLLIN)
-				accept_one(l, pfd[i].fd);
+				accept_one(l, i);
 	}
 	if (l->from_systemd)
 		sd_notify(0, "STOPPING=1");
@@ -455,7 +516,7 @@ run_daemon(MpopListener *l)
 	g_autoptr(GError) error = NULL;
 	int ret;
 
-	if (!bind_all(l, l->cfg, l->fds, &l->n_fds, &error)) {
+	if (!bind_all(l, l->cfg, l->fds, l->implicit_tls, &l->n_fds, &error)) {
 		mpop_log_err("%s", error->message);
 		return 1;
 	}
@@ -484,39 +545,80 @@ run_daemon(MpopListener *l)
 	return ret;
 }
 
+/* Keep only the descriptors mpopd was handed (0-2 and, under systemd, the LISTEN_FDS):
+ * anything else its starter leaked must not reach a session. */
+static void
+close_inherited(int n_listen)
+{
+	unsigned first = SD_LISTEN_FDS_START + (unsigned)MAX(n_listen, 0);
+
+	if (close_range(first, ~0U, 0) < 0) {
+		for (int fd = (int)first; fd < 1024; fd++)
+			close(fd);
+	}
+}
+
 int
 mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 {
 	MpopListener l = {.cfg = cfg, .opts = opts, .pidfile_fd = -1, .sigfd = -1};
-	int n, ret;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) names = NULL;
+	int n = 0, ret;
 
-	if (opts->mode == MPOP_MODE_INETD) {
-		ret = serve_one(cfg, STDIN_FILENO, STDOUT_FILENO);
-		goto out;
-	}
 	if (opts->mode == MPOP_MODE_AUTO) {
-		n = sd_listen_fds(1);
+		n = sd_listen_fds_with_names(1, &names);
 		if (n < 0) {
 			mpop_log_err("sd_listen_fds: %s", g_strerror(-n));
 			return 1;
 		}
+	}
+	close_inherited(n);
+	if (mpop_config_has_tls(cfg)) {
+		/* Read now, as root: the pre-login process could not read the key itself. */
+		l.tls = mpop_tls_context_new(cfg, &error);
+		if (!l.tls) {
+			mpop_log_err("%s", error->message);
+			ret = 1;
+			goto out;
+		}
+	} else if (opts->tls) {
+		mpop_log_err("%s: --tls needs [tls] certificate", cfg->path);
+		ret = 1;
+		goto out;
+	}
+	if (opts->mode == MPOP_MODE_INETD) {
+		ret = serve_one(cfg, l.tls, STDIN_FILENO, STDOUT_FILENO, opts->tls);
+		goto out;
+	}
+	if (opts->mode == MPOP_MODE_AUTO) {
 		/* Accept=yes: exactly one connected socket (named "connection" by systemd). */
 		if (n == 1 && sd_is_socket(SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
-			ret = serve_one(cfg, SD_LISTEN_FDS_START, SD_LISTEN_FDS_START);
+			ret = serve_one(cfg, l.tls, SD_LISTEN_FDS_START, SD_LISTEN_FDS_START,
+					opts->tls || (names && g_strcmp0(names[0], "pop3s") == 0));
 			goto out;
 		}
 		if (n > 0) {
-			/* Accept=no: listening sockets; we accept and fork per session. */
+			/* Accept=no: listening sockets; we accept and fork per session. A socket
+			 * named pop3s (FileDescriptorName=) is implicit TLS. */
 			for (int i = 0; i < n && l.n_fds < MAX_LISTEN; i++) {
 				int fd = SD_LISTEN_FDS_START + i;
 				if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
 					mpop_log_err("inherited fd %d is not a listening stream "
 						     "socket",
 						     fd);
-					return 1;
+					ret = 1;
+					goto out;
 				}
 				fcntl(fd, F_SETFD, FD_CLOEXEC);
+				l.implicit_tls[l.n_fds] =
+					names && g_strcmp0(names[i], "pop3s") == 0;
 				l.fds[l.n_fds++] = fd;
+			}
+			if (!check_tls_needed(&l, cfg, &error)) {
+				mpop_log_err("%s", error->message);
+				ret = 1;
+				goto out;
 			}
 			l.from_systemd = TRUE;
 			ret = accept_loop(&l);
@@ -524,12 +626,13 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		}
 		/* inetd style (also systemd StandardInput=socket): stdin is the connection. */
 		if (sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
-			ret = serve_one(cfg, STDIN_FILENO, STDOUT_FILENO);
+			ret = serve_one(cfg, l.tls, STDIN_FILENO, STDOUT_FILENO, opts->tls);
 			goto out;
 		}
 	}
 	ret = run_daemon(&l);
 out:
+	g_clear_pointer(&l.tls, SSL_CTX_free);
 	mpop_config_free(l.cfg);
 	return ret;
 }

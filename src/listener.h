@@ -17,6 +17,7 @@ typedef struct {
 	char *port; /* legacy "mpopd PORT" override, NULL otherwise */
 	gboolean foreground;
 	gboolean no_pidfile;
+	gboolean tls; /* --tls: the connection (inetd, Accept=yes) starts with TLS */
 } MpopListenOptions;
 
 /* Run mpopd the way it was started; takes ownership of cfg (a reload replaces it).

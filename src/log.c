@@ -22,6 +22,8 @@ static struct {
 	char *session;
 	char *peer;
 	char *user;
+	MpopLogForwardFn forward;
+	gpointer forward_ctx;
 } log_state = {.level = MPOP_LOG_INFO};
 
 static gboolean
@@ -78,6 +80,13 @@ void
 mpop_log_set_user(const char *user)
 {
 	set_field(&log_state.user, user);
+}
+
+void
+mpop_log_set_forward(MpopLogForwardFn fn, gpointer ctx)
+{
+	log_state.forward = fn;
+	log_state.forward_ctx = ctx;
 }
 
 void
@@ -151,7 +160,9 @@ mpop_log_event(MpopLogLevel level, const char *event, const char *const *fields,
 	va_start(ap, fmt);
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	if (log_state.journal)
+	if (log_state.forward)
+		log_state.forward(level, event, msg, log_state.forward_ctx);
+	else if (log_state.journal)
 		log_journal(level, event, fields, msg);
 	else
 		log_stderr(level, event, fields, msg);

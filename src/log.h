@@ -38,5 +38,12 @@ void mpop_log_event(MpopLogLevel level, const char *event, const char *const *fi
 #define mpop_log_info(...) mpop_log(MPOP_LOG_INFO, __VA_ARGS__)
 #define mpop_log_debug(...) mpop_log(MPOP_LOG_DEBUG, __VA_ARGS__)
 
+/* Hand every record that passes the level filter to fn instead of writing it (the pre-login
+ * process forwards its records to the privileged parent). fn NULL: write again. Extra
+ * fields are not forwarded. */
+typedef void (*MpopLogForwardFn)(MpopLogLevel level, const char *event, const char *msg,
+				 gpointer ctx);
+void mpop_log_set_forward(MpopLogForwardFn fn, gpointer ctx);
+
 /* Parse "err", "warning", "notice", "info", "debug". Returns FALSE on anything else. */
 gboolean mpop_log_level_from_string(const char *s, MpopLogLevel *out_level);

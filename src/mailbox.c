@@ -6,15 +6,13 @@
 #include <errno.h>
 #include <string.h>
 
-/* Streaming buffers: the converted output is collected in OUT_CAP bytes and written only
- * when the next raw chunk might not fit, so memory is fixed whatever the message size
- * and a small message leaves in one write (prefix + body + terminator). */
-#define STREAM_OUT_CAP (128 * 1024)
+/* Raw bytes read from the store at a time: the converted output (at most
+ * MPOP_STUFF_OUT_MAX of it) goes straight into the stream's queue. */
 #define STREAM_RAW_MAX (48 * 1024)
 #define STREAM_RAW_MIN (4 * 1024)
 #define STREAM_TAIL_MAX (MPOP_STUFF_OUT_MAX(0) + 3) /* finish() + ".\r\n" */
 
-G_STATIC_ASSERT(MPOP_STUFF_OUT_MAX(STREAM_RAW_MAX) < STREAM_OUT_CAP);
+G_STATIC_ASSERT(MPOP_STUFF_OUT_MAX(STREAM_RAW_MAX) < MPOP_STREAM_OUT_CAP);
 
 const MpopMailboxOps *
 mpop_mailbox_ops_for(MpopMailboxFormat format)
@@ -133,7 +131,6 @@ mpop_mailbox_close(MpopMailbox *mb)
 	if (mb->ops != NULL && mb->ops->close != NULL)
 		mb->ops->close(mb);
 	g_free(mb->msgs);
-	g_free(mb->stream_out);
 	g_free(mb->stream_raw);
 	if (mb->strings != NULL)
 		g_string_chunk_free(mb->strings);
@@ -275,67 +272,21 @@ mpop_uidl_make_unique_hashed(MpopMailbox *mb, const guint32 *hashes)
 		suffix_duplicates(mb);
 }
 
-typedef struct {
-	MpopWriteFn write_fn;
-	gpointer ctx;
-	char *buf;
-	size_t used;
-	gboolean wrote; /* something reached write_fn: a failure now breaks the connection */
-} StreamOut;
-
+/* Convert the message into the stream's queue. Raw chunks are sized to what the queue can
+ * still take, so it is written only when full: a small message leaves with the replies
+ * queued before it (one write), a large one in writes of about MPOP_STREAM_OUT_CAP. */
 static gboolean
-stream_flush(StreamOut *so, GError **error)
+stream_body(MpopMailbox *mb, MpopStuffer *st, MpopStream *out, char *raw, GError **error)
 {
-	int rc;
+	char *dst;
 
-	if (so->used == 0)
-		return TRUE;
-	so->wrote = TRUE;
-	rc = so->write_fn(so->ctx, so->buf, so->used);
-	so->used = 0;
-	if (rc < 0) {
-		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "write failed: %s",
-			    g_strerror(-rc));
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
-stream_prefix(StreamOut *so, const char *prefix, GError **error)
-{
-	size_t len = prefix != NULL ? strlen(prefix) : 0;
-
-	if (len <= STREAM_OUT_CAP - MPOP_STUFF_OUT_MAX(STREAM_RAW_MAX)) {
-		memcpy(so->buf, prefix, len);
-		so->used = len;
-		return TRUE;
-	}
-	/* An unusually long prefix goes out on its own. */
-	so->wrote = TRUE;
-	int rc = so->write_fn(so->ctx, prefix, len);
-	if (rc < 0) {
-		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "write failed: %s",
-			    g_strerror(-rc));
-		return FALSE;
-	}
-	return TRUE;
-}
-
-/* Convert the message body into the buffer, flushing only when the next chunk may not fit. */
-static gboolean
-stream_body(MpopMailbox *mb, MpopStuffer *st, StreamOut *so, char *raw, GError **error)
-{
 	while (!st->done) {
-		size_t room = STREAM_OUT_CAP - so->used;
+		size_t room = mpop_stream_room(out);
 		size_t want = room > MPOP_STUFF_OUT_MAX(0) ? (room - MPOP_STUFF_OUT_MAX(0)) / 2 : 0;
 		gssize n;
 
-		if (want < STREAM_RAW_MIN) {
-			if (!stream_flush(so, error))
-				return FALSE;
-			continue;
-		}
+		if (want < STREAM_RAW_MIN)
+			want = STREAM_RAW_MAX; /* reserve() below flushes the queue first */
 		n = mb->ops->msg_read(mb, raw, MIN(want, STREAM_RAW_MAX), error);
 		if (n < 0) {
 			if (error != NULL && *error == NULL)
@@ -345,22 +296,28 @@ stream_body(MpopMailbox *mb, MpopStuffer *st, StreamOut *so, char *raw, GError *
 		}
 		if (n == 0)
 			break;
-		so->used += mpop_stuffer_feed(st, raw, (size_t)n, so->buf + so->used);
+		dst = mpop_stream_reserve(out, MPOP_STUFF_OUT_MAX((size_t)n));
+		if (!dst)
+			goto broken;
+		mpop_stream_commit(out, mpop_stuffer_feed(st, raw, (size_t)n, dst));
 	}
-	if (STREAM_OUT_CAP - so->used < STREAM_TAIL_MAX && !stream_flush(so, error))
-		return FALSE;
-	so->used += mpop_stuffer_finish(st, so->buf + so->used);
+	dst = mpop_stream_reserve(out, STREAM_TAIL_MAX);
+	if (!dst)
+		goto broken;
 	/* RFC 1939 §3: a multi-line response ends with "." CRLF. */
-	memcpy(so->buf + so->used, ".\r\n", 3);
-	so->used += 3;
-	return stream_flush(so, error);
+	mpop_stream_commit(out, mpop_stuffer_finish(st, dst));
+	g_string_append_len(out->out, ".\r\n", 3);
+	return TRUE;
+broken:
+	g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "write failed");
+	return FALSE;
 }
 
 gboolean
-mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, const char *prefix,
-		    MpopWriteFn write_fn, gpointer ctx, gboolean *out_broken, GError **error)
+mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, MpopStream *out,
+		    gboolean *out_broken, GError **error)
 {
-	StreamOut so = {.write_fn = write_fn, .ctx = ctx};
+	guint64 written = out->written;
 	MpopStuffer st;
 	gboolean ok;
 
@@ -372,18 +329,14 @@ mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, const char *pr
 	}
 	if (!mb->ops->msg_begin(mb, idx, error))
 		return FALSE;
-
-	/* Allocated once per session: a RETR costs no allocation (nor, for buffers this size,
-	 * a fresh mapping and its page faults). */
-	if (mb->stream_out == NULL) {
-		mb->stream_out = g_malloc(STREAM_OUT_CAP);
+	/* Allocated once per session: a RETR costs no allocation. */
+	if (mb->stream_raw == NULL)
 		mb->stream_raw = g_malloc(STREAM_RAW_MAX);
-	}
-	so.buf = mb->stream_out;
 	mpop_stuffer_init(&st, &mb->stuff_opts, top_lines);
-	ok = stream_prefix(&so, prefix, error) && stream_body(mb, &st, &so, mb->stream_raw, error);
+	ok = stream_body(mb, &st, out, mb->stream_raw, error);
 	mb->ops->msg_end(mb);
+	/* Once part of the reply has left, the client cannot be told: end the connection. */
 	if (!ok && out_broken != NULL)
-		*out_broken = so.wrote;
+		*out_broken = out->written != written || out->broken;
 	return ok;
 }

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include "config.h"
 #include "dotstuff.h"
+#include "stream.h"
 
 /* RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E. */
 #define MPOP_UIDL_MAX 70
@@ -52,8 +53,7 @@ struct MpopMailbox {
 	char *user;
 	MpopMessage *msgs;
 	guint n_msgs;
-	char *stream_out; /* RETR/TOP buffers, allocated at the first one */
-	char *stream_raw;
+	char *stream_raw;	  /* RETR/TOP read buffer, allocated at the first one */
 	GStringChunk *strings;	  /* the UIDLs: one block, not one allocation per message */
 	MpopStuffOpts stuff_opts; /* how stored bytes are turned into what is sent */
 	gpointer priv;		  /* backend state */
@@ -76,15 +76,13 @@ MpopMailbox *mpop_mailbox_open(const MpopMailboxOps *ops, const MpopConfig *cfg,
 /* Non-deleted count and octets (STAT). */
 void mpop_mailbox_stat(const MpopMailbox *mb, guint *out_count, guint64 *out_octets);
 
-/* Stream message idx: first prefix (the +OK line, already CRLF-terminated), then the
- * converted message (top_lines < 0: all of it), then ".\r\n", through write_fn, in as few
- * writes as possible through a fixed buffer. If the backend fails before anything was
- * written, returns FALSE with nothing written (the caller sends -ERR); if it fails later,
+/* Queue message idx on out after what is already queued there (the +OK line): the
+ * converted message (top_lines < 0: all of it), then ".\r\n"; the queue is written
+ * whenever it is full. If the backend fails before any of this reply was written, returns
+ * FALSE with *out_broken unset (the caller replaces the +OK with -ERR); if it fails later,
  * returns FALSE with *out_broken set: the connection must be closed. */
-typedef int (*MpopWriteFn)(gpointer ctx, const void *data, size_t len); /* 0 or -errno */
-gboolean mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, const char *prefix,
-			     MpopWriteFn write_fn, gpointer ctx, gboolean *out_broken,
-			     GError **error);
+gboolean mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, MpopStream *out,
+			     gboolean *out_broken, GError **error);
 
 /* DELE (RFC 1939 §5): mark message idx (0-based) deleted. FALSE when there is no such message
  * or it is already marked. */

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "tls.h"
 #include "mpopd-build.h"
 
 #include <getopt.h>
@@ -18,6 +19,8 @@ usage(FILE *f)
 		"POP3 server for Maildir and mbox.\n\n"
 		"  -c, --config FILE   configuration file (default %s)\n"
 		"      --inetd         serve one session on standard input and output\n"
+		"      --tls           the connection (inetd, Accept=yes) is implicit TLS (port "
+		"995)\n"
 		"  -F, --foreground    legacy daemon: stay in the foreground\n"
 		"      --check-config  validate the configuration, print it and exit\n"
 		"  -q, --quiet         with --check-config: print only errors\n"
@@ -41,10 +44,15 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"inetd", no_argument, NULL, 'i'},
-		{"foreground", no_argument, NULL, 'F'},	  {"check-config", no_argument, NULL, 'C'},
-		{"quiet", no_argument, NULL, 'q'},	  {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'},
+		{"inetd", no_argument, NULL, 'i'},
+		{"foreground", no_argument, NULL, 'F'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{"tls", no_argument, NULL, 'T'},
+		{NULL, 0, NULL, 0},
 	};
 	MpopListenOptions opts = {.mode = MPOP_MODE_AUTO};
 	g_autoptr(GError) error = NULL;
@@ -63,6 +71,9 @@ main(int argc, char **argv)
 			break;
 		case 'F':
 			opts.foreground = TRUE;
+			break;
+		case 'T':
+			opts.tls = TRUE;
 			break;
 		case 'C':
 			check = TRUE;
@@ -97,6 +108,16 @@ main(int argc, char **argv)
 	}
 	if (check) {
 		g_autofree char *dump = quiet ? NULL : mpop_config_dump(cfg);
+		/* The certificate and key are part of the configuration: they must load. */
+		if (mpop_config_has_tls(cfg)) {
+			SSL_CTX *ctx = mpop_tls_context_new(cfg, &error);
+			if (!ctx) {
+				fprintf(stderr, "mpopd: %s\n", error->message);
+				mpop_config_free(cfg);
+				return 1;
+			}
+			SSL_CTX_free(ctx);
+		}
 		if (dump != NULL)
 			fputs(dump, stdout);
 		mpop_config_free(cfg);

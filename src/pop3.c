@@ -106,10 +106,31 @@ plaintext_ok(const MpopPop3 *p)
 	return p->params.allow_plaintext || p->params.tls_active;
 }
 
+/* Before a login, commands that get the client no closer to one (CAPA and the mechanism
+ * list beyond a few, USER after USER) count toward the bad-command limit: a connection
+ * cannot idle along on them. TRUE when the limit is reached (the -ERR is queued). */
+static gboolean
+no_progress(MpopPop3 *p, gboolean free_probe, GString *reply)
+{
+	if (p->state != MPOP_STATE_AUTHORIZATION || free_probe)
+		return FALSE;
+	p->bad_commands++;
+	if (!p->params.max_bad_commands || p->bad_commands < p->params.max_bad_commands)
+		return FALSE;
+	reply_line(reply, "-ERR Too many commands without a login, closing connection.");
+	p->state = MPOP_STATE_CLOSED;
+	return TRUE;
+}
+
+/* CAPA before and after STLS, and one AUTH list, are what a client needs. */
+#define FREE_PROBES 3
+
 /* RFC 2449 §5: capabilities valid in AUTHORIZATION are announced in both states. */
 static MpopAction
 cmd_capa(MpopPop3 *p, const MpopArgs *a, GString *reply)
 {
+	if (no_progress(p, ++p->probes <= FREE_PROBES, reply))
+		return MPOP_ACT_CLOSE;
 	reply_line(reply, "+OK Capability list follows");
 	reply_line(reply, "TOP");
 	reply_line(reply, "UIDL");
@@ -136,6 +157,8 @@ cmd_user(MpopPop3 *p, const MpopArgs *a, GString *reply)
 		return bad_command(p, no_plaintext, reply);
 	if (a->n_args != 1 || a->bad_syntax)
 		return bad_command(p, "-ERR USER needs exactly one argument: a user name.", reply);
+	if (no_progress(p, !p->user_given, reply))
+		return MPOP_ACT_CLOSE;
 	g_free(p->user);
 	p->user = g_strdup(a->args[0]);
 	p->user_given = TRUE;
@@ -223,6 +246,8 @@ static MpopAction
 cmd_auth(MpopPop3 *p, const MpopArgs *a, GString *reply)
 {
 	if (a->n_args == 0) {
+		if (no_progress(p, ++p->probes <= FREE_PROBES, reply))
+			return MPOP_ACT_CLOSE;
 		reply_line(reply, "+OK Supported mechanisms follow");
 		if (plaintext_ok(p))
 			reply_line(reply, "PLAIN");

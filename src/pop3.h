@@ -43,6 +43,7 @@ typedef struct {
 	gboolean user_given;
 	gboolean sasl_wait; /* AUTH PLAIN sent "+ ", waiting for the response line */
 	guint bad_commands;
+	guint probes; /* CAPA and AUTH lists so far (no progress toward a login) */
 	/* for MPOP_ACT_AUTH (owned; the password is wiped by mpop_pop3_auth_done) */
 	char *auth_user;
 	char *auth_pass;

@@ -2,6 +2,7 @@
 /* Privilege separation: the bounded auth-request record, dropping privileges. */
 #include "privsep.h"
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #define MAGIC "MPOP1"
+#define MAGIC_LOG "MPOPL"
 #define MAGIC_LEN 5
 
 void
@@ -25,6 +27,7 @@ mpop_auth_request_clear(MpopAuthRequest *r)
 		explicit_bzero(r->pending, r->pending_len);
 	g_clear_pointer(&r->pending, g_free);
 	r->pending_len = 0;
+	g_clear_pointer(&r->tls, g_free);
 }
 
 static void
@@ -46,6 +49,7 @@ mpop_privsep_encode(const MpopAuthRequest *r)
 	put_field(b, r->user, (guint32)strlen(r->user));
 	put_field(b, r->pass, (guint32)strlen(r->pass));
 	put_field(b, r->pending, (guint32)r->pending_len);
+	put_field(b, r->tls ? r->tls : "", r->tls ? (guint32)strlen(r->tls) : 0);
 	return g_byte_array_free_to_bytes(b);
 }
 
@@ -92,6 +96,8 @@ mpop_privsep_decode(const guint8 *data, gsize len, MpopAuthRequest *out)
 	if (ret == 0)
 		ret = get_field(&p, end, MPOP_PRIVSEP_MAX_PENDING, FALSE, &r.pending,
 				&r.pending_len);
+	if (ret == 0)
+		ret = get_field(&p, end, MPOP_PRIVSEP_MAX_TLS, TRUE, &r.tls, NULL);
 	if (ret == 0 && p != end)
 		ret = -EINVAL;
 	if (ret == 0 && r.user[0] == '\0')
@@ -104,13 +110,65 @@ mpop_privsep_decode(const guint8 *data, gsize len, MpopAuthRequest *out)
 	return 0;
 }
 
+GBytes *
+mpop_privsep_encode_log(MpopLogLevel level, const char *event, const char *message)
+{
+	GByteArray *b = g_byte_array_new();
+	guint8 lv = (guint8)level;
+	size_t elen = event ? MIN(strlen(event), MPOP_PRIVSEP_MAX_EVENT) : 0;
+
+	g_byte_array_append(b, (const guint8 *)MAGIC_LOG, MAGIC_LEN);
+	g_byte_array_append(b, &lv, 1);
+	put_field(b, event ? event : "", (guint32)elen);
+	put_field(b, message, (guint32)MIN(strlen(message), MPOP_PRIVSEP_MAX_MESSAGE));
+	return g_byte_array_free_to_bytes(b);
+}
+
+void
+mpop_privsep_log_clear(MpopLogRecord *r)
+{
+	g_clear_pointer(&r->event, g_free);
+	g_clear_pointer(&r->message, g_free);
+}
+
+int
+mpop_privsep_decode_log(const guint8 *data, gsize len, MpopLogRecord *out)
+{
+	const guint8 *p = data + MAGIC_LEN + 1, *end = data + len;
+	MpopLogRecord r = {0};
+	g_autofree char *msg = NULL;
+	gsize msg_len = 0;
+	int ret;
+
+	if (len < MAGIC_LEN + 1 || memcmp(data, MAGIC_LOG, MAGIC_LEN) != 0)
+		return -EINVAL;
+	if (data[MAGIC_LEN] < MPOP_LOG_ERR || data[MAGIC_LEN] > MPOP_LOG_DEBUG)
+		return -EINVAL;
+	r.level = (MpopLogLevel)data[MAGIC_LEN];
+	ret = get_field(&p, end, MPOP_PRIVSEP_MAX_EVENT, TRUE, &r.event, NULL);
+	if (ret == 0)
+		ret = get_field(&p, end, MPOP_PRIVSEP_MAX_MESSAGE, FALSE, &msg, &msg_len);
+	if (ret == 0 && p != end)
+		ret = -EINVAL;
+	for (const char *c = r.event; ret == 0 && *c; c++)
+		if (!g_ascii_islower(*c) && *c != '-')
+			ret = -EINVAL;
+	if (ret < 0) {
+		mpop_privsep_log_clear(&r);
+		return ret;
+	}
+	r.message = mpop_escape_excerpt(msg, msg_len, MPOP_PRIVSEP_MAX_MESSAGE);
+	*out = r;
+	return 0;
+}
+
 int
 mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid)
 {
 	uid_t ruid, euid, suid;
 	gid_t rgid, egid, sgid;
 
-	if (uid == 0)
+	if (uid == 0 || gid == 0)
 		return -EPERM;
 	if (geteuid() != 0) {
 		/* Not root: we can only serve our own mail. */
@@ -138,6 +196,9 @@ mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid)
 		return -EPERM;
 	if (setuid(0) == 0 || seteuid(0) == 0)
 		return -EPERM;
+	/* Nothing of the starting directory stays reachable by a relative path. */
+	if (chdir("/") < 0)
+		return -errno;
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* mbox index time vs a plain read + line scan, RETR throughput and peak RSS (prints figures). */
 #include "mailbox.h"
+#include "stream-writer.h"
 #include "util.h"
 
 #include <fcntl.h>
@@ -183,7 +184,7 @@ main(int argc, char **argv)
 			/* RETR of every message, through the same streaming path as the server. */
 			t0 = mpop_now_usec();
 			for (guint i = 0; i < mb->n_msgs; i++)
-				g_assert(mpop_mailbox_stream(mb, i, -1, "+OK\r\n", discard, &sent,
+				g_assert(test_stream_message(mb, i, -1, "+OK\r\n", discard, &sent,
 							     NULL, NULL));
 			best_retr = (double)(mpop_now_usec() - t0) / 1e6;
 		}

@@ -34,7 +34,7 @@ test_defaults(void)
 	g_assert_cmpstr(cfg->greeting, ==, "mpopd ready.");
 	g_assert_cmpuint(cfg->idle_timeout, ==, 600);
 	g_assert_cmpuint(cfg->max_bad_commands, ==, 10);
-	g_assert_cmpstr(cfg->login_user, ==, "nobody");
+	g_assert_cmpstr(cfg->login_user, ==, "mpopd-login");
 	g_assert_cmpstr(cfg->login_chroot, ==, "/var/empty");
 	g_assert_cmpuint(g_strv_length(cfg->listen), ==, 1);
 	g_assert_cmpstr(cfg->listen[0], ==, "0.0.0.0:110");

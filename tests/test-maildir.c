@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Tests for the message table (mailbox.c) and the maildir backend. */
 #include "mailbox.h"
+#include "stream-writer.h"
 #include "util.h"
 
 #include <errno.h>
@@ -770,7 +771,7 @@ stream_one(MpopMailbox *mb, guint idx, gint64 top, const char *prefix)
 	GBytes *out;
 
 	rec_init(&r);
-	g_assert_true(mpop_mailbox_stream(mb, idx, top, prefix, rec_write, &r, &broken, &error));
+	g_assert_true(test_stream_message(mb, idx, top, prefix, rec_write, &r, &broken, &error));
 	g_assert_no_error(error);
 	g_assert_false(broken);
 	/* A small message leaves in exactly one write: prefix, body and terminator. */
@@ -842,7 +843,7 @@ test_stream_errors(void)
 	/* Removed by another client: nothing written, the caller can send -ERR. */
 	rm(dir, "cur/1.a:2,");
 	rec_init(&r);
-	g_assert_false(mpop_mailbox_stream(mb, 0, -1, "+OK\r\n", rec_write, &r, &broken, &error));
+	g_assert_false(test_stream_message(mb, 0, -1, "+OK\r\n", rec_write, &r, &broken, &error));
 	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED);
 	g_assert_false(broken);
 	g_assert_cmpuint(r.calls, ==, 0);
@@ -850,14 +851,14 @@ test_stream_errors(void)
 
 	/* Out of range: nothing written. */
 	broken = TRUE;
-	g_assert_false(mpop_mailbox_stream(mb, 7, -1, "+OK\r\n", rec_write, &r, &broken, &error));
+	g_assert_false(test_stream_message(mb, 7, -1, "+OK\r\n", rec_write, &r, &broken, &error));
 	g_assert_false(broken);
 	g_assert_cmpuint(r.calls, ==, 0);
 	g_clear_error(&error);
 
 	/* The client went away during the write: the connection is broken. */
 	r.fail_at = 1;
-	g_assert_false(mpop_mailbox_stream(mb, 1, -1, "+OK\r\n", rec_write, &r, &broken, &error));
+	g_assert_false(test_stream_message(mb, 1, -1, "+OK\r\n", rec_write, &r, &broken, &error));
 	g_assert_nonnull(error);
 	g_assert_true(broken);
 	g_clear_error(&error);
@@ -905,7 +906,7 @@ test_stream_big(void)
 	g_clear_pointer(&r.writes, g_ptr_array_unref);
 	r.sum = g_checksum_new(G_CHECKSUM_SHA256);
 	g_assert_true(
-		mpop_mailbox_stream(mb, 0, -1, "+OK big\r\n", rec_write, &r, &broken, &error));
+		test_stream_message(mb, 0, -1, "+OK big\r\n", rec_write, &r, &broken, &error));
 	g_assert_no_error(error);
 	g_assert_false(broken);
 	g_assert_cmpuint(r.total, ==, want->len);

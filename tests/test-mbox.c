@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Tests for the mbox backend: boundaries, sizes, UIDLs, modes, safe UPDATE, crashes, ENOSPC. */
 #include "mailbox-mbox.h"
+#include "stream-writer.h"
 #include "lock.h"
 #include "util.h"
 
@@ -159,7 +160,7 @@ retr(MpopMailbox *mb, guint idx, GError **error)
 	gboolean broken = FALSE;
 	const char *p;
 
-	if (!mpop_mailbox_stream(mb, idx, -1, "", collect, wire, &broken, error)) {
+	if (!test_stream_message(mb, idx, -1, "", collect, wire, &broken, error)) {
 		g_string_free(out, TRUE);
 		return NULL;
 	}

@@ -310,6 +310,51 @@ test_unknown_and_bad_limit(void)
 	run_conversation(ex, &params, &box);
 }
 
+/* Before a login, CAPA and AUTH lists beyond three and USER after USER count as bad
+ * commands: trickling them keeps no connection open. After the login CAPA is free again. */
+static void
+test_no_progress_limit(void)
+{
+	FakeBox box;
+	MpopPop3Params params = default_params;
+	static const char capa[] = "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
+				   "AUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nUSER\r\n"
+				   "SASL PLAIN\r\nIMPLEMENTATION mpopd\r\n.\r\n";
+	static const char list[] = "+OK Supported mechanisms follow\r\nPLAIN\r\n.\r\n";
+	static const char user[] = "+OK Send your password.\r\n";
+	const Exchange ex[] = {
+		{"CAPA", capa},
+		{"AUTH", list},
+		{"CAPA", capa},
+		{"CAPA", capa}, /* 1 */
+		{"USER a", user},
+		{"USER b", user}, /* 2 */
+		{"AUTH", list},	  /* 3 */
+		{"CAPA", "-ERR Too many commands without a login, closing connection.\r\n<CLOSE>"},
+		{NULL, NULL},
+	};
+	const Exchange ok[] = {
+		{"CAPA", capa},
+		{"CAPA", capa},
+		{"CAPA", capa},
+		{"CAPA", capa}, /* 1 */
+		{"USER alice", user},
+		{"PASS secret", "<AUTH alice>+OK Logged in, 3 messages (600 octets).\r\n"},
+		{"CAPA", capa},
+		{"CAPA", capa},
+		{"CAPA", capa},
+		{"CAPA", capa},
+		{"CAPA", capa},
+		{NULL, NULL},
+	};
+
+	params.max_bad_commands = 4;
+	fake_box_init(&box);
+	run_conversation(ex, &params, &box);
+	fake_box_init(&box);
+	run_conversation(ok, &params, &box);
+}
+
 static void
 test_sasl_plain(void)
 {
@@ -425,6 +470,7 @@ main(int argc, char **argv)
 	g_test_add_func("/pop3/capa", test_capa);
 	g_test_add_func("/pop3/no-plaintext", test_no_plaintext_without_tls);
 	g_test_add_func("/pop3/bad-limit", test_unknown_and_bad_limit);
+	g_test_add_func("/pop3/no-progress-limit", test_no_progress_limit);
 	g_test_add_func("/pop3/sasl-plain", test_sasl_plain);
 	g_test_add_func("/pop3/line-errors", test_line_errors);
 	g_test_add_func("/pop3/no-echo", test_no_echo);

@@ -115,8 +115,19 @@ test_become(void)
 	if (pid == 0) {
 		gid_t r, e, sg;
 		gboolean entered;
+		char cwd[64];
+		/* neither uid 0 nor gid 0, and nothing changed by the refusal */
+		if (mpop_privsep_become(4242, 0, "no-such-user-here", 8) != -EPERM ||
+		    mpop_privsep_become(0, 4243, "no-such-user-here", 8) != -EPERM ||
+		    geteuid() != 0)
+			_exit(17);
+		if (chdir("/tmp") < 0)
+			_exit(18);
 		if (mpop_privsep_become(4242, 4243, "no-such-user-here", 8) != 0)
 			_exit(10);
+		/* the starting directory is left */
+		if (!getcwd(cwd, sizeof(cwd)) || strcmp(cwd, "/") != 0)
+			_exit(19);
 		if (getuid() != 4242 || geteuid() != 4242 || getgid() != 4243 || getegid() != 4243)
 			_exit(11);
 		/* the privileged group is only saved, taken on and given up on request */
@@ -139,12 +150,54 @@ test_become(void)
 	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
 }
 
+/* Log records of the pre-login process: a round trip, the checks on every field, and
+ * control characters escaped before anything is logged. */
+static void
+test_log_record(void)
+{
+	g_autoptr(GBytes) b = mpop_privsep_encode_log(MPOP_LOG_DEBUG, "command", "C: CAPA");
+	g_autoptr(GBytes) esc =
+		mpop_privsep_encode_log(MPOP_LOG_INFO, NULL, "a\r\nfake=record\x1b");
+	MpopLogRecord r = {0};
+	gsize len;
+	const guint8 *d = g_bytes_get_data(b, &len);
+	g_autofree guint8 *bad = g_memdup2(d, len);
+
+	g_assert_cmpint(mpop_privsep_decode_log(d, len, &r), ==, 0);
+	g_assert_cmpint(r.level, ==, MPOP_LOG_DEBUG);
+	g_assert_cmpstr(r.event, ==, "command");
+	g_assert_cmpstr(r.message, ==, "C: CAPA");
+	mpop_privsep_log_clear(&r);
+	for (gsize i = 0; i < len; i++)
+		g_assert_cmpint(mpop_privsep_decode_log(d, i, &r), <, 0);
+	d = g_bytes_get_data(esc, &len);
+	g_assert_cmpint(mpop_privsep_decode_log(d, len, &r), ==, 0);
+	g_assert_cmpstr(r.event, ==, "");
+	g_assert_cmpstr(r.message, ==, "a\\x0d\\x0afake=record\\x1b");
+	mpop_privsep_log_clear(&r);
+	/* a level outside err..debug, an event that is not [a-z-], an auth record */
+	d = g_bytes_get_data(b, &len);
+	bad[5] = 2;
+	g_assert_cmpint(mpop_privsep_decode_log(bad, len, &r), ==, -EINVAL);
+	bad[5] = 7;
+	bad[10] = 'C';
+	g_assert_cmpint(mpop_privsep_decode_log(bad, len, &r), ==, -EINVAL);
+	{
+		g_autoptr(GBytes) a = encode("bob", "x", "", 0);
+		g_assert_cmpint(
+			mpop_privsep_decode_log(g_bytes_get_data(a, NULL), g_bytes_get_size(a), &r),
+			==, -EINVAL);
+	}
+	g_assert_null(r.event);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 	g_test_add_func("/privsep/roundtrip", test_roundtrip);
 	g_test_add_func("/privsep/truncated", test_truncated);
+	g_test_add_func("/privsep/log-record", test_log_record);
 	g_test_add_func("/privsep/malformed", test_malformed);
 	g_test_add_func("/privsep/limits", test_limits);
 	g_test_add_func("/privsep/become", test_become);

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Everything between accept and the drop to the mailbox owner: the pre-login process, the
+ * privileged authentication loop, the drop.
+ *
+ * What runs as root, and what each process can see (mpopd started as root, privsep on):
+ *
+ * 1. The connection process: root, one per connection (started by systemd or inetd, or
+ *    forked by the daemon). It logs the connection, makes two socket pairs (bounded records
+ *    to and from the pre-login process; with TLS configured, a plaintext channel for the
+ *    session) and forks the pre-login process. Until a login succeeds it only
+ *      - reads records from the pre-login process, parsed as untrusted input: log records,
+ *        and login requests {user, password, pipelined bytes, TLS parameters};
+ *      - checks a login with the auth backends (user list, crypt hash) and answers one
+ *        verdict byte; it counts failed logins and enforces login_timeout itself, killing
+ *        the pre-login process when either runs out.
+ *    It never reads a byte from the client, TLS or POP3. After a successful login it drops
+ *    to the mailbox owner for good (setgroups, setresgid, setresuid, verified; uid 0 and
+ *    gid 0 refused; chdir("/"); environment cleared) and only then opens the maildrop and
+ *    serves TRANSACTION: from there on it is the session, not root.
+ * 2. The pre-login process: chroot(login_chroot), uid and gid of login_user, no
+ *    supplementary groups, not dumpable, no new privileges, resource limits of zero and a
+ *    seccomp allow-list (sandbox.c). It sees the client socket, its record channel and the
+ *    plaintext channel, nothing else. It runs the TLS handshake (the key is in memory,
+ *    inherited; the key file stays unreadable to it) and the AUTHORIZATION dialogue, and
+ *    its log records go to the connection process (the journal is not reachable from the
+ *    chroot). Without TLS it exits at the login and the session talks to the client
+ *    socket itself. With TLS it stays as the relay between the client (TLS) and the
+ *    session (plaintext channel): the session never parses TLS, and the process that
+ *    parses TLS never sees a mailbox.
+ * 3. Started as an ordinary user, or with privsep off: one process does all of this with
+ *    the rights it was started with, and serves only its own uid's mail.
+ */
+#include "login.h"
+#include "log.h"
+#include "privsep.h"
+#include "sandbox.h"
+#include "session.h"
+#include "tls.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A failed login costs the client this long (brute force), same for every failure kind. */
+#define AUTH_FAIL_DELAY_USEC (1000 * 1000)
+/* The connection process gives the pre-login process this much beyond login_timeout to end
+ * by itself (with its own log record) before it is killed. */
+#define GRACE_MARGIN_USEC (5 * G_USEC_PER_SEC)
+/* Log records accepted from one pre-login process; a flood beyond is dropped. */
+#define MAX_FORWARDED_RECORDS 500
+
+static void
+log_auth_result(MpopAuthResult res, const char *user, const char *reason)
+{
+	mpop_log_set_user(user);
+	if (res == MPOP_AUTH_OK)
+		mpop_log_event(MPOP_LOG_DEBUG, "auth", NULL, "authenticated");
+	else
+		mpop_log_event(MPOP_LOG_NOTICE, "login-failed", NULL, "%s: %s",
+			       res == MPOP_AUTH_DENIED ? "authentication failed"
+						       : "temporary authentication failure",
+			       reason ? reason : "no reason given");
+}
+
+static MpopAuthResult
+check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user, const char *pass,
+	    MpopAuthIdentity **out_id)
+{
+	g_autofree char *reason = NULL;
+	MpopAuthResult res = mpop_auth_check(cfg, user, pass, conn->peer, out_id, &reason);
+
+	log_auth_result(res, user, reason);
+	if (res != MPOP_AUTH_OK)
+		g_usleep(AUTH_FAIL_DELAY_USEC);
+	return res;
+}
+
+/* The group kept aside for dotlocks in a group-writable spool, (gid_t)-1 for none. */
+static gid_t
+privileged_gid(const MpopConfig *cfg)
+{
+	struct group *gr;
+
+	if (cfg->format != MPOP_FORMAT_MBOX || !cfg->mail_privileged_group ||
+	    !*cfg->mail_privileged_group)
+		return (gid_t)-1;
+	gr = getgrnam(cfg->mail_privileged_group);
+	if (!gr) {
+		mpop_log_warning("mail_privileged_group %s does not exist, ignored",
+				 cfg->mail_privileged_group);
+		return (gid_t)-1;
+	}
+	return gr->gr_gid;
+}
+
+/* The session needs nothing of the environment it was started with but the time zone. */
+static void
+clean_environment(void)
+{
+	g_autofree char *tz = g_strdup(g_getenv("TZ"));
+
+	clearenv();
+	if (tz)
+		g_setenv("TZ", tz, TRUE);
+}
+
+/* Drop to the mailbox owner for good. FALSE with the -ERR queued. */
+static gboolean
+become_owner(MpopSession *s, const MpopAuthIdentity *id)
+{
+	int r = mpop_privsep_become(id->uid, id->gid, id->user, privileged_gid(s->cfg));
+
+	if (r < 0) {
+		mpop_log_event(MPOP_LOG_ERR, "login-failed", NULL,
+			       "cannot switch to uid %u gid %u: %s", (unsigned)id->uid,
+			       (unsigned)id->gid, g_strerror(-r));
+		g_string_append(s->st->out,
+				"-ERR [SYS/PERM] Cannot switch to the mailbox owner.\r\n");
+		return FALSE;
+	}
+	clean_environment();
+	mpop_log_set_user_detail(mpop_config_user_logged(s->cfg, id->user));
+	return TRUE;
+}
+
+/* One process does everything (not root, or privsep off). */
+static int
+run_direct(const MpopConfig *cfg, MpopConnection *conn)
+{
+	MpopStream *st = mpop_stream_new(conn->fd_in, conn->fd_out, cfg->idle_timeout);
+	MpopSession *s = mpop_session_new(cfg, conn, st, cfg->login_timeout);
+
+	if (mpop_session_start(s)) {
+		while (mpop_session_loop(s) == MPOP_SESSION_AUTH) {
+			g_autoptr(MpopAuthIdentity) id = NULL;
+			MpopAuthResult res =
+				check_login(cfg, conn, s->p.auth_user, s->p.auth_pass, &id);
+			if (!mpop_session_auth_done(s, res))
+				break;
+			if (res == MPOP_AUTH_OK &&
+			    !(become_owner(s, id) && mpop_session_transaction(s, id)))
+				break;
+		}
+	}
+	mpop_stream_flush(s->st);
+	mpop_session_free(s);
+	return 0;
+}
+
+/* ---- the pre-login process ---- */
+
+static void
+forward_log(MpopLogLevel level, const char *event, const char *msg, gpointer ctx)
+{
+	g_autoptr(GBytes) rec = mpop_privsep_encode_log(level, event, msg);
+
+	/* Nothing to do on failure: the connection process is gone and we end soon. */
+	(void)!send(GPOINTER_TO_INT(ctx), g_bytes_get_data(rec, NULL), g_bytes_get_size(rec),
+		    MSG_NOSIGNAL);
+}
+
+/* Hand {user, password, pipelined bytes, TLS} to the connection process; wait for the
+ * verdict. FALSE when there is none (the connection process ended us). */
+static gboolean
+ask_verdict(MpopSession *s, int chan, MpopAuthResult *out)
+{
+	MpopAuthRequest req = {
+		.user = s->p.auth_user,
+		.pass = s->p.auth_pass,
+		.tls = s->st->tls_info,
+	};
+	g_autoptr(GBytes) rec = NULL;
+	guint8 verdict;
+	ssize_t n;
+
+	req.pending = (char *)mpop_linebuf_pending(&s->lb, &req.pending_len);
+	rec = mpop_privsep_encode(&req);
+	n = send(chan, g_bytes_get_data(rec, NULL), g_bytes_get_size(rec), MSG_NOSIGNAL);
+	explicit_bzero((void *)g_bytes_get_data(rec, NULL), g_bytes_get_size(rec));
+	if (n < 0)
+		return FALSE;
+	do
+		n = recv(chan, &verdict, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || verdict > MPOP_AUTH_TEMPFAIL)
+		return FALSE;
+	*out = (MpopAuthResult)verdict;
+	return TRUE;
+}
+
+static G_GNUC_NORETURN void
+prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, pid_t parent)
+{
+	MpopStream *st = mpop_stream_new(conn->fd_in, conn->fd_out, cfg->idle_timeout);
+	MpopSession *s = NULL;
+	MpopAuthResult res;
+	int r;
+
+	mpop_log_set_forward(forward_log, GINT_TO_POINTER(chan));
+	r = mpop_privsep_drop_login(cfg->login_user, cfg->login_chroot);
+	if (r < 0) {
+		mpop_log_err("cannot drop privileges to %s: %s", cfg->login_user, g_strerror(-r));
+		_exit(1);
+	}
+	/* Set after the drop (which clears it); the check closes the race with the parent's
+	 * death. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(1);
+	r = mpop_sandbox_prelogin();
+	if (r < 0) {
+		mpop_log_err("cannot confine the pre-login process: %s", g_strerror(-r));
+		_exit(1);
+	}
+	s = mpop_session_new(cfg, conn, st, cfg->login_timeout);
+	if (!mpop_session_start(s))
+		_exit(0);
+	while (mpop_session_loop(s) == MPOP_SESSION_AUTH && ask_verdict(s, chan, &res)) {
+		if (res == MPOP_AUTH_OK) {
+			/* The session now answers: through us when we hold TLS, else directly. */
+			if (s->st->tls_info)
+				mpop_tls_relay(s->st, data,
+					       (int)MIN(cfg->idle_timeout, 86400) * 1000);
+			break;
+		}
+		if (!mpop_session_auth_done(s, res))
+			break;
+	}
+	mpop_stream_flush(s->st);
+	mpop_session_free(s); /* sends close_notify */
+	_exit(0);
+}
+
+/* ---- the connection process ---- */
+
+/* A log record of the pre-login process, logged as ours (the session fields are ours). */
+static gboolean
+relay_log_record(const guint8 *buf, gsize len, guint *count)
+{
+	MpopLogRecord rec = {0};
+
+	if (mpop_privsep_decode_log(buf, len, &rec) < 0)
+		return FALSE;
+	if (++*count <= MAX_FORWARDED_RECORDS)
+		mpop_log_event(rec.level, *rec.event ? rec.event : NULL, NULL, "%s", rec.message);
+	else if (*count == MAX_FORWARDED_RECORDS + 1)
+		mpop_log_warning("pre-login process logs too much, dropping its records");
+	mpop_privsep_log_clear(&rec);
+	return TRUE;
+}
+
+/* Wait for the next record until deadline. Returns its length, 0 when the pre-login
+ * process ended, -ETIMEDOUT, or -EMSGSIZE for a record over the limit. */
+static gssize
+next_record(int chan, guint8 *buf, gsize size, guint64 deadline)
+{
+	struct pollfd pfd = {.fd = chan, .events = POLLIN};
+	guint64 now = mpop_now_usec();
+	ssize_t n;
+	int r;
+
+	do
+		r = poll(&pfd, 1, now >= deadline ? 0 : (int)((deadline - now) / 1000 + 1));
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -ETIMEDOUT;
+	do
+		n = recv(chan, buf, size, MSG_TRUNC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return 0;
+	return (gsize)n > size ? -EMSGSIZE : n;
+}
+
+/* Authenticate the pre-login process's requests until one succeeds, the process ends, or a
+ * limit is reached. Returns the identity (and the request, for its pipelined bytes) or
+ * NULL. */
+static MpopAuthIdentity *
+parent_auth_loop(const MpopConfig *cfg, MpopConnection *conn, int chan, pid_t child,
+		 MpopAuthRequest *out_req)
+{
+	guint64 deadline =
+		mpop_now_usec() + cfg->login_timeout * G_USEC_PER_SEC + GRACE_MARGIN_USEC;
+	g_autofree guint8 *buf = g_malloc(MPOP_PRIVSEP_MAX_RECORD);
+	guint failures = 0, records = 0;
+
+	for (;;) {
+		MpopAuthRequest req = {0};
+		g_autoptr(MpopAuthIdentity) id = NULL;
+		MpopAuthResult res;
+		guint8 verdict;
+		gssize n = next_record(chan, buf, MPOP_PRIVSEP_MAX_RECORD, deadline);
+
+		if (n == -ETIMEDOUT) {
+			mpop_log_event(MPOP_LOG_INFO, "timeout", NULL,
+				       "no login within %u s, closing", cfg->login_timeout);
+			goto kill;
+		}
+		if (n == 0)
+			return NULL;
+		/* The records are untrusted: the child talked to the network. */
+		if (n > 0 && relay_log_record(buf, (gsize)n, &records))
+			continue;
+		if (n < 0 || mpop_privsep_decode(buf, (gsize)n, &req) < 0) {
+			explicit_bzero(buf, MPOP_PRIVSEP_MAX_RECORD);
+			mpop_log_err("malformed record from the pre-login process, ending session");
+			goto kill;
+		}
+		explicit_bzero(buf, (size_t)n);
+		res = check_login(cfg, conn, req.user, req.pass, &id);
+		verdict = (guint8)res;
+		if (send(chan, &verdict, 1, MSG_NOSIGNAL) != 1) {
+			mpop_auth_request_clear(&req);
+			return NULL;
+		}
+		if (res == MPOP_AUTH_OK) {
+			*out_req = req;
+			return g_steal_pointer(&id);
+		}
+		mpop_auth_request_clear(&req);
+		/* Counted here too: the pre-login process's own count is not to be trusted. */
+		if (++failures >= cfg->max_bad_commands) {
+			mpop_log_event(MPOP_LOG_NOTICE, "disconnect", NULL,
+				       "%u failed logins, closing", failures);
+			goto kill;
+		}
+	}
+kill:
+	kill(child, SIGKILL);
+	return NULL;
+}
+
+/* The client socket is the pre-login process's from now on: keep the descriptor numbers
+ * taken (0 and 1 under inetd) but pointing nowhere. */
+static void
+let_go_of(MpopConnection *conn)
+{
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (nul < 0)
+		return;
+	dup3(nul, conn->fd_in, O_CLOEXEC);
+	if (conn->fd_out != conn->fd_in)
+		dup3(nul, conn->fd_out, O_CLOEXEC);
+	close(nul);
+}
+
+static void
+wait_child(pid_t child)
+{
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+static int
+run_privsep(const MpopConfig *cfg, MpopConnection *conn)
+{
+	int chan[2], data[2] = {-1, -1};
+	MpopAuthRequest req = {0};
+	g_autoptr(MpopAuthIdentity) id = NULL;
+	gboolean tls;
+	MpopSession *s;
+	pid_t parent = getpid(), child;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0 ||
+	    (conn->tls && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, data) < 0)) {
+		mpop_log_err("socketpair: %s", g_strerror(errno));
+		return 1;
+	}
+	child = fork();
+	if (child < 0) {
+		mpop_log_err("fork: %s", g_strerror(errno));
+		return 1;
+	}
+	if (child == 0) {
+		close(chan[0]);
+		if (data[0] >= 0)
+			close(data[0]);
+		prelogin_main(cfg, conn, chan[1], data[1], parent);
+	}
+	close(chan[1]);
+	if (data[1] >= 0)
+		close(data[1]);
+	id = parent_auth_loop(cfg, conn, chan[0], child, &req);
+	close(chan[0]);
+	tls = id && req.tls && *req.tls;
+	if (!tls) {
+		/* Without TLS the pre-login process has no part in the session. */
+		if (id)
+			kill(child, SIGKILL);
+		if (data[0] >= 0)
+			close(data[0]);
+		data[0] = -1;
+		wait_child(child);
+	}
+	if (!id)
+		return 0;
+	if (tls) {
+		conn->tls_info = g_strdup(req.tls);
+		let_go_of(conn);
+		s = mpop_session_new(cfg, conn,
+				     mpop_stream_new(data[0], data[0], cfg->idle_timeout), 0);
+		s->p.params.tls_active = TRUE;
+	} else {
+		s = mpop_session_new(cfg, conn,
+				     mpop_stream_new(conn->fd_in, conn->fd_out, cfg->idle_timeout),
+				     0);
+	}
+	mpop_linebuf_push(&s->lb, req.pending, req.pending_len);
+	mpop_auth_request_clear(&req);
+	mpop_log_set_user_detail(mpop_config_user_logged(cfg, id->user));
+	if (become_owner(s, id) && mpop_session_transaction(s, id))
+		mpop_session_loop(s);
+	mpop_stream_flush(s->st);
+	mpop_session_free(s);
+	if (tls) {
+		/* The relay sends what is left and the close_notify, then ends. */
+		shutdown(data[0], SHUT_WR);
+		wait_child(child);
+		close(data[0]);
+	}
+	return 0;
+}
+
+int
+mpop_login_run(const MpopConfig *cfg, MpopConnection *conn)
+{
+	signal(SIGPIPE, SIG_IGN);
+	mpop_log_set_session(conn->session_id, conn->peer);
+	mpop_log_event(MPOP_LOG_INFO, "connect", NULL, "connection from %s%s", conn->peer,
+		       conn->implicit_tls ? " (TLS)" : "");
+	if (geteuid() == 0 && cfg->privsep)
+		return run_privsep(cfg, conn);
+	return run_direct(cfg, conn);
+}

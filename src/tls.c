@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* TLS with OpenSSL 3: the server context from [tls], TLS streams, the post-login relay. */
+#include "tls.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Relay buffers: one TLS record's worth towards the session, several towards the client so a
+ * RETR leaves in full records. */
+#define RELAY_UP 16384
+#define RELAY_DOWN (64 * 1024)
+
+typedef struct {
+	SSL *ssl;
+	gboolean fatal; /* a fatal TLS or socket error: no close_notify may follow */
+} MpopTls;
+
+/* The last OpenSSL error as text (never NULL). */
+static const char *
+ssl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "unknown error";
+}
+
+/* Encrypted keys would make OpenSSL prompt on the terminal: refuse them instead. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
+static gboolean
+load_files(SSL_CTX *ctx, const MpopConfig *cfg, GError **error)
+{
+	const char *key = *cfg->tls_key ? cfg->tls_key : cfg->tls_certificate;
+	X509 *cert;
+
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_certificate) != 1) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+			    "[tls] certificate %s: cannot load: %s", cfg->tls_certificate,
+			    ssl_reason());
+		return FALSE;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "[tls] %s %s: cannot load: %s",
+			    *cfg->tls_key ? "key" : "certificate (no key set)", key, ssl_reason());
+		return FALSE;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+			    "[tls] key %s does not match the certificate %s", key,
+			    cfg->tls_certificate);
+		return FALSE;
+	}
+	/* Clients will refuse an expired certificate: say so now, not at every login. */
+	cert = SSL_CTX_get0_certificate(ctx);
+	if (cert && X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+		mpop_log_warning("[tls] certificate %s has expired", cfg->tls_certificate);
+	return TRUE;
+}
+
+SSL_CTX *
+mpop_tls_context_new(const MpopConfig *cfg, GError **error)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "cannot create a TLS context: %s",
+			    ssl_reason());
+		return NULL;
+	}
+	ERR_clear_error();
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	SSL_CTX_set_security_level(ctx, 2);
+	SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_protocol == MPOP_TLS_1_3 ? TLS1_3_VERSION
+										 : TLS1_2_VERSION);
+	/* Every connection is a new process: a session cache or tickets would only be state
+	 * to protect. Renegotiation is a way to make the server work for free. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
+					 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (*cfg->tls_ciphers && SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "%s: [tls] ciphers: %s",
+			    cfg->path, ssl_reason());
+		goto fail;
+	}
+	if (*cfg->tls_ciphersuites && SSL_CTX_set_ciphersuites(ctx, cfg->tls_ciphersuites) != 1) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "%s: [tls] ciphersuites: %s",
+			    cfg->path, ssl_reason());
+		goto fail;
+	}
+	if (!load_files(ctx, cfg, error))
+		goto fail;
+	ERR_clear_error();
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* Wait until fd is ready for events or the deadline (monotonic usec, 0: none) passes.
+ * Returns 0, -ETIMEDOUT or -errno. */
+static int
+wait_fd(int fd, short events, guint64 deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	int r, ms = -1;
+
+	do {
+		if (deadline) {
+			guint64 now = mpop_now_usec();
+			ms = now >= deadline ? 0
+					     : (int)MIN((deadline - now + 999) / 1000, G_MAXINT);
+		}
+		r = poll(&pfd, 1, ms);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+static guint64
+deadline_in(int timeout_ms)
+{
+	return timeout_ms < 0 ? 0 : mpop_now_usec() + (guint64)timeout_ms * 1000 + 1;
+}
+
+/* What to do after an SSL call returned r <= 0: wait (0), end of stream (1), or -errno. */
+static int
+after_call(MpopStream *st, int r, guint64 deadline)
+{
+	MpopTls *t = st->impl;
+	int err = SSL_get_error(t->ssl, r);
+
+	switch (err) {
+	case SSL_ERROR_WANT_READ:
+		return wait_fd(st->fd_in, POLLIN, deadline);
+	case SSL_ERROR_WANT_WRITE:
+		return wait_fd(st->fd_out, POLLOUT, deadline);
+	case SSL_ERROR_ZERO_RETURN:
+		return 1;
+	case SSL_ERROR_SYSCALL:
+		t->fatal = TRUE;
+		/* EOF without close_notify: for POP3 simply the end of the connection. */
+		return errno && ERR_peek_error() == 0 && r < 0 ? -errno : 1;
+	default:
+		t->fatal = TRUE;
+		return -EPROTO;
+	}
+}
+
+static ssize_t
+tls_read(MpopStream *st, void *buf, size_t len, int timeout_ms)
+{
+	MpopTls *t = st->impl;
+	guint64 deadline = deadline_in(timeout_ms);
+
+	for (;;) {
+		int n, r;
+
+		ERR_clear_error();
+		errno = 0;
+		n = SSL_read(t->ssl, buf, (int)MIN(len, G_MAXINT));
+		if (n > 0)
+			return n;
+		r = after_call(st, n, deadline);
+		if (r != 0)
+			return r > 0 ? 0 : r;
+	}
+}
+
+static int
+tls_write(MpopStream *st, const void *buf, size_t len)
+{
+	MpopTls *t = st->impl;
+	const char *p = buf;
+
+	while (len > 0) {
+		guint64 deadline = deadline_in(st->write_timeout_ms);
+		int n, r;
+
+		ERR_clear_error();
+		errno = 0;
+		n = SSL_write(t->ssl, p, (int)MIN(len, G_MAXINT));
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		r = after_call(st, n, deadline);
+		if (r != 0)
+			return r > 0 ? -EPIPE : r;
+	}
+	return 0;
+}
+
+static void
+tls_free(MpopStream *st)
+{
+	MpopTls *t = st->impl;
+
+	if (!t)
+		return;
+	/* close_notify, best effort: the descriptor is non-blocking, this never waits. */
+	if (!t->fatal && SSL_is_init_finished(t->ssl))
+		(void)SSL_shutdown(t->ssl);
+	SSL_free(t->ssl);
+	g_free(t);
+	st->impl = NULL;
+}
+
+static const MpopStreamOps tls_ops = {
+	.read = tls_read,
+	.write = tls_write,
+	.free = tls_free,
+};
+
+static void
+set_nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+gboolean
+mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **error)
+{
+	guint64 deadline = deadline_in(timeout_ms);
+	MpopTls *t;
+
+	g_return_val_if_fail(st->out->len == 0 && st->impl == NULL, FALSE);
+	t = g_new0(MpopTls, 1);
+	t->ssl = SSL_new(ctx);
+	if (!t->ssl || !SSL_set_rfd(t->ssl, st->fd_in) || !SSL_set_wfd(t->ssl, st->fd_out)) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "cannot set up TLS: %s",
+			    ssl_reason());
+		SSL_free(t->ssl);
+		g_free(t);
+		return FALSE;
+	}
+	set_nonblocking(st->fd_in);
+	set_nonblocking(st->fd_out);
+	/* From here on the stream is TLS, also on failure: nothing more goes out in clear. */
+	st->ops = &tls_ops;
+	st->impl = t;
+	for (;;) {
+		int r;
+
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_accept(t->ssl);
+		if (r == 1)
+			break;
+		r = after_call(st, r, deadline);
+		if (r == 0)
+			continue;
+		t->fatal = TRUE;
+		st->broken = TRUE;
+		if (r == -ETIMEDOUT)
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED,
+				    "TLS handshake timed out");
+		else if (r == -EPROTO)
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED,
+				    "TLS handshake failed: %s", ssl_reason());
+		else
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED,
+				    "TLS handshake failed: %s",
+				    r > 0 ? "connection closed" : g_strerror(-r));
+		ERR_clear_error();
+		return FALSE;
+	}
+	st->tls_info =
+		g_strdup_printf("%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
+	return TRUE;
+}
+
+/* One direction of the relay: a buffer and how much of it is still to be sent. */
+typedef struct {
+	char *buf;
+	size_t len, off;
+	gboolean eof;
+	gboolean off_shut; /* the receiving side was told about eof */
+} Pipe;
+
+/* Move what can move without waiting. Returns TRUE when something moved; sets the events
+ * each descriptor must wait for in *ev_client and *ev_plain; *done when the relay ends. */
+static gboolean
+relay_step(MpopStream *st, int plain_fd, Pipe *up, Pipe *down, short *ev_client, short *ev_plain,
+	   gboolean *done)
+{
+	MpopTls *t = st->impl;
+	gboolean moved = FALSE;
+	ssize_t n;
+	int r;
+
+	*ev_client = *ev_plain = 0;
+	/* client -> session */
+	if (up->len == 0 && !up->eof) {
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_read(t->ssl, up->buf, RELAY_UP);
+		if (r > 0) {
+			up->len = (size_t)r;
+			up->off = 0;
+			moved = TRUE;
+		} else {
+			int e = SSL_get_error(t->ssl, r);
+			if (e == SSL_ERROR_WANT_READ)
+				*ev_client |= POLLIN;
+			else if (e == SSL_ERROR_WANT_WRITE)
+				*ev_client |= POLLOUT;
+			else {
+				if (e != SSL_ERROR_ZERO_RETURN)
+					t->fatal = TRUE;
+				up->eof = TRUE;
+				moved = TRUE;
+			}
+		}
+	}
+	if (up->len > 0) {
+		n = send(plain_fd, up->buf + up->off, up->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			up->off += (size_t)n;
+			up->len -= (size_t)n;
+			moved = TRUE;
+		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			*ev_plain |= POLLOUT;
+		} else {
+			*done = TRUE; /* the session is gone */
+		}
+	}
+	if (up->eof && up->len == 0) {
+		/* The client has finished sending (QUIT, then close_notify, may come before it
+		 * reads the answer): the session sees the end of its input; answers still go
+		 * out unless the connection itself failed. */
+		if (t->fatal) {
+			*done = TRUE;
+			return moved;
+		}
+		if (!up->off_shut) {
+			shutdown(plain_fd, SHUT_WR);
+			up->off_shut = TRUE;
+		}
+	}
+	/* session -> client */
+	if (down->len == 0 && !down->eof) {
+		n = recv(plain_fd, down->buf, RELAY_DOWN, MSG_DONTWAIT);
+		if (n > 0) {
+			down->len = (size_t)n;
+			down->off = 0;
+			moved = TRUE;
+		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			*ev_plain |= POLLIN;
+		} else {
+			down->eof = TRUE;
+			moved = TRUE;
+		}
+	}
+	if (down->len > 0) {
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_write(t->ssl, down->buf + down->off, (int)down->len);
+		if (r > 0) {
+			down->off += (size_t)r;
+			down->len -= (size_t)r;
+			moved = TRUE;
+		} else {
+			int e = SSL_get_error(t->ssl, r);
+			if (e == SSL_ERROR_WANT_WRITE)
+				*ev_client |= POLLOUT;
+			else if (e == SSL_ERROR_WANT_READ)
+				*ev_client |= POLLIN;
+			else {
+				t->fatal = TRUE;
+				*done = TRUE;
+			}
+		}
+	}
+	if (down->eof && down->len == 0)
+		*done = TRUE;
+	return moved;
+}
+
+void
+mpop_tls_relay(MpopStream *st, int plain_fd, int timeout_ms)
+{
+	g_autofree char *ubuf = g_malloc(RELAY_UP);
+	g_autofree char *dbuf = g_malloc(RELAY_DOWN);
+	Pipe up = {.buf = ubuf}, down = {.buf = dbuf};
+	gboolean done = FALSE;
+
+	while (!done) {
+		struct pollfd pfd[2];
+		short ev_client, ev_plain;
+		int r;
+
+		if (relay_step(st, plain_fd, &up, &down, &ev_client, &ev_plain, &done) || done)
+			continue;
+		/* A descriptor nobody waits for is left out, so a hung-up one cannot spin. */
+		pfd[0] = (struct pollfd){.fd = ev_client ? st->fd_in : -1, .events = ev_client};
+		pfd[1] = (struct pollfd){.fd = ev_plain ? plain_fd : -1, .events = ev_plain};
+		if (st->fd_out != st->fd_in && (ev_client & POLLOUT))
+			pfd[0] = (struct pollfd){.fd = st->fd_out, .events = POLLOUT}; /* pipes */
+		do
+			r = poll(pfd, 2, timeout_ms);
+		while (r < 0 && errno == EINTR);
+		if (r <= 0)
+			break; /* nothing moved for timeout_ms: the client stopped reading */
+	}
+	/* Whatever ended the relay, the session's side is finished with. */
+	shutdown(plain_fd, SHUT_RDWR);
+}

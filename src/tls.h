@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* TLS with OpenSSL 3: the server context from [tls], TLS streams, the post-login relay. */
+#pragma once
+
+#include <glib.h>
+#include <openssl/ssl.h>
+#include "config.h"
+#include "stream.h"
+
+/* A server context from cfg's [tls] group: certificate chain and key (checked to match),
+ * minimum protocol, cipher lists, security level 2, no session tickets or renegotiation.
+ * Reads the files now (call as root). Errors name the file. */
+SSL_CTX *mpop_tls_context_new(const MpopConfig *cfg, GError **error);
+
+/* Run the server handshake on st's descriptors and switch st to TLS. Nothing queued on st
+ * is sent in clear. On failure st is unusable; error says why (for one log record). */
+gboolean mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **error);
+
+/* Forward between the TLS stream st (the client) and plain_fd (the session) until either
+ * side ends or nothing moves for timeout_ms; then close the TLS connection cleanly. */
+void mpop_tls_relay(MpopStream *st, int plain_fd, int timeout_ms);
