@@ -107,8 +107,8 @@ plaintext_ok(const MpopPop3 *p)
 }
 
 /* Before a login, commands that get the client no closer to one (CAPA and the mechanism
- * list beyond a few, USER after USER) count toward the bad-command limit: a connection
- * cannot idle along on them. TRUE when the limit is reached (the -ERR is queued). */
+ * list beyond what a client needs, USER after USER) count toward the bad-command limit: a
+ * connection cannot idle along on them. TRUE when the limit is reached (the -ERR is queued). */
 static gboolean
 no_progress(MpopPop3 *p, gboolean free_probe, GString *reply)
 {
@@ -122,14 +122,15 @@ no_progress(MpopPop3 *p, gboolean free_probe, GString *reply)
 	return TRUE;
 }
 
-/* CAPA before and after STLS, and one AUTH list, are what a client needs. */
-#define FREE_PROBES 3
+/* CAPA before and after STLS (RFC 2595 §4), and one AUTH list, are what a client needs. */
+#define FREE_CAPA 2
+#define FREE_AUTH_LISTS 1
 
 /* RFC 2449 §5: capabilities valid in AUTHORIZATION are announced in both states. */
 static MpopAction
 cmd_capa(MpopPop3 *p, const MpopArgs *a, GString *reply)
 {
-	if (no_progress(p, ++p->probes <= FREE_PROBES, reply))
+	if (no_progress(p, ++p->capa_count <= FREE_CAPA, reply))
 		return MPOP_ACT_CLOSE;
 	reply_line(reply, "+OK Capability list follows");
 	reply_line(reply, "TOP");
@@ -246,7 +247,7 @@ static MpopAction
 cmd_auth(MpopPop3 *p, const MpopArgs *a, GString *reply)
 {
 	if (a->n_args == 0) {
-		if (no_progress(p, ++p->probes <= FREE_PROBES, reply))
+		if (no_progress(p, ++p->auth_lists <= FREE_AUTH_LISTS, reply))
 			return MPOP_ACT_CLOSE;
 		reply_line(reply, "+OK Supported mechanisms follow");
 		if (plaintext_ok(p))

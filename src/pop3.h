@@ -43,7 +43,8 @@ typedef struct {
 	gboolean user_given;
 	gboolean sasl_wait; /* AUTH PLAIN sent "+ ", waiting for the response line */
 	guint bad_commands;
-	guint probes; /* CAPA and AUTH lists so far (no progress toward a login) */
+	guint capa_count; /* CAPA commands so far */
+	guint auth_lists; /* AUTH without arguments so far */
 	/* for MPOP_ACT_AUTH (owned; the password is wiped by mpop_pop3_auth_done) */
 	char *auth_user;
 	char *auth_pass;

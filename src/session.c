@@ -63,8 +63,15 @@ static gboolean
 start_tls(MpopSession *s)
 {
 	g_autoptr(GError) error = NULL;
+	int ms = TLS_HANDSHAKE_MS;
 
-	if (!mpop_tls_start(s->st, s->conn->tls, TLS_HANDSHAKE_MS, &error)) {
+	/* A handshake trickled byte by byte is still bound by the login grace time. */
+	if (s->login_deadline) {
+		guint64 now = mpop_now_usec();
+		guint64 left = now >= s->login_deadline ? 0 : (s->login_deadline - now) / 1000;
+		ms = (int)MIN((guint64)ms, left);
+	}
+	if (!mpop_tls_start(s->st, s->conn->tls, ms, &error)) {
 		mpop_log_event(MPOP_LOG_NOTICE, "tls-failed", NULL, "%s", error->message);
 		return FALSE;
 	}

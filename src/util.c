@@ -227,12 +227,6 @@ mpop_pattern_expand(const char *pattern, const char *user, const char *home, con
 	return g_string_free(g_steal_pointer(&out), FALSE);
 }
 
-char *
-mpop_expand_pattern(const char *pattern, const char *user, const char *home, GError **error)
-{
-	return mpop_pattern_expand(pattern, user, home, NULL, error);
-}
-
 guint64
 mpop_now_usec(void)
 {

@@ -39,10 +39,6 @@ const char *mpop_pattern_check(const char *pattern);
 char *mpop_pattern_expand(const char *pattern, const char *user, const char *home,
 			  const char *spool, GError **error);
 
-/* mpop_pattern_expand() without %s. Kept only until session.c calls mpop_mailbox_location();
- * remove it then. */
-char *mpop_expand_pattern(const char *pattern, const char *user, const char *home, GError **error);
-
 /* CLOCK_MONOTONIC in microseconds. */
 guint64 mpop_now_usec(void);
 

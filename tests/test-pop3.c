@@ -310,7 +310,7 @@ test_unknown_and_bad_limit(void)
 	run_conversation(ex, &params, &box);
 }
 
-/* Before a login, CAPA and AUTH lists beyond three and USER after USER count as bad
+/* Before a login, CAPA beyond two, AUTH lists beyond one and USER after USER count as bad
  * commands: trickling them keeps no connection open. After the login CAPA is free again. */
 static void
 test_no_progress_limit(void)
