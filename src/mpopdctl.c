@@ -150,15 +150,25 @@ systemctl_path(void)
 }
 
 static int
-systemctl(const char *systemctl_bin, const char *a1, const char *a2, const char *a3)
+systemctl4(const char *systemctl_bin, const char *a1, const char *a2, const char *a3,
+	   const char *a4)
 {
-	char *argv[] = {(char *)systemctl_bin, (char *)a1, (char *)a2, (char *)a3, NULL};
+	char *argv[] = {
+		(char *)systemctl_bin, (char *)a1, (char *)a2, (char *)a3, (char *)a4, NULL};
 
 	return run(argv, 0);
 }
 
+static int
+systemctl(const char *systemctl_bin, const char *a1, const char *a2, const char *a3)
+{
+	return systemctl4(systemctl_bin, a1, a2, a3, NULL);
+}
+
 /* Two installs: mpopd.socket (Accept=yes, one instance per connection, the default) or
- * mpopd-daemon.socket feeding the long-running mpopd.service (Accept=no). */
+ * mpopd-daemon.socket feeding the long-running mpopd.service (Accept=no). Each has a
+ * port 995 sibling for implicit TLS (mpopd-tls.socket, mpopd-daemon-tls.socket) that
+ * follows it where the admin enabled it. */
 static int
 systemd_verb(const Ctl *ctl, const char *sc)
 {
@@ -166,6 +176,9 @@ systemd_verb(const Ctl *ctl, const char *sc)
 	gboolean daemon = systemctl(sc, "is-active", "--quiet", "mpopd-daemon.socket") == 0 ||
 			  systemctl(sc, "is-enabled", "--quiet", "mpopd-daemon.socket") == 0;
 	const char *sock = daemon ? "mpopd-daemon.socket" : "mpopd.socket";
+	const char *tls_sock = daemon ? "mpopd-daemon-tls.socket" : "mpopd-tls.socket";
+	gboolean tls = systemctl(sc, "is-active", "--quiet", tls_sock) == 0 ||
+		       systemctl(sc, "is-enabled", "--quiet", tls_sock) == 0;
 
 	if (ctl->port) {
 		fprintf(stderr,
@@ -182,13 +195,15 @@ systemd_verb(const Ctl *ctl, const char *sc)
 		return 0;
 	}
 	if (strcmp(v, "status") == 0)
-		return systemctl(sc, "status", sock, daemon ? "mpopd.service" : NULL);
+		return systemctl4(sc, "status", sock, tls ? tls_sock : NULL,
+				  daemon ? "mpopd.service" : NULL);
 	if (strcmp(v, "stop") == 0)
-		return systemctl(sc, "stop", sock, daemon ? "mpopd.service" : NULL) ? 1 : 0;
+		return systemctl4(sc, "stop", sock, tls_sock, daemon ? "mpopd.service" : NULL) ? 1
+											       : 0;
 	/* A socket cannot be restarted under its running service: restart the service. */
 	if (strcmp(v, "restart") == 0 && daemon)
 		return systemctl(sc, "restart", "mpopd.service", NULL) ? 1 : 0;
-	return systemctl(sc, v, sock, NULL) ? 1 : 0;
+	return systemctl(sc, v, sock, tls ? tls_sock : NULL) ? 1 : 0;
 }
 
 /* ---- the pid file of a legacy daemon: "pid\nport\n", written by mpopd itself */
