@@ -9,14 +9,11 @@ Every wait here is bounded, and the container is always powered off (see `booted
 """
 
 import contextlib
-import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -339,15 +336,21 @@ class Setup:
         ct.systemctl("daemon-reload")
 
     def install_tls(self, cert, key, ca=None):
-        """Put a certificate (PEM bytes) and its key where an admin would (the key 0600
-        root in /etc/ssl/private, 0710 as on Debian), each replaced by rename, and the CA
-        the clients trust (CT_CA). Returns the [tls] keys that name them."""
+        """Copy a certificate (chain) and its key, files of the host's test PKI
+        (tlsutil.Pki), to where an admin would put them (the key 0600 root in
+        /etc/ssl/private, 0710 as on Debian), each replaced by rename; and the CA the
+        clients trust (CT_CA). Returns the [tls] keys that name them."""
         ct = self.ct
+
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+
         if ca is not None:
-            ct.write(CT_CA, ca)
+            ct.write(CT_CA, read(ca))
         ct.sh(["install", "-d", "-m", "0710", os.path.dirname(CT_KEY)])
-        ct.replace(CT_KEY, key, mode="0600")
-        ct.replace(CT_CERT, cert)
+        ct.replace(CT_KEY, read(key), mode="0600")
+        ct.replace(CT_CERT, read(cert))
         return {"tls.certificate": CT_CERT, "tls.key": CT_KEY}
 
     def close(self):
@@ -369,65 +372,6 @@ def booted(tag):
         yield s
     finally:
         s.close()
-
-
-class TestPki:
-    """A CA and server certificates for 127.0.0.1 and localhost, made with the openssl
-    command line on the host (in a temp dir); the tests write them into the container.
-    issue(name) -> (certificate PEM, key PEM, SHA-256 of the certificate's DER)."""
-
-    CNF = """[req]
-distinguished_name = dn
-[dn]
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
-    NEWKEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="mpopd-pki-")
-        self.cnf = self.path("openssl.cnf")
-        with open(self.cnf, "w") as f:
-            f.write(self.CNF)
-        self._openssl("req", "-x509", "-config", self.cnf, "-extensions", "ca", *self.NEWKEY,
-                      "-keyout", self.path("ca.key"), "-out", self.path("ca.pem"),
-                      "-days", "2", "-subj", "/CN=mpopd nspawn test CA")
-        with open(self.path("ca.pem"), "rb") as f:
-            self.ca = f.read()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def _openssl(self, *args):
-        r = subprocess.run(["openssl", *args], capture_output=True, timeout=CMD_TIMEOUT)
-        if r.returncode != 0:
-            raise RuntimeError(f"openssl {args[0]}: {r.stderr.decode(errors='replace')}")
-
-    def issue(self, name):
-        key, csr, crt = (self.path(name + ext) for ext in (".key", ".csr", ".pem"))
-        self._openssl("req", "-new", "-config", self.cnf, *self.NEWKEY, "-keyout", key,
-                      "-out", csr, "-subj", f"/CN=localhost/O=mpopd test {name}")
-        self._openssl("x509", "-req", "-in", csr, "-CA", self.path("ca.pem"),
-                      "-CAkey", self.path("ca.key"), "-set_serial", str(secrets.randbits(63)),
-                      "-days", "2", "-extfile", self.cnf, "-extensions", "server", "-out", crt)
-        with open(crt, "rb") as f:
-            cert = f.read()
-        with open(key, "rb") as f:
-            pem_key = f.read()
-        der = ssl.PEM_cert_to_DER_cert(cert.decode())
-        return cert, pem_key, hashlib.sha256(der).hexdigest()
-
-    def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def session_records(entries, client_port):

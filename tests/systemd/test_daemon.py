@@ -7,16 +7,23 @@ STATUS= text, `systemctl reload` (SIGHUP; mpopd answers RELOADING=1 ... READY=1)
 in a few seconds with a changed greeting used by the next connection, a broken file failing
 the reload (ExecReload checks it first) and, sent SIGHUP directly, keeping the old
 configuration with the service active, `systemctl stop` ending it
-cleanly, socket activation of the stopped service, and the journal.
+cleanly, socket activation of the stopped service; then TLS: mpopd-daemon-tls.socket (port
+995, FileDescriptorName=pop3s) next to mpopd-daemon.socket (pop3) for the same daemon,
+STLS on 110, the records of sessions that never log in, `systemctl reload` swapping the
+certificate for new connections and keeping the old one when the new key does not load;
+and the journal.
 """
 
 import time
 import uuid
 
 from mpopdtest import MESSAGES, PASSWORD, Reporter, lines_of, uidl_of, wait_for
-from nspawn import booted, mpopd_failures, skip_unless_possible, unit_file_warnings
+from nspawn import (CT_KEY, booted, check_hangup_records, mpopd_failures,
+                    skip_unless_possible, unit_file_warnings)
+from tlsutil import Pki, fingerprint_pem
 
 PORT = 110  # ListenStream= of the shipped mpopd-daemon.socket
+TLS_PORT = 995  # ListenStream= of the shipped mpopd-daemon-tls.socket
 EXPECT = [b"\n".join(lines_of(raw)) for _, raw in sorted(MESSAGES, key=lambda m: uidl_of(m[0]))]
 RELOAD_MAX = 5.0  # seconds for systemctl reload / stop to return
 
@@ -147,6 +154,97 @@ def stop(t, s):
             "stopping socket and service leaves both inactive", r.stderr)
 
 
+def tls_fetch(t, ct, tag, port, tls, fp):
+    """Every message byte-exact over TLS, with the certificate whose hash is fp."""
+    res = ct.pop(port, [{"op": "fetch"}, {"op": "cert"}], tls=tls)
+    res += [{}] * (2 - len(res))
+    msgs = [bytes.fromhex(m) for m in res[0].get("messages", [])]
+    t.check(res[0].get("tls") and msgs == EXPECT,
+            f"{tag}: all {len(EXPECT)} messages byte-exact over TLS, certificate verified "
+            "against the test CA", res[0].get("error") or res[0].get("tls"))
+    t.equal(res[1].get("sha256"), fp, f"{tag}: the configured certificate")
+    return res[0].get("tls")
+
+
+def certificate(ct, port, tls):
+    res = ct.pop(port, [{"op": "cert"}], tls=tls)[0]
+    return res.get("sha256", res.get("error"))
+
+
+def tls(t, s):
+    """Both daemon sockets for one mpopd.service: pop3 (110, STLS) and pop3s (995)."""
+    ct = s.ct
+    pki = Pki()
+    try:
+        fp1 = fingerprint_pem(pki.cert)
+        s.set_config(s.install_tls(pki.cert, pki.key, pki.ca))
+        r = ct.systemctl("enable", "--now", "mpopd-daemon-tls.socket", "mpopd.service",
+                         check=False)
+        t.check(r.returncode == 0 and b"sockets.target.wants/mpopd-daemon-tls.socket"
+                in r.stderr, "systemctl enable --now mpopd-daemon-tls.socket mpopd.service",
+                r.stderr)
+        for unit, sub in (("mpopd-daemon.socket", "running"),
+                          ("mpopd-daemon-tls.socket", "running"),
+                          ("mpopd.service", "running")):
+            t.equal(ct.prop(unit, "SubState"), sub, f"{unit} is active ({sub})")
+        seen = tls_fetch(t, ct, "port 995 (pop3s) of mpopd.service", TLS_PORT, "implicit", fp1)
+        tls_fetch(t, ct, "port 110 (pop3) after STLS", PORT, "stls", fp1)
+        res = ct.pop(TLS_PORT, [{"op": "capa"}], tls="implicit")[0]
+        t.check("USER" in res.get("capa", []) and "STLS" not in res.get("capa", []),
+                "CAPA on port 995: USER offered, STLS not", res)
+        res = ct.pop(PORT, [{"op": "capa"}, {"op": "user"}])
+        res += [{}] * (2 - len(res))
+        t.check("STLS" in res[0].get("capa", []) and "USER" not in res[0].get("capa", []),
+                "CAPA on port 110 in plain text: STLS, no USER", res[0])
+        t.check(res[1].get("reply", "").startswith("-ERR [AUTH]"),
+                "USER in plain text on port 110 refused with -ERR [AUTH] (tls-only)", res[1])
+        recs = [e.get("MPOPD_TLS", "") for e in ct.journal()[0]
+                if e.get("MPOPD_EVENT") == "login" and e.get("_SYSTEMD_UNIT") == "mpopd.service"]
+        t.check(seen and any(v.split()[:1] == [seen[0]] and seen[1] in v for v in recs),
+                f"journal: login records carry MPOPD_TLS={' '.join(seen or [])}", recs[-4:])
+
+        check_hangup_records(t, ct, PORT, tag="mpopd-daemon.socket")
+        check_hangup_records(t, ct, TLS_PORT, tls="implicit", tag="mpopd-daemon-tls.socket")
+
+        # Renewal: new files, then systemctl reload (ExecReload checks them, then SIGHUP).
+        pid = ct.prop("mpopd.service", "MainPID")
+        # the renewed certificate comes with an intermediate (the file holds the chain)
+        fp2 = fingerprint_pem(pki.cert2)
+        s.install_tls(pki.cert2, pki.key2)
+        r, took = timed(ct, "reload", "mpopd.service")
+        t.check(r.returncode == 0 and took < RELOAD_MAX,
+                f"systemctl reload after renewing the certificate ({took:.2f} s)", r.stderr)
+        t.check(ct.prop("mpopd.service", "ActiveState") == "active" and pid != "0"
+                and ct.prop("mpopd.service", "MainPID") == pid, "... the same daemon")
+        t.equal(certificate(ct, TLS_PORT, "implicit"), fp2,
+                "after the reload port 995 presents the new certificate")
+        t.equal(certificate(ct, PORT, "stls"), fp2, "... and so does STLS on port 110")
+        tls_fetch(t, ct, "port 995 after the reload", TLS_PORT, "implicit", fp2)
+
+        # A key that does not load: the reload fails naming the file, the old one stays.
+        mark = len(ct.journal()[0])
+        ct.replace(CT_KEY, "this is no key\n", mode="0600")
+        r, took = timed(ct, "reload", "mpopd.service")
+        t.check(r.returncode != 0 and b"not active" not in r.stderr and took < RELOAD_MAX,
+                "systemctl reload fails when the new key does not load", r.stderr)
+        t.check(wait_for(lambda: any(CT_KEY in e.get("MESSAGE", "")
+                                     for e in ct.journal()[0][mark:]), timeout=5, step=0.3),
+                f"journal: the failed reload names {CT_KEY}",
+                [e.get("MESSAGE") for e in ct.journal()[0][mark:]][-6:])
+        ct.systemctl("kill", "-s", "HUP", "mpopd.service", check=False)
+        t.check(wait_for(lambda: any(e.get("MPOPD_EVENT") == "reload-failed"
+                                     for e in ct.journal()[0][mark:]), timeout=5, step=0.3),
+                "SIGHUP with the bad key: MPOPD_EVENT=reload-failed")
+        t.check(ct.prop("mpopd.service", "ActiveState") == "active"
+                and ct.prop("mpopd.service", "MainPID") == pid,
+                "... the daemon stays active")
+        t.equal(certificate(ct, TLS_PORT, "implicit"), fp2,
+                "... and new connections still get the last good certificate")
+        s.install_tls(pki.cert2, pki.key2)
+    finally:
+        pki.cleanup()
+
+
 def journal(t, s):
     entries, raw = s.ct.journal()
     mine = [e for e in entries if e.get("MPOPD_EVENT")]
@@ -167,11 +265,12 @@ def journal(t, s):
 def scenario(t):
     with booted("daemon") as s:
         print(f"# container up ({s.ct.boot_state}) after {s.ct.boot_seconds:.1f} s", flush=True)
-        s.install_units(["mpopd-daemon.socket", "mpopd.service"])
+        s.install_units(["mpopd-daemon.socket", "mpopd-daemon-tls.socket", "mpopd.service"])
         start(t, s)
         fetch(t, s)
         reload(t, s)
         stop(t, s)
+        tls(t, s)
         journal(t, s)
 
 

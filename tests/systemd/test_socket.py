@@ -5,8 +5,11 @@
 Installed and enabled as an admin would (port 110 of the container's private loopback):
 every message fetched byte-exact with poplib, the sandbox really applied to the instance
 (seccomp, no_new_privs, uid dropped), structured journal records without the password,
-and the instances garbage-collected after the session, a SIGKILLed (failed) one included;
-then a 20 MB mbox, indexed on two threads inside the sandbox.
+the records of a session that never logs in, and the instances garbage-collected after the
+session, a SIGKILLed (failed) one included; then a 20 MB mbox, indexed on two threads
+inside the sandbox; then TLS: mpopd-tls.socket + mpopd-tls@.service on port 995 (a
+certificate from a test CA, the key 0600 root in /etc/ssl/private) and STLS on port 110,
+with the shipped sandbox, and a renewed certificate picked up by the next connection.
 """
 
 import os
@@ -15,16 +18,18 @@ import subprocess
 
 from mpopdtest import (MESSAGES, PASSWORD, TEST_GID, TEST_UID, Reporter, lines_of, uidl_of,
                        wait_for)
-from nspawn import (VMAIL, booted, cgroup_limits, mpopd_failures, skip_unless_possible,
-                    unit_file_warnings)
+from nspawn import (VMAIL, booted, cgroup_limits, check_hangup_records, mpopd_failures,
+                    skip_unless_possible, unit_file_warnings)
+from tlsutil import Pki, fingerprint_pem
 
 PORT = 110  # ListenStream= of the shipped mpopd.socket, unchanged
+TLS_PORT = 995  # ListenStream= of the shipped mpopd-tls.socket
 EXPECT = [lines_of(raw) for _, raw in sorted(MESSAGES, key=lambda m: uidl_of(m[0]))]
 WRONG = "Wr0ng-" + PASSWORD
 
 
-def instances(ct):
-    r = ct.systemctl("list-units", "--all", "--plain", "--no-legend", "mpopd@*", check=False)
+def instances(ct, pattern="mpopd@*"):
+    r = ct.systemctl("list-units", "--all", "--plain", "--no-legend", pattern, check=False)
     return [line.split()[0] for line in r.stdout.decode().splitlines() if line.strip()]
 
 
@@ -110,6 +115,45 @@ def journal(t, s, held_unit):
     t.check(not warn, "journal: systemd has no complaint about a line of the unit files", warn)
 
 
+def check_sandbox(t, ct, unit, tag="the instance", relay=False):
+    """The shipped sandbox in force for a running instance with a logged-in session: the
+    session process (mailbox owner, no capabilities) and, with TLS, the pre-login process
+    left as the TLS relay (login_user in the login_chroot); no process stays root."""
+    procs = unit_processes(ct, unit)
+    print(f"# {tag}: processes {procs}", flush=True)
+    t.check(procs and all(st.get("Seccomp") == "2" and st.get("NoNewPrivs") == "1"
+                          for st in procs.values()),
+            f"{tag}: every process runs under seccomp and no_new_privs", procs)
+    t.check(any(st.get("Uid") == str(TEST_UID) for st in procs.values())
+            and all(st.get("CapEff") == "0000000000000000" for st in procs.values()
+                    if st.get("Uid") == str(TEST_UID)),
+            f"{tag}: the session process dropped to uid {TEST_UID} without capabilities",
+            procs)
+    login_uid = ct.sh(["id", "-u", "mpopd-login"], check=False).stdout.decode().strip()
+    want = {str(TEST_UID), login_uid} if relay else {str(TEST_UID)}
+    t.equal({st.get("Uid") for st in procs.values()}, want,
+            f"{tag}: no process left as root" +
+            (f"; the TLS relay runs as mpopd-login (uid {login_uid})" if relay else ""))
+    if relay:
+        roots = {pid: ct.sh(["readlink", f"/proc/{pid}/root"], check=False).stdout.decode()
+                 .strip() for pid, st in procs.items() if st.get("Uid") == login_uid}
+        t.check(roots and all(r == "/var/empty" for r in roots.values())
+                and all(procs[pid].get("CapEff") == "0000000000000000" for pid in roots),
+                f"{tag}: the TLS relay is chrooted to /var/empty, without capabilities", roots)
+    mounts = mount_options(ct, ct.prop(unit, "MainPID"))
+    t.check(all("ro" in mounts.get(m, ()) for m in ("/", "/usr"))
+            and "rw" in mounts.get(VMAIL, ()),
+            f"{tag}: ProtectSystem=strict: / and /usr read-only, {VMAIL} (ReadWritePaths=) "
+            "writable", {m: mounts.get(m) for m in ("/", "/usr", VMAIL)})
+    limits = cgroup_limits(ct, unit)
+    if limits is None:
+        print("# MemoryMax=/TasksMax= not enforceable in this container: the host has "
+              "no unified cgroup v2 hierarchy (systemd-nspawn gives the container "
+              "read-only cgroup v1 controllers); skipped", flush=True)
+    else:
+        t.equal(limits, ["268435456", "8"], f"{tag}: MemoryMax=256M and TasksMax=8 in force")
+
+
 def sandbox_and_collect(t, s):
     """A held session: the sandbox applied to it; then SIGKILL and CollectMode."""
     ct = s.ct
@@ -122,27 +166,7 @@ def sandbox_and_collect(t, s):
         units = instances(ct)
         t.equal(len(units), 1, "one mpopd@ instance runs for it")
         unit = units[0] if units else "mpopd@none.service"
-        procs = unit_processes(ct, unit)
-        t.check(len(procs) >= 2 and all(st.get("Seccomp") == "2" and st.get("NoNewPrivs") == "1"
-                                        for st in procs.values()),
-                "every process of the instance runs under seccomp and no_new_privs",
-                procs)
-        t.check(any(st.get("Uid") == str(TEST_UID) for st in procs.values())
-                and all(st.get("CapEff") == "0000000000000000" for st in procs.values()
-                        if st.get("Uid") == str(TEST_UID)),
-                f"the session process dropped to uid {TEST_UID} without capabilities", procs)
-        mounts = mount_options(ct, ct.prop(unit, "MainPID"))
-        t.check(all("ro" in mounts.get(m, ()) for m in ("/", "/usr"))
-                and "rw" in mounts.get(VMAIL, ()),
-                f"ProtectSystem=strict: / and /usr read-only, {VMAIL} (ReadWritePaths=) "
-                "writable", {m: mounts.get(m) for m in ("/", "/usr", VMAIL)})
-        limits = cgroup_limits(ct, unit)
-        if limits is None:
-            print("# MemoryMax=/TasksMax= not enforceable in this container: the host has "
-                  "no unified cgroup v2 hierarchy (systemd-nspawn gives the container "
-                  "read-only cgroup v1 controllers); skipped", flush=True)
-        else:
-            t.equal(limits, ["268435456", "8"], "MemoryMax=256M and TasksMax=8 in force")
+        check_sandbox(t, ct, unit)
         ct.systemctl("kill", "-s", "KILL", unit, check=False)
         t.check(wait_for(lambda: not instances(ct), timeout=10, step=0.2),
                 "a SIGKILLed (failed) instance is collected too, no unit pile-up",
@@ -166,7 +190,8 @@ def scenario(t):
     with booted("socket") as s:
         ct = s.ct
         print(f"# container up ({ct.boot_state}) after {ct.boot_seconds:.1f} s", flush=True)
-        s.install_units(["mpopd.socket", "mpopd@.service"])
+        s.install_units(["mpopd.socket", "mpopd@.service", "mpopd-tls.socket",
+                         "mpopd-tls@.service"])
         r = ct.systemctl("enable", "--now", "mpopd.socket", check=False)
         t.check(r.returncode == 0, "systemctl enable --now mpopd.socket", r.stderr)
         t.equal(ct.prop("mpopd.socket", "ActiveState"), "active", "mpopd.socket is active")
@@ -177,10 +202,12 @@ def scenario(t):
         res = ct.pop(PORT, [{"op": "greeting"}])
         t.check(res[0].get("greeting", "").startswith("+OK"), "new connections still served",
                 res)
+        check_hangup_records(t, ct, PORT, tag="mpopd.socket")
         journal(t, s, held_unit)
         t.check(int(ct.prop("mpopd.socket", "NAccepted") or 0) >= 5,
                 "the socket accepted every connection (NAccepted)")
         big_mbox(t, s)
+        tls(t, s)
 
 
 BIG_MSGS = 9000  # about 20 MB: over the 16 MiB from which the index runs in two parts
@@ -222,6 +249,101 @@ def big_mbox(t, s):
     bad = mpopd_failures(entries)
     t.check(not any("mpopd@" in b and "SYS" in b for b in bad),
             "no instance killed by the sandbox while indexing on two threads", bad)
+
+
+def tls_login_records(t, ct, unit_prefix, want):
+    """The login records of TLS sessions carry MPOPD_TLS=<protocol> <cipher>, as the
+    client saw them."""
+    recs = [e for e in ct.journal()[0] if e.get("MPOPD_EVENT") == "login"
+            and e.get("_SYSTEMD_UNIT", "").startswith(unit_prefix)]
+    tls = [e.get("MPOPD_TLS", "") for e in recs]
+    t.check(want and any(v.split()[:1] == [want[0]] and want[1] in v for v in tls),
+            f"journal: login records from {unit_prefix}* carry MPOPD_TLS={' '.join(want or [])}",
+            tls or "no login record from such a unit")
+
+
+def tls(t, s):
+    """Port 995 through mpopd-tls.socket (Accept=yes, mpopd --inetd --tls) and STLS on port
+    110 through mpopd.socket, under the shipped sandbox; default plaintext_auth (tls-only
+    once a certificate is configured); a renewed certificate without any reload."""
+    ct = s.ct
+    pki = Pki()
+    mark = len(ct.journal()[0])  # the failures counted below are those of this phase
+    try:
+        fp1 = fingerprint_pem(pki.cert)
+        s.extra.clear()  # back to the fixture's Maildirs (big_mbox switched to mbox)
+        s.set_config(s.install_tls(pki.cert, pki.key, pki.ca))
+        r = ct.systemctl("enable", "--now", "mpopd-tls.socket", check=False)
+        t.check(r.returncode == 0 and "sockets.target.wants/mpopd-tls.socket"
+                in r.stderr.decode(), "systemctl enable --now mpopd-tls.socket", r.stderr)
+        t.equal(ct.prop("mpopd-tls.socket", "ActiveState"), "active",
+                "mpopd-tls.socket is active")
+        count = len(EXPECT) - 1  # the first session deleted message 1
+        res = ct.pop(TLS_PORT, [{"op": "fetch"}, {"op": "cert"}, {"op": "capa"}],
+                     tls="implicit")
+        res += [{}] * (3 - len(res))
+        check_fetch(t, "port 995 (mpopd-tls@.service)", res[0], count)
+        seen = res[0].get("tls")
+        t.check(seen and seen[0] in ("TLSv1.2", "TLSv1.3"),
+                "port 995: TLS from the first byte, certificate verified against the test CA",
+                res[0])
+        t.equal(res[1].get("sha256"), fp1, "port 995 presents the configured certificate")
+        capa = res[2].get("capa", [])
+        t.check("USER" in capa and "STLS" not in capa,
+                "CAPA over TLS: USER offered, STLS not", capa)
+        res = ct.pop(PORT, [{"op": "capa"}, {"op": "user"}])
+        res += [{}] * (2 - len(res))
+        capa = res[0].get("capa", [])
+        t.check("STLS" in capa and "USER" not in capa
+                and not any(c.startswith("SASL") and "PLAIN" in c for c in capa),
+                "CAPA on port 110 in plain text: STLS, no USER, no SASL PLAIN", capa)
+        t.check(res[1].get("reply", "").startswith("-ERR [AUTH]"),
+                "USER in plain text refused with -ERR [AUTH] (tls-only by default)", res[1])
+        res = ct.pop(PORT, [{"op": "fetch"}, {"op": "cert"}], tls="stls")
+        res += [{}] * (2 - len(res))
+        check_fetch(t, "port 110 after STLS (mpopd@.service)", res[0], count)
+        t.check(res[0].get("tls") and res[1].get("sha256") == fp1,
+                "STLS on port 110: TLS with the configured certificate", res)
+        tls_login_records(t, ct, "mpopd-tls@", seen)
+
+        p = ct.pop_background(TLS_PORT, [{"op": "hold", "seconds": 6}], tls="implicit")
+        try:
+            held = p.stdout.readline()
+            t.check(b'"held": true' in held, "a TLS session stays logged in", held)
+            units = instances(ct, "mpopd-tls@*")
+            t.equal(len(units), 1, "one mpopd-tls@ instance runs for it")
+            check_sandbox(t, ct, units[0] if units else "mpopd-tls@none.service",
+                          "mpopd-tls@ (TLS)", relay=True)
+        finally:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+
+        check_hangup_records(t, ct, TLS_PORT, tls="implicit", tag="mpopd-tls.socket")
+
+        # the renewed certificate comes with an intermediate (the file holds the chain)
+        fp2 = fingerprint_pem(pki.cert2)
+        s.install_tls(pki.cert2, pki.key2)
+        res = ct.pop(TLS_PORT, [{"op": "cert"}], tls="implicit")[0]
+        t.equal(res.get("sha256"), fp2, "certificate and key replaced: the next connection "
+                "to port 995 presents the new certificate (Accept=yes: no reload needed)")
+        res = ct.pop(PORT, [{"op": "cert"}], tls="stls")[0]
+        t.equal(res.get("sha256"), fp2, "... and so does STLS on port 110")
+
+        t.check(wait_for(lambda: not instances(ct, "mpopd-tls@*"), timeout=10, step=0.2),
+                "finished mpopd-tls@ instances are garbage-collected",
+                instances(ct, "mpopd-tls@*"))
+        entries, raw = ct.journal()
+        t.check(PASSWORD.encode() not in raw, "journal: no password after the TLS sessions")
+        bad = mpopd_failures(entries[mark:])
+        t.check(not bad, "journal: no mpopd-tls@ or mpopd@ unit failed over TLS", bad)
+        warn = unit_file_warnings(entries)
+        t.check(not warn, "journal: no complaint about a line of mpopd-tls.socket or "
+                "mpopd-tls@.service", warn)
+    finally:
+        pki.cleanup()
 
 
 def main():
