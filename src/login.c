@@ -285,7 +285,7 @@ next_record(int chan, guint8 *buf, gsize size, guint64 deadline)
  * NULL. */
 static MpopAuthIdentity *
 parent_auth_loop(const MpopConfig *cfg, MpopConnection *conn, int chan, pid_t child,
-		 MpopAuthRequest *out_req)
+		 MpopAuthRequest *out_req, gboolean *out_killed)
 {
 	guint64 deadline =
 		mpop_now_usec() + cfg->login_timeout * G_USEC_PER_SEC + GRACE_MARGIN_USEC;
@@ -335,6 +335,7 @@ parent_auth_loop(const MpopConfig *cfg, MpopConnection *conn, int chan, pid_t ch
 	}
 kill:
 	kill(child, SIGKILL);
+	*out_killed = TRUE;
 	return NULL;
 }
 
@@ -353,11 +354,22 @@ let_go_of(MpopConnection *conn)
 	close(nul);
 }
 
-static void
-wait_child(pid_t child)
+/* Reap the pre-login process. A death we did not cause (a crash, a system call its sandbox
+ * or the unit's filter refused) is logged: the client only saw the connection close. */
+static gboolean
+wait_child(pid_t child, gboolean killed_by_us)
 {
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+	int status = 0;
+
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
+	if (WIFSIGNALED(status) && !killed_by_us) {
+		mpop_log_event(MPOP_LOG_ERR, "prelogin-died", NULL,
+			       "pre-login process killed by signal %d (%s)", WTERMSIG(status),
+			       g_strsignal(WTERMSIG(status)));
+		return FALSE;
+	}
+	return TRUE;
 }
 
 static int
@@ -366,7 +378,7 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 	int chan[2], data[2] = {-1, -1};
 	MpopAuthRequest req = {0};
 	g_autoptr(MpopAuthIdentity) id = NULL;
-	gboolean tls;
+	gboolean tls, killed = FALSE;
 	MpopSession *s;
 	pid_t parent = getpid(), child;
 
@@ -389,17 +401,20 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 	close(chan[1]);
 	if (data[1] >= 0)
 		close(data[1]);
-	id = parent_auth_loop(cfg, conn, chan[0], child, &req);
+	id = parent_auth_loop(cfg, conn, chan[0], child, &req, &killed);
 	close(chan[0]);
 	tls = id && req.tls && *req.tls;
 	if (!tls) {
 		/* Without TLS the pre-login process has no part in the session. */
-		if (id)
+		if (id) {
 			kill(child, SIGKILL);
+			killed = TRUE;
+		}
 		if (data[0] >= 0)
 			close(data[0]);
 		data[0] = -1;
-		wait_child(child);
+		if (!wait_child(child, killed))
+			return 1;
 	}
 	if (!id)
 		return 0;
@@ -424,8 +439,8 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 	if (tls) {
 		/* The relay sends what is left and the close_notify, then ends. */
 		shutdown(data[0], SHUT_WR);
-		wait_child(child);
 		close(data[0]);
+		return wait_child(child, FALSE) ? 0 : 1;
 	}
 	return 0;
 }
