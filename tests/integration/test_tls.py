@@ -413,6 +413,8 @@ def garbage(t, pki, mode):
                 t.equal([r["rest"] for r in recs if r["event"] == "login" or (
                     r["event"] == "command" and not r["rest"].endswith("STLS"))], [],
                         f"{tag}: no command but STLS, no login on that connection")
+        died = events(fx.records(), "prelogin-died")
+        t.equal([r["line"] for r in died], [], f"{mode}: no pre-login process crashed")
         codes = child_codes(fx.stderr_text())
         t.check(not [c for c in codes if c in (4, 6, 7, 8, 11, 31)],
                 f"{mode}: no session process died of a signal", codes)
