@@ -104,6 +104,8 @@ static const struct sock_filter filter_template[] = {
 	SYS(recvmsg),
 	SYS(sendmsg),
 	SYS(close),
+	/* The TLS relay (tls.c) half-closes the session's plaintext channel at the client's end. */
+	SYS(shutdown),
 	/* O_NONBLOCK on and off; F_GETFD for libraries that look before they set. No F_DUPFD. */
 	SYS_ARG_IN3(fcntl, 1, F_GETFL, F_SETFL, F_GETFD),
 	/* session.c corks the client socket while it answers pipelined commands. */
