@@ -258,7 +258,11 @@ accept_one(MpopListener *l, guint i)
 		mpop_log_event(MPOP_LOG_WARNING, "refused", NULL,
 			       "connection from %s refused: session limit reached",
 			       source ? source : "?");
-		(void)!write(fd, busy, sizeof(busy) - 1);
+		/* On an implicit TLS port a line in clear would only be a broken TLS record to
+		 * the client (and a handshake is the work the limit saves): just close. The
+		 * line is best effort; the socket is new and its buffer empty. */
+		if (!l->implicit_tls[i] && send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT) < 0)
+			mpop_log_debug("refusal not sent: %s", g_strerror(errno));
 		close(fd);
 		return;
 	}
