@@ -918,14 +918,15 @@ child_i386(int sock, int report, gpointer data)
 	say(report, "i386-getpid", "%ld", i386_getpid());
 }
 
-static void
-test_i386(void)
+/* Without the ia32 emulation the int 0x80 entry point itself faults: the filter's i386 check
+ * cannot be reached there, and the case is not registered (the x32 case still covers a
+ * foreign system call table). */
+static gboolean
+i386_available(void)
 {
-	g_autofree char *report = NULL;
 	int status;
 	pid_t pid = fork();
 
-	/* Without the ia32 emulation the int 0x80 entry point itself faults: nothing to test. */
 	g_assert_cmpint(pid, >=, 0);
 	if (pid == 0) {
 		/* A fault is the expected answer here, not something for a sanitizer to report. */
@@ -934,10 +935,15 @@ test_i386(void)
 		_exit(i386_getpid() == getpid() ? 0 : 1);
 	}
 	g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		g_test_skip("no i386 system calls on this kernel");
-		return;
-	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void
+test_i386(void)
+{
+	g_autofree char *report = NULL;
+	int status;
+
 	report = run_confined(child_i386, NULL, NULL, &status);
 	g_assert_cmpstr(report, ==, "sandbox=ok\n");
 	g_assert_true(WIFSIGNALED(status));
@@ -1163,7 +1169,10 @@ main(int argc, char **argv)
 	g_test_add_func("/sandbox/abort", test_abort);
 #ifdef __x86_64__
 	g_test_add_func("/sandbox/x32", test_x32);
-	g_test_add_func("/sandbox/i386", test_i386);
+	if (i386_available())
+		g_test_add_func("/sandbox/i386", test_i386);
+	else
+		g_test_message("no i386 system calls on this kernel: /sandbox/i386 not run");
 #endif
 #ifdef HAVE_ASAN
 	g_test_add_func("/sandbox/asan-report", test_asan_report);
