@@ -55,6 +55,9 @@
 /* The connection process gives the pre-login process this much beyond login_timeout to end
  * by itself (with its own log record) before it is killed. */
 #define GRACE_MARGIN_USEC (5 * G_USEC_PER_SEC)
+/* The relay gives up on a connection where nothing moves a minute after the session's own
+ * idle timeout would have ended it (and logged why). */
+#define RELAY_TIMEOUT_MS(cfg) ((int)(MIN((cfg)->idle_timeout, 86400) + 60) * 1000)
 /* Log records accepted from one pre-login process; a flood beyond is dropped. */
 #define MAX_FORWARDED_RECORDS 500
 
@@ -227,8 +230,7 @@ prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, p
 		if (res == MPOP_AUTH_OK) {
 			/* The session now answers: through us when we hold TLS, else directly. */
 			if (s->st->tls_info)
-				mpop_tls_relay(s->st, data,
-					       (int)MIN(cfg->idle_timeout, 86400) * 1000);
+				mpop_tls_relay(s->st, data, RELAY_TIMEOUT_MS(cfg));
 			break;
 		}
 		if (!mpop_session_auth_done(s, res))
