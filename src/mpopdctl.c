@@ -149,13 +149,19 @@ systemctl_path(void)
 	return g_find_program_in_path("systemctl");
 }
 
+/* systemctl with up to four arguments; NULL ones are left out. */
 static int
 systemctl4(const char *systemctl_bin, const char *a1, const char *a2, const char *a3,
 	   const char *a4)
 {
-	char *argv[] = {
-		(char *)systemctl_bin, (char *)a1, (char *)a2, (char *)a3, (char *)a4, NULL};
+	const char *args[] = {a1, a2, a3, a4};
+	char *argv[G_N_ELEMENTS(args) + 2] = {(char *)systemctl_bin};
+	guint n = 1;
 
+	for (guint i = 0; i < G_N_ELEMENTS(args); i++)
+		if (args[i])
+			argv[n++] = (char *)args[i];
+	argv[n] = NULL;
 	return run(argv, 0);
 }
 
@@ -198,8 +204,10 @@ systemd_verb(const Ctl *ctl, const char *sc)
 		return systemctl4(sc, "status", sock, tls ? tls_sock : NULL,
 				  daemon ? "mpopd.service" : NULL);
 	if (strcmp(v, "stop") == 0)
-		return systemctl4(sc, "stop", sock, tls_sock, daemon ? "mpopd.service" : NULL) ? 1
-											       : 0;
+		return systemctl4(sc, "stop", sock, tls ? tls_sock : NULL,
+				  daemon ? "mpopd.service" : NULL)
+			       ? 1
+			       : 0;
 	/* A socket cannot be restarted under its running service: restart the service. */
 	if (strcmp(v, "restart") == 0 && daemon)
 		return systemctl(sc, "restart", "mpopd.service", NULL) ? 1 : 0;
