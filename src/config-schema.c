@@ -32,8 +32,7 @@ static const Choice plaintext_auths[] = {{"auto", MPOP_PLAINTEXT_AUTO},
 					 {"loopback", MPOP_PLAINTEXT_LOOPBACK},
 					 {"always", MPOP_PLAINTEXT_ALWAYS},
 					 {NULL}};
-static const Choice tls_versions[] = {
-	{"TLSv1.2", MPOP_TLS_1_2}, {"TLSv1.3", MPOP_TLS_1_3}, {NULL}};
+static const Choice tls_versions[] = {{"TLSv1.2", MPOP_TLS_1_2}, {"TLSv1.3", MPOP_TLS_1_3}, {NULL}};
 static const Choice uidl_sources[] = {{"x-uidl"}, {"message-id"}, {"digest"}, {NULL}};
 static const Choice log_levels[] = {{"err", MPOP_LOG_ERR},	 {"warning", MPOP_LOG_WARNING},
 				    {"notice", MPOP_LOG_NOTICE}, {"info", MPOP_LOG_INFO},
@@ -63,8 +62,8 @@ const Key mpop_config_keys[] = {
 	{"server", "login_timeout", KT_UINT, "60", 5, 3600, .offset = OFF(login_timeout),
 	 .help = "Seconds from connect to a successful login; a connection that has not logged "
 		 "in by then is closed, however it trickles bytes."},
-	{"server", "login_user", KT_STRING, "mpopd-login", .check = check_name,
-	 .flags = F_NONEMPTY, .offset = OFF(login_user),
+	{"server", "login_user", KT_STRING, "mpopd-login", .check = check_name, .flags = F_NONEMPTY,
+	 .offset = OFF(login_user),
 	 .help = "Unprivileged user that runs the dialogue before authentication (and, with "
 		 "TLS, the encryption for the whole connection) when privsep is on and mpopd "
 		 "starts as root. The package creates it with sysusers.d; use a user of its own, "
@@ -187,8 +186,7 @@ const Key mpop_config_keys[] = {
 	 .help = "Oldest TLS version accepted (RFC 8996 retired 1.0 and 1.1)."},
 	{"tls", "ciphers", KT_STRING, "", .check = check_line, .offset = OFF(tls_ciphers),
 	 .help = "OpenSSL cipher list for TLS 1.2; empty: OpenSSL's defaults at security level 2."},
-	{"tls", "ciphersuites", KT_STRING, "", .check = check_line,
-	 .offset = OFF(tls_ciphersuites),
+	{"tls", "ciphersuites", KT_STRING, "", .check = check_line, .offset = OFF(tls_ciphersuites),
 	 .help = "OpenSSL TLS 1.3 cipher suites; empty: OpenSSL's defaults."},
 
 	{"log", "level", KT_ENUM, "info", .choices = log_levels, .offset = OFF(log_level),
