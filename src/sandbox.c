@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Pre-login confinement: rlimits, no-new-privs, non-dumpable and a hand-written seccomp filter. */
 #include "sandbox.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,14 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_ASAN 1
-#endif
-#endif
-#ifdef HAVE_ASAN
+#ifdef MPOP_HAVE_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -136,7 +130,7 @@ static const struct sock_filter filter_template[] = {
 	/* abort() (a failed g_assert) raises SIGABRT with tgkill(getpid(), gettid(), SIGABRT): the
 	 * process may end itself that way, but signal no other process. */
 	SYS_WORDS_EQ2(tgkill, ARG_LO(0), SELF_PID_PLACEHOLDER, ARG_LO(2), SIGABRT),
-#ifdef HAVE_ASAN
+#ifdef MPOP_HAVE_ASAN
 	/* AddressSanitizer asks whether it runs on the alternate signal stack before every
 	 * noreturn call (_exit, abort) and dies when it cannot: sigaltstack(NULL, &old) only. */
 	SYS_WORDS_EQ2(sigaltstack, ARG_LO(0), 0, ARG_HI(0), 0),
@@ -211,7 +205,7 @@ mpop_sandbox_prelogin(void)
 	 * admin) fails with EFBIG instead of killing the process with SIGXFSZ. */
 	if (sigaction(SIGXFSZ, &(const struct sigaction){.sa_handler = SIG_IGN}, NULL) < 0)
 		return -errno;
-#ifdef HAVE_ASAN
+#ifdef MPOP_HAVE_ASAN
 	/* AddressSanitizer reads /proc/self/maps for its reports: this is its documented hook to
 	 * cache what it needs before a sandbox. A sandboxed process must leave with _exit():
 	 * LeakSanitizer's check at exit() needs clone and ptrace and fails with an error. */

@@ -7,6 +7,15 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* MPOP_HAVE_ASAN: built with AddressSanitizer (gcc's or clang's way of saying so). */
+#if defined(__SANITIZE_ADDRESS__)
+#define MPOP_HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MPOP_HAVE_ASAN 1
+#endif
+#endif
+
 /* GLib 2.74 has no g_autofd: close an owned fd at scope exit (fd < 0 is ignored). */
 void mpop_close_fdp(int *fdp);
 #define mpop_autofd __attribute__((cleanup(mpop_close_fdp))) int

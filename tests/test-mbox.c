@@ -617,14 +617,9 @@ open_in_child(Fixture *f, long v[3])
 	g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef MPOP_HAVE_ASAN
 #define HUGE_MESSAGE_HWM_KB (16 * 1024)
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HUGE_MESSAGE_HWM_KB (16 * 1024)
-#endif
-#endif
-#ifndef HUGE_MESSAGE_HWM_KB
+#else
 #define HUGE_MESSAGE_HWM_KB 4096
 #endif
 

@@ -31,14 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_ASAN 1
-#endif
-#endif
-
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SSL_CTX, SSL_CTX_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SSL, SSL_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY, EVP_PKEY_free)
@@ -951,7 +943,7 @@ test_i386(void)
 }
 #endif
 
-#ifdef HAVE_ASAN
+#ifdef MPOP_HAVE_ASAN
 static void
 child_overflow(int sock, int report, gpointer data)
 {
@@ -1174,7 +1166,7 @@ main(int argc, char **argv)
 	else
 		g_test_message("no i386 system calls on this kernel: /sandbox/i386 not run");
 #endif
-#ifdef HAVE_ASAN
+#ifdef MPOP_HAVE_ASAN
 	g_test_add_func("/sandbox/asan-report", test_asan_report);
 #endif
 	g_test_add_func("/sandbox/tls13", test_tls13);
