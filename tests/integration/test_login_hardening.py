@@ -15,34 +15,11 @@ import time
 
 from mpopdtest import (PASSWORD, TEST_GID, TEST_UID, WAIT, Reporter, crlf, need_binaries,
                        wait_for)
-from tlsutil import (Pki, TlsFixture, TlsPop, TlsServer, client_context, client_hello, events,
+from tlsutil import (Pki, Ports, TlsFixture, TlsPop, client_context, client_hello, events,
                      peer_records, sasl_plain)
 
 WRONG = "Wr0ng-Passw0rd-xyzzy"
 LOGIN_TIMEOUT = 5  # the smallest [server] login_timeout the configuration accepts
-
-
-class Ports:
-    """plaintext and implicit-TLS ports of one run mode (as in test_tls.py)."""
-
-    def __init__(self, fx, mode):
-        self.servers = ([TlsServer(fx, mode, tls=True)] if mode == "daemon"
-                        else [TlsServer(fx, mode), TlsServer(fx, mode, tls=True)])
-
-    def __enter__(self):
-        try:
-            for s in self.servers:
-                s.start()
-        except Exception:
-            self.__exit__()
-            raise
-        self.port = self.servers[0].port
-        self.tls_port = self.servers[-1].tls_port
-        return self
-
-    def __exit__(self, *exc):
-        for s in self.servers:
-            s.stop()
 
 
 def connect(ports, ctx, how):

@@ -19,40 +19,12 @@ import time
 
 from mpopdtest import (MPOPD, PASSWORD, WAIT, Pop, Reporter, crlf, free_port, lf, lines_of,
                        need_binaries, pop_size, wait_for)
-from tlsutil import (Pki, TlsFixture, TlsPop, TlsServer, client_context, client_hello, events,
+from tlsutil import (Pki, Ports, TlsFixture, TlsPop, TlsServer, client_context, client_hello, events,
                      fingerprint_pem, fingerprint_sock, peer_records, sasl_plain, tls_field)
 
 MODES = ("inetd", "accept", "daemon")
 REFUSED = b"-ERR [AUTH] Plaintext authentication disallowed on non-secure connections."
 WRONG = "Wr0ng-Passw0rd-xyzzy"
-
-
-class Ports:
-    """The plaintext (STLS) port and the implicit-TLS port of one run mode: two
-    systemd-socket-activate runs (inetd, accept: the second with --tls), or one legacy daemon
-    with listen and listen_tls."""
-
-    def __init__(self, fx, mode):
-        self.mode = mode
-        if mode == "daemon":
-            self.servers = [TlsServer(fx, mode, tls=True)]
-        else:
-            self.servers = [TlsServer(fx, mode), TlsServer(fx, mode, tls=True)]
-
-    def __enter__(self):
-        try:
-            for s in self.servers:
-                s.start()
-        except Exception:
-            self.__exit__()
-            raise
-        self.port = self.servers[0].port
-        self.tls_port = self.servers[-1].tls_port
-        return self
-
-    def __exit__(self, *exc):
-        for s in self.servers:
-            s.stop()
 
 
 def mark(fx):

@@ -266,6 +266,34 @@ class TlsServer(Server):
 _EOF_ERRORS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError)
 
 
+class Ports:
+    """The plaintext (STLS) port and the implicit-TLS port of one run mode: two
+    systemd-socket-activate runs (inetd, accept: the second with --tls), or one legacy daemon
+    with listen and listen_tls."""
+
+    def __init__(self, fx, mode):
+        self.mode = mode
+        if mode == "daemon":
+            self.servers = [TlsServer(fx, mode, tls=True)]
+        else:
+            self.servers = [TlsServer(fx, mode), TlsServer(fx, mode, tls=True)]
+
+    def __enter__(self):
+        try:
+            for s in self.servers:
+                s.start()
+        except Exception:
+            self.__exit__()
+            raise
+        self.port = self.servers[0].port
+        self.tls_port = self.servers[-1].tls_port
+        return self
+
+    def __exit__(self, *exc):
+        for s in self.servers:
+            s.stop()
+
+
 class TlsPop(Pop):
     """Pop over TLS: implicit (handshake right after connect) or plaintext until stls()."""
 
