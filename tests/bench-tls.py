@@ -16,12 +16,16 @@ flight); eight small Maildirs (users s0..s7) for the login rounds: connect, TLS 
 Both servers get the same password hash for each user; yescrypt (libxcrypt's default, what
 `mpopdctl passwd` makes) costs tens of ms per check, so logins are CPU-bound on the hash;
 sha512crypt costs about 1 ms. Server CPU is the CPU time of the server's processes (live ones
-and the ones it reaped) during a run. Runs of all servers are interleaved, medians printed.
+and the ones it reaped) during a run, client CPU that of bench-pop-client: on a machine with
+few CPUs the client competes with the server, and a TLS session has one process more on each
+side (the relay). All servers run at once, idle when not measured; their runs are
+interleaved, medians printed.
 """
 
 import argparse
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -225,7 +229,13 @@ service pop3-login {{
     return Server(f"dovecot ({mode})", [args.dovecot, "-F", "-c", conf], plain, tls, log)
 
 
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def client(args, *argv):
+    before = children_cpu()
     try:
         out = subprocess.run([args.client, *map(str, argv)], capture_output=True, text=True,
                              timeout=args.seconds * 4 + 120)
@@ -233,7 +243,9 @@ def client(args, *argv):
         return None, "client timed out"
     if out.returncode != 0:
         return None, (out.stderr or out.stdout).strip().splitlines()[-1:] or ["failed"]
-    return dict(kv.split("=", 1) for kv in out.stdout.split()), None
+    res = dict(kv.split("=", 1) for kv in out.stdout.split())
+    res["client_cpu"] = children_cpu() - before
+    return res, None
 
 
 def measure(args, srv, *argv):
@@ -457,11 +469,12 @@ def report(args, retr, sess, errors, size, h, hash_ms):
           f"(Maildir, LF line ends); median of {args.runs} runs")
     print("  MB/s: octets of the answers (CRLF, dot-stuffed) over the time from the first RETR "
           "to the end of the last answer")
-    print("  login: connect .. +OK to PASS (TLS handshake, mailbox open); server CPU: CPU "
-          "seconds of all the server's processes for the session")
+    print("  login: connect .. +OK to PASS (TLS handshake, mailbox open); CPU: seconds of all "
+          "the server's processes (srv) and of the client (cli) for the session; the client "
+          "shares the CPUs")
     hdr = f"  {'server':<28} {'transport':<9}"
     for m in args.modes:
-        hdr += f" {m + ' MB/s':>15} {'login ms':>9} {'srv CPU s':>9}"
+        hdr += f" {m + ' MB/s':>15} {'login ms':>9} {'srv CPU':>7} {'cli CPU':>7}"
     print(hdr)
     for name in dict.fromkeys(k[0] for k in retr):
         for t in ("plain", "TLS"):
@@ -471,7 +484,7 @@ def report(args, retr, sess, errors, size, h, hash_ms):
             for m in args.modes:
                 v = retr.get((name, t, m), [])
                 row += (f" {fmt(v, 'mbps'):>15} {fmt(v, 'login_ms'):>9}"
-                        f" {fmt(v, 'server_cpu', '.2f'):>9}")
+                        f" {fmt(v, 'server_cpu', '.2f'):>7} {fmt(v, 'client_cpu', '.2f'):>7}")
             print(row)
     scheme = {"$y$": "yescrypt", "$6$": "sha512crypt"}.get(h[:3], h[:4])
     cost = f"{hash_ms:.1f} ms per check in this process" if hash_ms else "cost not measured"
@@ -480,12 +493,14 @@ def report(args, retr, sess, errors, size, h, hash_ms):
           f"{args.seconds:g} s per round, median of {args.session_runs} rounds")
     print(f"  password hash: {scheme} ({h[:7]}...), {cost}; the same hash for both servers")
     print(f"  {'server':<28} {'transport':<9} {'sessions/s':>10} {'mean ms':>8} {'max ms':>8} "
-          f"{'srv CPU ms/session':>19}")
+          f"{'CPU ms/session: srv':>20} {'cli':>6}")
     for (name, t), v in sess.items():
-        cpu = statistics.median(float(r["server_cpu"]) / max(1, int(r["sessions"])) * 1e3
-                                for r in v)
+        def per_session(key):
+            return statistics.median(float(r[key]) / max(1, int(r["sessions"])) * 1e3
+                                     for r in v)
         print(f"  {name:<28} {t:<9} {fmt(v, 'rate', '.1f'):>10} {fmt(v, 'mean_ms', '.1f'):>8} "
-              f"{fmt(v, 'max_ms', '.1f'):>8} {cpu:>19.2f}")
+              f"{fmt(v, 'max_ms', '.1f'):>8} {per_session('server_cpu'):>20.1f} "
+              f"{per_session('client_cpu'):>6.1f}")
     print("\nGoals (issue 7):")
     for m in args.modes:
         mt = median_of(retr.get(("mpopd", "TLS", m)), "mbps")
