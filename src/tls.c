@@ -13,10 +13,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Relay buffers: one TLS record's worth towards the session, several towards the client so a
- * RETR leaves in full records. */
+/* Relay buffers: one TLS record's worth towards the session; towards the client as much as
+ * the session writes at once (MPOP_STREAM_OUT_CAP), so a message crosses in one read. */
 #define RELAY_UP 16384
-#define RELAY_DOWN (64 * 1024)
+#define RELAY_DOWN (2 * MPOP_STREAM_OUT_CAP)
+/* Records are collected and written to the client together: one write and one wakeup of the
+ * client for several 16 KiB records, instead of one each. */
+#define WRITE_BUFFER (MPOP_STREAM_OUT_CAP + 8192)
 
 typedef struct {
 	SSL *ssl;
@@ -162,6 +165,37 @@ after_call(MpopStream *st, int r, guint64 deadline)
 	}
 }
 
+/* Write the records collected in the write buffer: 1 done, 0 wait for POLLOUT, -errno. */
+static int
+flush_records(MpopTls *t)
+{
+	BIO *wbio = SSL_get_wbio(t->ssl);
+
+	if (BIO_wpending(wbio) == 0)
+		return 1;
+	errno = 0;
+	if (BIO_flush(wbio) > 0)
+		return 1;
+	if (BIO_should_retry(wbio))
+		return 0;
+	t->fatal = TRUE;
+	return errno ? -errno : -EPIPE;
+}
+
+/* Flush until done or the deadline: 0 or -errno. */
+static int
+flush_wait(MpopStream *st, guint64 deadline)
+{
+	for (;;) {
+		int r = flush_records(st->impl);
+		if (r != 0)
+			return r > 0 ? 0 : r;
+		r = wait_fd(st->fd_out, POLLOUT, deadline);
+		if (r < 0)
+			return r;
+	}
+}
+
 static ssize_t
 tls_read(MpopStream *st, void *buf, size_t len, int timeout_ms)
 {
@@ -204,7 +238,7 @@ tls_write(MpopStream *st, const void *buf, size_t len)
 		if (r != 0)
 			return r > 0 ? -EPIPE : r;
 	}
-	return 0;
+	return flush_wait(st, deadline_in(st->write_timeout_ms));
 }
 
 static void
@@ -215,8 +249,10 @@ tls_free(MpopStream *st)
 	if (!t)
 		return;
 	/* close_notify, best effort: the descriptor is non-blocking, this never waits. */
-	if (!t->fatal && SSL_is_init_finished(t->ssl))
+	if (!t->fatal && SSL_is_init_finished(t->ssl)) {
 		(void)SSL_shutdown(t->ssl);
+		(void)flush_records(t);
+	}
 	SSL_free(t->ssl);
 	g_free(t);
 	st->impl = NULL;
@@ -237,6 +273,26 @@ set_nonblocking(int fd)
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* Reads straight from the socket (OpenSSL reads whole records itself); writes through a
+ * buffer that flush_records() empties. OpenSSL flushes it after each handshake flight. */
+static gboolean
+set_bios(SSL *ssl, int fd_in, int fd_out)
+{
+	BIO *rbio = BIO_new_socket(fd_in, BIO_NOCLOSE);
+	BIO *sock = BIO_new_socket(fd_out, BIO_NOCLOSE);
+	BIO *wbio = BIO_new(BIO_f_buffer());
+
+	if (!rbio || !sock || !wbio || BIO_set_write_buffer_size(wbio, WRITE_BUFFER) <= 0) {
+		BIO_free(rbio);
+		BIO_free(sock);
+		BIO_free(wbio);
+		return FALSE;
+	}
+	BIO_push(wbio, sock);
+	SSL_set_bio(ssl, rbio, wbio); /* the SSL object owns them from here */
+	return TRUE;
+}
+
 gboolean
 mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **error)
 {
@@ -246,7 +302,7 @@ mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **error)
 	g_return_val_if_fail(st->out->len == 0 && st->impl == NULL, FALSE);
 	t = g_new0(MpopTls, 1);
 	t->ssl = SSL_new(ctx);
-	if (!t->ssl || !SSL_set_rfd(t->ssl, st->fd_in) || !SSL_set_wfd(t->ssl, st->fd_out)) {
+	if (!t->ssl || !set_bios(t->ssl, st->fd_in, st->fd_out)) {
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "cannot set up TLS: %s",
 			    ssl_reason());
 		SSL_free(t->ssl);
@@ -295,6 +351,7 @@ typedef struct {
 	size_t len, off;
 	gboolean eof;
 	gboolean off_shut; /* the receiving side was told about eof */
+	gboolean blocked;  /* the source had nothing: wait for poll before reading again */
 } Pipe;
 
 /* Move what can move without waiting. Returns TRUE when something moved; sets the events
@@ -310,7 +367,7 @@ relay_step(MpopStream *st, int plain_fd, Pipe *up, Pipe *down, short *ev_client,
 
 	*ev_client = *ev_plain = 0;
 	/* client -> session */
-	if (up->len == 0 && !up->eof) {
+	if (up->len == 0 && !up->eof && !up->blocked) {
 		ERR_clear_error();
 		errno = 0;
 		r = SSL_read(t->ssl, up->buf, RELAY_UP);
@@ -321,7 +378,7 @@ relay_step(MpopStream *st, int plain_fd, Pipe *up, Pipe *down, short *ev_client,
 		} else {
 			int e = SSL_get_error(t->ssl, r);
 			if (e == SSL_ERROR_WANT_READ)
-				*ev_client |= POLLIN;
+				up->blocked = TRUE;
 			else if (e == SSL_ERROR_WANT_WRITE)
 				*ev_client |= POLLOUT;
 			else {
@@ -344,6 +401,8 @@ relay_step(MpopStream *st, int plain_fd, Pipe *up, Pipe *down, short *ev_client,
 			*done = TRUE; /* the session is gone */
 		}
 	}
+	if (up->blocked)
+		*ev_client |= POLLIN;
 	if (up->eof && up->len == 0) {
 		/* The client has finished sending (QUIT, then close_notify, may come before it
 		 * reads the answer): the session sees the end of its input; answers still go
@@ -358,14 +417,14 @@ relay_step(MpopStream *st, int plain_fd, Pipe *up, Pipe *down, short *ev_client,
 		}
 	}
 	/* session -> client */
-	if (down->len == 0 && !down->eof) {
+	if (down->len == 0 && !down->eof && !down->blocked) {
 		n = recv(plain_fd, down->buf, RELAY_DOWN, MSG_DONTWAIT);
 		if (n > 0) {
 			down->len = (size_t)n;
 			down->off = 0;
 			moved = TRUE;
 		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			*ev_plain |= POLLIN;
+			down->blocked = TRUE;
 		} else {
 			down->eof = TRUE;
 			moved = TRUE;
@@ -391,8 +450,18 @@ relay_step(MpopStream *st, int plain_fd, Pipe *up, Pipe *down, short *ev_client,
 			}
 		}
 	}
-	if (down->eof && down->len == 0)
-		*done = TRUE;
+	if (down->blocked)
+		*ev_plain |= POLLIN;
+	/* Everything the session sent so far is encrypted: let the records go. */
+	if (down->len == 0 && !*done) {
+		r = flush_records(t);
+		if (r == 0)
+			*ev_client |= POLLOUT;
+		else if (r < 0)
+			*done = TRUE;
+		else if (down->eof)
+			*done = TRUE;
+	}
 	return moved;
 }
 
@@ -421,6 +490,10 @@ mpop_tls_relay(MpopStream *st, int plain_fd, int timeout_ms)
 		while (r < 0 && errno == EINTR);
 		if (r <= 0)
 			break; /* nothing moved for timeout_ms: the client stopped reading */
+		if (pfd[0].fd == st->fd_in && pfd[0].revents)
+			up.blocked = FALSE;
+		if (pfd[1].revents)
+			down.blocked = FALSE;
 	}
 	/* Whatever ended the relay, the session's side is finished with. */
 	shutdown(plain_fd, SHUT_RDWR);
