@@ -398,6 +398,39 @@ def make_hash(password):
     return out.splitlines()[-1]
 
 
+def fetchmail(fx, port, tag, options, keep=True):
+    """fetchmail from 127.0.0.1:port as alice with a private rc file; options is the rest of
+    its "options" line (sslproto '' for plain POP3, ssl/sslcertck... for TLS). Returns (rc,
+    the messages as delivered, one per MDA run, fetchmail's output)."""
+    out = os.path.join(fx.dir, "fetched-" + tag)
+    os.mkdir(out)
+    rc = os.path.join(fx.dir, "fetchmailrc-" + tag)
+    with open(rc, "w") as f:
+        f.write("set no bouncemail\nset no syslog\n")
+        f.write(f"poll 127.0.0.1 with proto POP3 service {port} auth password\n")
+        f.write(f'  user "alice" there with password "{PASSWORD}" is "alice" here\n')
+        f.write(f"  options {'keep' if keep else 'no keep'} fetchall no rewrite {options}\n")
+        # $$ is the pid of each MDA shell: one file per message.
+        f.write(f"  mda \"/bin/sh -c 'cat > {out}/msg.$$'\"\n")
+    os.chmod(rc, 0o600)
+    env = dict(os.environ, HOME=fx.dir, FETCHMAILHOME=fx.dir)
+    r = subprocess.run(["fetchmail", "--nodetach", "--invisible", "-f", rc,
+                        "--pidfile", os.path.join(fx.dir, "fetchmail.pid"),
+                        "-i", os.path.join(fx.dir, "fetchids-" + tag)],
+                       capture_output=True, timeout=WAIT * 4, env=env)
+    got = []
+    for n in sorted(os.listdir(out)):
+        with open(os.path.join(out, n), "rb") as f:
+            got.append(f.read())
+    return r.returncode, got, (r.stdout + r.stderr).decode("utf-8", "replace")
+
+
+def normalise(raw):
+    """fetchmail delivers LF line ends and ends a header-only message with an empty line."""
+    text = lf(raw)
+    return text if b"\n\n" in text else text + b"\n"
+
+
 # ---------------------------------------------------------------- servers
 
 

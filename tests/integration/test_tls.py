@@ -17,7 +17,7 @@ import ssl
 import subprocess
 import time
 
-from mpopdtest import (MPOPD, PASSWORD, WAIT, Pop, Reporter, crlf, free_port, lf, lines_of,
+from mpopdtest import (MPOPD, fetchmail, normalise, PASSWORD, WAIT, Pop, Reporter, crlf, free_port, lf, lines_of,
                        need_binaries, pop_size, wait_for)
 from tlsutil import (Pki, Ports, TlsFixture, TlsPop, TlsServer, client_context, client_hello, events,
                      fingerprint_pem, fingerprint_sock, peer_records, sasl_plain, tls_field)
@@ -170,35 +170,6 @@ def curl_all(t, pki, mode):
 
 
 # ---------------------------------------------------------------- fetchmail
-
-
-def normalise(raw):
-    """fetchmail delivers LF line ends and ends a header-only message with an empty line."""
-    text = lf(raw)
-    return text if b"\n\n" in text else text + b"\n"
-
-
-def fetchmail(fx, port, tag, ssl_opts, keep=True):
-    out = os.path.join(fx.dir, "fetched-" + tag)
-    os.mkdir(out)
-    rc = os.path.join(fx.dir, "fetchmailrc-" + tag)
-    with open(rc, "w") as f:
-        f.write("set no bouncemail\nset no syslog\n")
-        f.write(f"poll 127.0.0.1 with proto POP3 service {port} auth password\n")
-        f.write(f'  user "alice" there with password "{PASSWORD}" is "alice" here\n')
-        f.write(f"  options {'keep' if keep else 'no keep'} fetchall no rewrite {ssl_opts}\n")
-        f.write(f"  mda \"/bin/sh -c 'cat > {out}/msg.$$'\"\n")
-    os.chmod(rc, 0o600)
-    env = dict(os.environ, HOME=fx.dir, FETCHMAILHOME=fx.dir)
-    r = subprocess.run(["fetchmail", "--nodetach", "--invisible", "-f", rc,
-                        "--pidfile", os.path.join(fx.dir, "fetchmail.pid"),
-                        "-i", os.path.join(fx.dir, "fetchids-" + tag)],
-                       capture_output=True, timeout=WAIT * 4, env=env)
-    got = []
-    for n in sorted(os.listdir(out)):
-        with open(os.path.join(out, n), "rb") as f:
-            got.append(f.read())
-    return r.returncode, got, (r.stdout + r.stderr).decode("utf-8", "replace")
 
 
 def fetchmail_all(t, pki, mode):
