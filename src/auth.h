@@ -68,3 +68,4 @@ int mpop_userlist_parse_line(const char *line, size_t len, MpopUserlistEntry *ou
 void mpop_userlist_entry_clear(MpopUserlistEntry *e);
 
 extern const MpopAuthOps mpop_auth_userlist_ops;
+extern const MpopAuthOps mpop_auth_pam_ops;
