@@ -8,11 +8,13 @@
 #include <string.h>
 
 /* Backends that exist in this build. A name the configuration accepts but that is not
- * listed here ("passwd", "shadow", ...) is answered with TEMPFAIL, never with DENIED: the
+ * listed here ("hostname", "plugin", ...) is answered with TEMPFAIL, never with DENIED: the
  * user's password may be right, the server just cannot tell yet. */
 static const MpopAuthOps *const auth_backends[] = {
 	&mpop_auth_userlist_ops,
 	&mpop_auth_pam_ops,
+	&mpop_auth_passwd_ops,
+	&mpop_auth_shadow_ops,
 };
 
 /* The longest login name we pass to a backend (the POP3 USER argument is untrusted). */

@@ -69,3 +69,6 @@ void mpop_userlist_entry_clear(MpopUserlistEntry *e);
 
 extern const MpopAuthOps mpop_auth_userlist_ops;
 extern const MpopAuthOps mpop_auth_pam_ops;
+/* System accounts (auth-system.c): one backend under both names. */
+extern const MpopAuthOps mpop_auth_passwd_ops;
+extern const MpopAuthOps mpop_auth_shadow_ops;

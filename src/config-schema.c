@@ -174,6 +174,12 @@ const Key mpop_config_keys[] = {
 	{"auth", "pam_service", KT_STRING, "mpopd", .check = check_name, .flags = F_NONEMPTY,
 	 .offset = OFF(pam_service),
 	 .help = "PAM service name of the pam backend. Perl mpopd: $mpopd_pam_service."},
+	{"auth", "system_min_uid", KT_UINT, "1000", 1, 4294967294u, .offset = OFF(system_min_uid),
+	 .help = "passwd and shadow backends: the lowest uid that may log in, so system and "
+		 "service accounts cannot. uid 0 never logs in."},
+	{"auth", "system_group", KT_STRING, "", .check = check_name, .offset = OFF(system_group),
+	 .help = "passwd and shadow backends: only members of this group (primary or "
+		 "supplementary) may log in; empty: any account that passes the other checks."},
 
 	{"tls", "certificate", KT_STRING, "", .flags = F_PATH, .offset = OFF(tls_certificate),
 	 .help = "PEM file with the server certificate followed by its chain; empty: no TLS (no "

@@ -80,6 +80,8 @@ typedef struct {
 	char *userlist;	       /* path of the user list file */
 	GHashTable *user_auth; /* user name -> backend name, from [user_auth] */
 	char *pam_service;
+	guint system_min_uid; /* passwd/shadow: lowest uid that may log in (0 is never allowed) */
+	char *system_group;   /* passwd/shadow: group a user must be in; "": any */
 	gboolean reject_unknown_user_early; /* never used for enumeration: kept false */
 	MpopPlaintextAuth plaintext_auth;   /* as configured (may be AUTO) */
 

@@ -408,11 +408,11 @@ test_check_registry(Fixture *f, gconstpointer data)
 	g_clear_pointer(&reason, g_free);
 
 	/* A configured backend this build does not have: try later, not "wrong password". */
-	g_hash_table_insert(per_user, (char *)"bob", (char *)"passwd");
+	g_hash_table_insert(per_user, (char *)"bob", (char *)"hostname");
 	f->cfg.user_auth = per_user;
 	g_assert_cmpint(mpop_auth_check(&f->cfg, "bob", "bobpw", NULL, NULL, &reason), ==,
 			MPOP_AUTH_TEMPFAIL);
-	g_assert_cmpstr(reason, ==, "auth backend passwd not available");
+	g_assert_cmpstr(reason, ==, "auth backend hostname not available");
 	f->cfg.user_auth = NULL;
 }
 
