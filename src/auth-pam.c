@@ -78,8 +78,10 @@ result_for(int pam_rc)
 	case PAM_CRED_UNAVAIL:
 	case PAM_TRY_AGAIN:
 		return MPOP_AUTH_TEMPFAIL;
+	case PAM_USER_UNKNOWN:
+		return MPOP_AUTH_UNKNOWN;
 	default:
-		/* PAM_USER_UNKNOWN, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_ACCT_EXPIRED,
+		/* PAM_AUTH_ERR, PAM_MAXTRIES, PAM_ACCT_EXPIRED,
 		 * PAM_NEW_AUTHTOK_REQD, PAM_PERM_DENIED, PAM_CONV_ERR, ... */
 		return MPOP_AUTH_DENIED;
 	}
@@ -215,23 +217,15 @@ pam_transaction(const char *service, const char *user, const char *password, con
 }
 
 static MpopAuthResult
-pam_backend_authenticate(const MpopConfig *cfg, const char *user, const char *password,
-			 const char *peer, MpopAuthIdentity **out_id, char **out_reason)
+pam_backend_authenticate(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuthIdentity **out_id,
+			 char **out_reason)
 {
 	g_autoptr(MpopAuthIdentity) id = NULL;
 	g_autofree char *reason = NULL;
 	const char *service = cfg->pam_service && *cfg->pam_service ? cfg->pam_service : "mpopd";
 	MpopAuthResult r;
 
-	if (!password)
-		password = "";
-	if (!user || !*user) {
-		mpop_auth_dummy_hash(password);
-		reason = g_strdup("pam: no user name");
-		r = MPOP_AUTH_DENIED;
-	} else {
-		r = pam_transaction(service, user, password, peer, &id, &reason);
-	}
+	r = pam_transaction(service, q->user, q->password, q->peer, &id, &reason);
 	if (r == MPOP_AUTH_OK && out_id)
 		*out_id = g_steal_pointer(&id);
 	if (out_reason)

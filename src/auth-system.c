@@ -205,7 +205,7 @@ account_lookup(const MpopConfig *cfg, const char *user, SystemAccount *a, char *
 
 	if (r == -ENOENT) {
 		*out_reason = g_strdup("system: no such user");
-		return MPOP_AUTH_DENIED;
+		return MPOP_AUTH_UNKNOWN;
 	}
 	if (r == 0)
 		r = account_shadow(a);
@@ -217,22 +217,22 @@ account_lookup(const MpopConfig *cfg, const char *user, SystemAccount *a, char *
 }
 
 static MpopAuthResult
-system_authenticate(const MpopConfig *cfg, const char *user, const char *password, const char *peer,
-		    MpopAuthIdentity **out_id, char **out_reason)
+system_authenticate(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuthIdentity **out_id,
+		    char **out_reason)
 {
 	SystemAccount a = {.lstchg = -1, .max = -1, .expire = -1};
 	g_autofree char *reason = NULL;
+	const char *password = q->password;
 	MpopAuthIdentity *id;
 	MpopAuthResult r;
 
-	if (!password)
-		password = "";
-	r = (user && *user) ? account_lookup(cfg, user, &a, &reason) : MPOP_AUTH_DENIED;
-	if (r != MPOP_AUTH_OK) {
-		/* Refused before the password was looked at: the same one hash of time. */
+	r = account_lookup(cfg, q->user, &a, &reason);
+	if (r == MPOP_AUTH_DENIED || r == MPOP_AUTH_TEMPFAIL) {
+		/* Refused before the password was looked at: the same one hash of time. (An
+		 * unknown user pays at the end of the chain.) */
 		mpop_auth_dummy_hash(password);
-		if (!reason)
-			reason = g_strdup("system: no user name");
+	} else if (r == MPOP_AUTH_UNKNOWN) {
+		/* The chain goes on. */
 	} else if (!mpop_auth_verify_hash(password, a.hash)) {
 		reason = g_strdup("system: wrong password");
 		r = MPOP_AUTH_DENIED;
@@ -252,6 +252,11 @@ system_authenticate(const MpopConfig *cfg, const char *user, const char *passwor
 		*out_reason = g_steal_pointer(&reason);
 	return r;
 }
+
+const MpopAuthOps mpop_auth_system_ops = {
+	.name = "system",
+	.authenticate = system_authenticate,
+};
 
 const MpopAuthOps mpop_auth_passwd_ops = {
 	.name = "passwd",

@@ -244,9 +244,8 @@ userlist_check(const MpopConfig *cfg, const char *user, const char *password,
 	ok = find_user(cfg->userlist, data, len, user, &e);
 	explicit_bzero(data, len);
 	if (!ok) {
-		mpop_auth_dummy_hash(password);
-		*out_reason = g_strdup("unknown user");
-		return MPOP_AUTH_DENIED;
+		*out_reason = g_strdup("userlist: unknown user");
+		return MPOP_AUTH_UNKNOWN;
 	}
 	ok = mpop_auth_verify_hash(password, e.hash);
 	if (e.uid == 0) {
@@ -263,27 +262,30 @@ userlist_check(const MpopConfig *cfg, const char *user, const char *password,
 }
 
 static MpopAuthResult
-userlist_authenticate(const MpopConfig *cfg, const char *user, const char *password,
-		      const char *peer, MpopAuthIdentity **out_id, char **out_reason)
+userlist_authenticate(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuthIdentity **out_id,
+		      char **out_reason)
 {
 	g_autofree char *reason = NULL;
-	MpopAuthResult r;
+	MpopAuthResult r = userlist_check(cfg, q->user, q->password, out_id, &reason);
 
-	if (!password)
-		password = "";
-	if (!user) {
-		mpop_auth_dummy_hash(password);
-		reason = g_strdup("no user name");
-		r = MPOP_AUTH_DENIED;
-	} else {
-		r = userlist_check(cfg, user, password, out_id, &reason);
-	}
 	if (out_reason)
 		*out_reason = g_steal_pointer(&reason);
 	return r;
 }
 
+static gboolean
+userlist_check_config(const MpopConfig *cfg, GError **error)
+{
+	if (cfg->userlist && *cfg->userlist)
+		return TRUE;
+	g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+		    "%s: [auth] userlist: the userlist backend is used but no user list is set",
+		    cfg->path ? cfg->path : "configuration");
+	return FALSE;
+}
+
 const MpopAuthOps mpop_auth_userlist_ops = {
 	.name = "userlist",
 	.authenticate = userlist_authenticate,
+	.check_config = userlist_check_config,
 };

@@ -7,14 +7,10 @@
 #include <errno.h>
 #include <string.h>
 
-/* Backends that exist in this build. A name the configuration accepts but that is not
- * listed here ("hostname", "plugin", ...) is answered with TEMPFAIL, never with DENIED: the
- * user's password may be right, the server just cannot tell yet. */
+/* Backends in this build: exactly the names config-schema.c accepts (test-auth checks). */
 static const MpopAuthOps *const auth_backends[] = {
-	&mpop_auth_userlist_ops,
-	&mpop_auth_pam_ops,
-	&mpop_auth_passwd_ops,
-	&mpop_auth_shadow_ops,
+	&mpop_auth_userlist_ops, &mpop_auth_pam_ops,	&mpop_auth_system_ops,
+	&mpop_auth_passwd_ops,	 &mpop_auth_shadow_ops,
 };
 
 /* The longest login name we pass to a backend (the POP3 USER argument is untrusted). */
@@ -47,6 +43,8 @@ mpop_auth_identity_free(MpopAuthIdentity *id)
 	g_free(id->user);
 	g_free(id->home);
 	g_free(id->mailbox);
+	if (id->backend_data && id->backend_data_free)
+		id->backend_data_free(id->backend_data);
 	g_free(id);
 }
 
@@ -162,8 +160,8 @@ mpop_auth_make_hash(const char *password, const char *prefix, GError **error)
 
 /* A name we will not even show a backend: it could not be a mailbox owner anyway and may
  * be an attempt to reach a path or a second record (':' is the user list separator). */
-static gboolean
-user_name_acceptable(const char *user)
+gboolean
+mpop_auth_user_name_acceptable(const char *user)
 {
 	size_t len;
 
@@ -190,41 +188,107 @@ set_reason(char **out_reason, char *reason)
 }
 
 MpopAuthResult
-mpop_auth_check(const MpopConfig *cfg, const char *user, const char *password, const char *peer,
-		MpopAuthIdentity **out_id, char **out_reason)
+mpop_auth_check(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuthIdentity **out_id,
+		char **out_reason)
 {
 	g_autoptr(MpopAuthIdentity) id = NULL;
-	const MpopAuthOps *ops;
-	const char *backend;
+	const char *const *chain;
+	const char *password = q->password ? q->password : "";
+	MpopAuthQuery query = *q;
+	GString *unknown = NULL;
 	char *reason = NULL;
-	MpopAuthResult r;
+	MpopAuthResult r = MPOP_AUTH_UNKNOWN;
 
 	if (out_reason)
 		*out_reason = NULL;
-	if (!password)
-		password = "";
-	if (!user_name_acceptable(user)) {
+	query.password = password;
+	if (!mpop_auth_user_name_acceptable(q->user)) {
 		mpop_auth_dummy_hash(password);
 		set_reason(out_reason, g_strdup("invalid user name"));
 		return MPOP_AUTH_DENIED;
 	}
-	backend = mpop_config_auth_for_user(cfg, user);
-	ops = mpop_auth_lookup(backend);
-	if (!ops) {
+	chain = mpop_config_auth_for_user(cfg, q->user);
+	for (gsize i = 0; chain && chain[i] && r == MPOP_AUTH_UNKNOWN; i++) {
+		const MpopAuthOps *ops = mpop_auth_lookup(chain[i]);
+
+		g_clear_pointer(&reason, g_free);
+		if (!ops) {
+			/* The configuration check refuses this; a hand-made one may not. */
+			reason = g_strdup_printf("auth backend %s not built in", chain[i]);
+			r = MPOP_AUTH_TEMPFAIL;
+			break;
+		}
+		r = ops->authenticate(cfg, &query, &id, &reason);
+		if (r == MPOP_AUTH_OK && !id) {
+			/* A backend bug must not turn into a login without an identity. */
+			g_free(reason);
+			reason = g_strdup_printf("auth backend %s returned no identity", ops->name);
+			r = MPOP_AUTH_TEMPFAIL;
+		} else if (r == MPOP_AUTH_OK) {
+			id->ops = ops;
+		} else if (r == MPOP_AUTH_UNKNOWN) {
+			if (!unknown)
+				unknown = g_string_new("unknown user (");
+			else
+				g_string_append(unknown, ", ");
+			g_string_append(unknown, ops->name);
+		}
+		if (r != MPOP_AUTH_OK)
+			g_clear_pointer(&id, mpop_auth_identity_free);
+	}
+	if (r == MPOP_AUTH_UNKNOWN) {
+		/* Nobody knew the user: the one hash an existing user would have cost. */
 		mpop_auth_dummy_hash(password);
-		set_reason(out_reason, g_strdup_printf("auth backend %s not available",
-						       backend ? backend : "(none)"));
-		return MPOP_AUTH_TEMPFAIL;
-	}
-	r = ops->authenticate(cfg, user, password, peer, &id, &reason);
-	if (r == MPOP_AUTH_OK && !id) {
-		/* A backend bug must not turn into a login without an identity. */
 		g_free(reason);
-		reason = g_strdup_printf("auth backend %s returned no identity", ops->name);
-		r = MPOP_AUTH_TEMPFAIL;
+		if (unknown) {
+			g_string_append_c(unknown, ')');
+			reason = g_string_free(g_steal_pointer(&unknown), FALSE);
+		} else {
+			reason = g_strdup("unknown user (no backend)");
+		}
+		r = MPOP_AUTH_DENIED;
 	}
+	if (unknown)
+		g_string_free(unknown, TRUE);
 	set_reason(out_reason, reason);
 	if (r == MPOP_AUTH_OK && out_id)
 		*out_id = g_steal_pointer(&id);
 	return r;
+}
+
+gboolean
+mpop_auth_check_config(const MpopConfig *cfg, GError **error)
+{
+	g_autoptr(GPtrArray) chains = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer chain;
+
+	g_ptr_array_add(chains, cfg->auth_default);
+	if (cfg->user_auth) {
+		g_hash_table_iter_init(&it, cfg->user_auth);
+		while (g_hash_table_iter_next(&it, NULL, &chain))
+			g_ptr_array_add(chains, chain);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(auth_backends); i++) {
+		const MpopAuthOps *ops = auth_backends[i];
+		gboolean used = FALSE;
+
+		for (guint c = 0; c < chains->len && !used; c++) {
+			const char *const *names = g_ptr_array_index(chains, c);
+			used = names && g_strv_contains(names, ops->name);
+		}
+		if (used && ops->check_config && !ops->check_config(cfg, error))
+			return FALSE;
+	}
+	for (guint c = 0; c < chains->len; c++) {
+		char **names = g_ptr_array_index(chains, c);
+		for (gsize n = 0; names && names[n]; n++)
+			if (!mpop_auth_lookup(names[n])) {
+				g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+					    "%s: auth backend %s is not built into this mpopd",
+					    cfg->path ? cfg->path : "configuration", names[n]);
+				return FALSE;
+			}
+	}
+	return TRUE;
 }

@@ -3,14 +3,36 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include "config.h"
 
 typedef enum {
 	MPOP_AUTH_OK,
-	MPOP_AUTH_DENIED,   /* bad user or password: -ERR [AUTH] */
+	MPOP_AUTH_DENIED,   /* bad password or refused account: -ERR [AUTH] */
 	MPOP_AUTH_TEMPFAIL, /* backend unavailable: -ERR [SYS/TEMP] */
+	/* The backend does not know the user: the chain asks the next backend. A backend
+	 * returns it without paying a hash; mpop_auth_check() pays one when the whole chain
+	 * answered it, and never returns it (the client sees DENIED). */
+	MPOP_AUTH_UNKNOWN,
 } MpopAuthResult;
+
+/* One login attempt as the backends see it. */
+typedef struct {
+	const char *user;     /* untrusted, but passed mpop_auth_user_name_acceptable() */
+	const char *password; /* never NULL, never logged */
+	const char *peer;     /* client address without port ("192.0.2.1", "2001:db8::1"), or
+				 "local" for a pipe */
+	const struct sockaddr *peer_addr; /* NULL for a pipe */
+	socklen_t peer_len;
+	const char *local; /* local address the client connected to, without port, or NULL */
+	const struct sockaddr *local_addr;
+	socklen_t local_len;
+	const char *sni;	/* TLS server name the client sent (lowercase), or NULL */
+	const char *session_id; /* for the log and a plug-in's environment */
+} MpopAuthQuery;
+
+typedef struct MpopAuthOps MpopAuthOps;
 
 /* Who the session becomes after a successful login. */
 typedef struct {
@@ -19,26 +41,46 @@ typedef struct {
 	gid_t gid;
 	char *home;    /* may be NULL */
 	char *mailbox; /* explicit maildrop path from the backend, or NULL: config location */
+	const MpopAuthOps *ops; /* the backend that said yes (set by mpop_auth_check) */
+	gpointer backend_data;	/* backend state kept for its session hooks */
+	GDestroyNotify backend_data_free;
 } MpopAuthIdentity;
 
 void mpop_auth_identity_free(MpopAuthIdentity *id);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MpopAuthIdentity, mpop_auth_identity_free)
 
-typedef struct {
+struct MpopAuthOps {
 	const char *name;
-	/* user and password are untrusted. On OK fills *out_id. *out_reason (may be NULL) is a
-	 * short text for the log that never contains the password. */
-	MpopAuthResult (*authenticate)(const MpopConfig *cfg, const char *user,
-				       const char *password, const char *peer,
+	/* On OK fills *out_id. *out_reason (may be NULL) is a short text for the log that
+	 * never contains the password. */
+	MpopAuthResult (*authenticate)(const MpopConfig *cfg, const MpopAuthQuery *q,
 				       MpopAuthIdentity **out_id, char **out_reason);
-} MpopAuthOps;
+	/* Optional, after OK: called as root before the drop to the mailbox owner. FALSE
+	 * refuses the login ([SYS/TEMP]) with *out_reason for the log. */
+	gboolean (*session_open)(const MpopConfig *cfg, MpopAuthIdentity *id, char **out_reason);
+	/* Optional: called as root in the process that called session_open, after the session
+	 * (running in a child as the mailbox owner) has ended. When set, login.c keeps that
+	 * root process for the session's lifetime. */
+	void (*session_close)(const MpopConfig *cfg, MpopAuthIdentity *id);
+	/* Optional: is the configuration usable for this backend (--check-config, start,
+	 * reload)? Called only for backends some chain uses. */
+	gboolean (*check_config)(const MpopConfig *cfg, GError **error);
+};
 
-/* Look up a backend by name ("userlist", "pam", "passwd", ...); NULL if unknown. */
+/* Look up a backend by name ("userlist", "pam", "system", ...); NULL if unknown. */
 const MpopAuthOps *mpop_auth_lookup(const char *name);
 
-/* Authenticate with the backend configured for this user. */
-MpopAuthResult mpop_auth_check(const MpopConfig *cfg, const char *user, const char *password,
-			       const char *peer, MpopAuthIdentity **out_id, char **out_reason);
+/* Authenticate with the chain configured for this user ([user_auth], else [auth] default):
+ * each backend in order until one knows the user. Returns OK, DENIED or TEMPFAIL (never
+ * UNKNOWN); on OK *out_id->ops is the backend that said yes. */
+MpopAuthResult mpop_auth_check(const MpopConfig *cfg, const MpopAuthQuery *q,
+			       MpopAuthIdentity **out_id, char **out_reason);
+
+/* The backends every chain uses are built in and accept the configuration. */
+gboolean mpop_auth_check_config(const MpopConfig *cfg, GError **error);
+
+/* A login name a backend may be shown: 1-255 bytes, no control characters, '/' or ':'. */
+gboolean mpop_auth_user_name_acceptable(const char *user);
 
 /* Verify password against a crypt(5) hash with libxcrypt, comparing in constant time.
  * A NULL or unusable hash still costs one hash computation and returns FALSE. */
@@ -69,6 +111,7 @@ void mpop_userlist_entry_clear(MpopUserlistEntry *e);
 
 extern const MpopAuthOps mpop_auth_userlist_ops;
 extern const MpopAuthOps mpop_auth_pam_ops;
-/* System accounts (auth-system.c): one backend under both names. */
+/* System accounts (auth-system.c): one backend under three names. */
+extern const MpopAuthOps mpop_auth_system_ops;
 extern const MpopAuthOps mpop_auth_passwd_ops;
 extern const MpopAuthOps mpop_auth_shadow_ops;

@@ -10,11 +10,10 @@
 G_STATIC_ASSERT(sizeof(MpopMailboxFormat) == sizeof(int));
 G_STATIC_ASSERT(sizeof(MpopLogLevel) == sizeof(int));
 
-/* The backend names [auth] default and [user_auth] accept. Later work implements them; until
- * then auth.c answers an unbuilt one with TEMPFAIL, never DENIED. */
+/* The backend names [auth] default and [user_auth] accept: exactly the backends built in
+ * (auth.c registers them; test-auth checks the two lists agree). */
 const Choice mpop_config_auth_backends[] = {
-	{"userlist"}, {"pam"},	   {"passwd"}, {"shadow"}, {"hostname"},
-	{"email"},    {"central"}, {"plugin"}, {NULL},
+	{"userlist"}, {"pam"}, {"system"}, {"passwd"}, {"shadow"}, {NULL},
 };
 static const Choice formats[] = {
 	{"maildir", MPOP_FORMAT_MAILDIR}, {"mbox", MPOP_FORMAT_MBOX}, {NULL}};
@@ -156,10 +155,18 @@ const Key mpop_config_keys[] = {
 	 .help = "Bookkeeping header fields (such as Status or X-UIDL) that are normally hidden "
 		 "but should be sent to clients."},
 
-	{"auth", "default", KT_STRING, "userlist", .choices = mpop_config_auth_backends,
-	 .offset = OFF(auth_default),
-	 .help = "Authentication backend for users without a [user_auth] entry. A backend this "
-		 "build lacks answers -ERR [SYS/TEMP]. Perl mpopd: $auth_type."},
+	{"auth", "default", KT_LIST, "userlist", .choices = mpop_config_auth_backends,
+	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(auth_default),
+	 .help = "The chain of authentication backends for users without a [user_auth] entry, "
+		 "asked in order: the next one only when the previous one does not know the "
+		 "user, never after a wrong password or a refused account. system (also "
+		 "spelled passwd or shadow) is the system accounts, pam Linux-PAM, userlist the "
+		 "user list. Perl mpopd: $auth_type."},
+	{"auth", "failure_delay", KT_UINT, "1000", 0, 60000, .offset = OFF(failure_delay),
+	 .help = "Milliseconds from a login attempt to the answer when it fails, whatever the "
+		 "reason (unknown user, wrong password, refused account, backend failure), so "
+		 "that the time tells nothing. Keep it above the slowest password check (a "
+		 "yescrypt hash takes tens of milliseconds, PAM may take longer)."},
 	{"auth", "userlist", KT_STRING, "/etc/mpopd/users", .flags = F_PATH,
 	 .offset = OFF(userlist),
 	 .help = "The user list of the userlist backend, lines of "

@@ -18,8 +18,8 @@
 #define USER_AUTH_GROUP "user_auth"
 #define USER_AUTH_HELP                                                                             \
 	"Per-user backends: each key is a login name exactly as the client sends it, each "        \
-	"value a backend name as for [auth] default. Perl mpopd: %user_auth."
-#define USER_AUTH_EXAMPLE "alice=pam"
+	"value a chain of backends as for [auth] default. Perl mpopd: %user_auth."
+#define USER_AUTH_EXAMPLE "alice=pam;userlist"
 
 #define FIELD(cfg, k, type) ((type *)(void *)((char *)(cfg) + (k)->offset))
 
@@ -164,22 +164,34 @@ static gboolean
 load_user_auth(GKeyFile *kf, MpopConfig *cfg, const char *file, GError **error)
 {
 	g_auto(GStrv) users = g_key_file_get_keys(kf, USER_AUTH_GROUP, NULL, NULL);
+	g_autofree char *names = mpop_config_choice_names(mpop_config_auth_backends);
 
 	for (char **u = users; u && *u; u++) {
-		g_autofree char *backend = g_key_file_get_value(kf, USER_AUTH_GROUP, *u, NULL);
-		g_autofree char *names = mpop_config_choice_names(mpop_config_auth_backends);
-		g_autofree char *v = NULL;
+		g_autoptr(GError) e = NULL;
+		gsize n = 0;
+		g_auto(GStrv) chain = g_key_file_get_string_list(kf, USER_AUTH_GROUP, *u, &n, &e);
 
 		if (mpop_config_check_user(*u) || mpop_config_has_control(*u))
 			return key_error(error, file, USER_AUTH_GROUP, *u, "not a valid user name");
-		if (backend && mpop_config_find_choice(mpop_config_auth_backends, backend)) {
-			g_hash_table_replace(cfg->user_auth, g_strdup(*u),
-					     g_steal_pointer(&backend));
-			continue;
+		if (!chain || e)
+			return key_error(error, file, USER_AUTH_GROUP, *u,
+					 "invalid escape or encoding");
+		if (n == 0)
+			return key_error(error, file, USER_AUTH_GROUP, *u,
+					 "the list must not be empty");
+		for (gsize i = 0; i < n; i++) {
+			g_autofree char *v = NULL;
+			if (!mpop_config_find_choice(mpop_config_auth_backends, chain[i])) {
+				v = mpop_escape_excerpt(chain[i], strlen(chain[i]), EXCERPT_MAX);
+				return key_error(error, file, USER_AUTH_GROUP, *u,
+						 "value \"%s\" is not one of %s", v, names);
+			}
+			for (gsize j = 0; j < i; j++)
+				if (strcmp(chain[i], chain[j]) == 0)
+					return key_error(error, file, USER_AUTH_GROUP, *u,
+							 "backend %s is listed twice", chain[i]);
 		}
-		v = backend ? mpop_escape_excerpt(backend, strlen(backend), EXCERPT_MAX) : NULL;
-		return key_error(error, file, USER_AUTH_GROUP, *u, "value \"%s\" is not one of %s",
-				 v ? v : "", names);
+		g_hash_table_replace(cfg->user_auth, g_strdup(*u), g_steal_pointer(&chain));
 	}
 	return TRUE;
 }
@@ -267,7 +279,8 @@ load_keyfile(GKeyFile *kf, const char *file, GError **error)
 	g_autoptr(GKeyFile) defaults = g_key_file_new();
 
 	cfg->path = g_strdup(file);
-	cfg->user_auth = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	cfg->user_auth =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_strfreev);
 	if (!check_known(kf, file, error))
 		return NULL;
 	for (size_t i = 0; i < mpop_config_n_keys; i++)
@@ -352,12 +365,12 @@ mpop_config_free(MpopConfig *cfg)
 	g_free(cfg);
 }
 
-const char *
+const char *const *
 mpop_config_auth_for_user(const MpopConfig *cfg, const char *user)
 {
 	/* user_auth may be NULL in a hand-built MpopConfig (tests of other modules). */
-	const char *b = user && cfg->user_auth ? g_hash_table_lookup(cfg->user_auth, user) : NULL;
-	return b ? b : cfg->auth_default;
+	char **b = user && cfg->user_auth ? g_hash_table_lookup(cfg->user_auth, user) : NULL;
+	return (const char *const *)(b ? b : cfg->auth_default);
 }
 
 gboolean
@@ -458,9 +471,11 @@ mpop_config_dump(const MpopConfig *cfg)
 	}
 	g_string_append_printf(out, "\n[%s]\n", USER_AUTH_GROUP);
 	/* Key names are literal in a key file: no escapes (check_user keeps them plain). */
-	for (GList *l = users; l; l = l->next)
-		g_string_append_printf(out, "%s=%s\n", (char *)l->data,
-				       (char *)g_hash_table_lookup(cfg->user_auth, l->data));
+	for (GList *l = users; l; l = l->next) {
+		g_autofree char *chain =
+			g_strjoinv(";", g_hash_table_lookup(cfg->user_auth, l->data));
+		g_string_append_printf(out, "%s=%s\n", (char *)l->data, chain);
+	}
 	return g_string_free(out, FALSE);
 }
 

@@ -76,12 +76,13 @@ typedef struct {
 	char **show_headers;	     /* bookkeeping headers to show anyway */
 
 	/* [auth] */
-	char *auth_default;    /* backend name */
+	char **auth_default;   /* the default chain: backend names in order */
 	char *userlist;	       /* path of the user list file */
-	GHashTable *user_auth; /* user name -> backend name, from [user_auth] */
+	GHashTable *user_auth; /* user name -> chain (char **), from [user_auth] */
 	char *pam_service;
 	guint system_min_uid; /* passwd/shadow: lowest uid that may log in (0 is never allowed) */
 	char *system_group;   /* passwd/shadow: group a user must be in; "": any */
+	guint failure_delay;  /* ms from attempt to a failure's answer */
 	gboolean reject_unknown_user_early; /* never used for enumeration: kept false */
 	MpopPlaintextAuth plaintext_auth;   /* as configured (may be AUTO) */
 
@@ -120,8 +121,8 @@ char *mpop_config_sample(void);
 /* The man page section listing every key, in roff (for man/mpopd.conf.5). */
 char *mpop_config_man_section(void);
 
-/* Backend name for a given user: [user_auth] override or auth_default. */
-const char *mpop_config_auth_for_user(const MpopConfig *cfg, const char *user);
+/* The chain of backend names for a user: its [user_auth] entry or auth_default. */
+const char *const *mpop_config_auth_for_user(const MpopConfig *cfg, const char *user);
 
 /* plaintext_auth with AUTO resolved. */
 MpopPlaintextAuth mpop_config_plaintext_auth(const MpopConfig *cfg);

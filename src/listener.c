@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The ways a connection arrives: systemd Accept=yes, Accept=no, inetd, legacy daemon. */
 #include "listener.h"
+#include "auth.h"
 #include "log.h"
 #include "mpopd-build.h"
 #include "login.h"
@@ -134,12 +135,24 @@ serve_one(const MpopConfig *cfg, SSL_CTX *tls, int fd_in, int fd_out, gboolean i
 	if (!conn.peer)
 		conn.peer = g_strdup("local");
 	conn.local = mpop_listener_local_name(fd_in);
+	conn.peer_len = sizeof conn.peer_addr;
+	if (getpeername(fd_in, (struct sockaddr *)&conn.peer_addr, &conn.peer_len) < 0)
+		conn.peer_len = 0;
+	conn.local_len = sizeof conn.local_addr;
+	if (getsockname(fd_in, (struct sockaddr *)&conn.local_addr, &conn.local_len) < 0)
+		conn.local_len = 0;
+	conn.peer_host = conn.peer_len ? sockaddr_name(&conn.peer_addr, FALSE) : NULL;
+	if (!conn.peer_host)
+		conn.peer_host = g_strdup("local");
+	conn.local_host = conn.local_len ? sockaddr_name(&conn.local_addr, FALSE) : NULL;
 	conn.loopback = peer_is_loopback(fd_in);
 	conn.implicit_tls = implicit_tls;
 	conn.session_id = new_session_id();
 	ret = mpop_login_run(cfg, &conn);
 	g_free(conn.peer);
 	g_free(conn.local);
+	g_free(conn.peer_host);
+	g_free(conn.local_host);
 	g_free(conn.session_id);
 	g_free(conn.tls_info);
 	return ret;
@@ -328,6 +341,8 @@ reload(MpopListener *l)
 	if (l->from_systemd)
 		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
 	ncfg = mpop_config_load(l->opts->config_path, FALSE, &error);
+	if (ncfg && !mpop_auth_check_config(ncfg, &error))
+		g_clear_pointer(&ncfg, mpop_config_free);
 	if (ncfg && mpop_config_has_tls(ncfg))
 		ntls = mpop_tls_context_new(ncfg, &error);
 	if (!ncfg || (mpop_config_has_tls(ncfg) && !ntls) || !check_tls_needed(l, ncfg, &error)) {

@@ -50,8 +50,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A failed login costs the client this long (brute force), same for every failure kind. */
-#define AUTH_FAIL_DELAY_USEC (1000 * 1000)
 /* The connection process gives the pre-login process this much beyond login_timeout to end
  * by itself (with its own log record) before it is killed. */
 #define GRACE_MARGIN_USEC (5 * G_USEC_PER_SEC)
@@ -74,16 +72,50 @@ log_auth_result(MpopAuthResult res, const char *user, const char *reason)
 			       reason ? reason : "no reason given");
 }
 
+/* Sleep until the monotonic time until (usec). */
+static void
+sleep_until(guint64 until)
+{
+	for (guint64 now = mpop_now_usec(); now < until; now = mpop_now_usec())
+		g_usleep(until - now);
+}
+
+/* Check one login with the user's chain and, after a yes, open the backend's session
+ * (PAM). Every failure, whatever its reason, is answered failure_delay after the attempt
+ * began, so the time tells nothing about the user or the password. */
 static MpopAuthResult
 check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user, const char *pass,
-	    MpopAuthIdentity **out_id)
+	    const char *sni, MpopAuthIdentity **out_id)
 {
+	guint64 start = mpop_now_usec();
+	const MpopAuthQuery q = {
+		.user = user,
+		.password = pass ? pass : "",
+		.peer = conn->peer_host ? conn->peer_host : conn->peer,
+		.peer_addr = conn->peer_len ? (const struct sockaddr *)&conn->peer_addr : NULL,
+		.peer_len = conn->peer_len,
+		.local = conn->local_host,
+		.local_addr = conn->local_len ? (const struct sockaddr *)&conn->local_addr : NULL,
+		.local_len = conn->local_len,
+		.sni = sni && *sni ? sni : NULL,
+		.session_id = conn->session_id,
+	};
+	g_autoptr(MpopAuthIdentity) id = NULL;
 	g_autofree char *reason = NULL;
-	MpopAuthResult res = mpop_auth_check(cfg, user, pass, conn->peer, out_id, &reason);
+	MpopAuthResult res = mpop_auth_check(cfg, &q, &id, &reason);
 
+	if (res == MPOP_AUTH_OK && id->ops->session_open &&
+	    !id->ops->session_open(cfg, id, &reason)) {
+		res = MPOP_AUTH_TEMPFAIL;
+		g_clear_pointer(&id, mpop_auth_identity_free);
+		if (!reason)
+			reason = g_strdup("cannot open the backend's session");
+	}
 	log_auth_result(res, user, reason);
 	if (res != MPOP_AUTH_OK)
-		g_usleep(AUTH_FAIL_DELAY_USEC);
+		sleep_until(start + (guint64)cfg->failure_delay * 1000);
+	else if (out_id)
+		*out_id = g_steal_pointer(&id);
 	return res;
 }
 
@@ -135,6 +167,46 @@ become_owner(MpopSession *s, const MpopAuthIdentity *id)
 	return TRUE;
 }
 
+static void let_go_of(MpopConnection *conn);
+
+/* The session after a login: as the mailbox owner from here on. A backend with a session
+ * to close (PAM) needs root at the end: then this root process forks the session, lets go
+ * of the client, waits and closes the backend's session itself. */
+static void
+run_owner_session(MpopSession *s, MpopAuthIdentity *id, int *data_fd)
+{
+	pid_t pid;
+	int status;
+
+	if (!id->ops || !id->ops->session_close) {
+		if (become_owner(s, id) && mpop_session_transaction(s, id))
+			mpop_session_loop(s);
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		mpop_log_err("fork: %s", g_strerror(errno));
+		g_string_append(s->st->out, "-ERR [SYS/TEMP] Cannot start the session.\r\n");
+	} else if (pid == 0) {
+		if (become_owner(s, id) && mpop_session_transaction(s, id))
+			mpop_session_loop(s);
+		mpop_stream_flush(s->st);
+		_exit(0);
+	} else {
+		/* The client (or the relay) must see the end when the session ends. */
+		s->st->out->len = 0;
+		s->st->broken = TRUE;
+		let_go_of(s->conn);
+		if (data_fd && *data_fd >= 0) {
+			close(*data_fd);
+			*data_fd = -1;
+		}
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	id->ops->session_close(s->cfg, id);
+}
+
 /* One process does everything (not root, or privsep off). */
 static int
 run_direct(const MpopConfig *cfg, MpopConnection *conn)
@@ -145,13 +217,14 @@ run_direct(const MpopConfig *cfg, MpopConnection *conn)
 	if (mpop_session_start(s)) {
 		while (mpop_session_loop(s) == MPOP_SESSION_AUTH) {
 			g_autoptr(MpopAuthIdentity) id = NULL;
-			MpopAuthResult res =
-				check_login(cfg, conn, s->p.auth_user, s->p.auth_pass, &id);
+			MpopAuthResult res = check_login(cfg, conn, s->p.auth_user, s->p.auth_pass,
+							 s->st->tls_sni, &id);
 			if (!mpop_session_auth_done(s, res))
 				break;
-			if (res == MPOP_AUTH_OK &&
-			    !(become_owner(s, id) && mpop_session_transaction(s, id)))
+			if (res == MPOP_AUTH_OK) {
+				run_owner_session(s, id, NULL);
 				break;
+			}
 		}
 	}
 	mpop_stream_flush(s->st);
@@ -180,6 +253,7 @@ ask_verdict(MpopSession *s, int chan, MpopAuthResult *out)
 		.user = s->p.auth_user,
 		.pass = s->p.auth_pass,
 		.tls = s->st->tls_info,
+		.sni = s->st->tls_sni,
 	};
 	g_autoptr(GBytes) rec = NULL;
 	guint8 verdict;
@@ -317,7 +391,7 @@ parent_auth_loop(const MpopConfig *cfg, MpopConnection *conn, int chan, pid_t ch
 			goto kill;
 		}
 		explicit_bzero(buf, (size_t)n);
-		res = check_login(cfg, conn, req.user, req.pass, &id);
+		res = check_login(cfg, conn, req.user, req.pass, req.sni, &id);
 		verdict = (guint8)res;
 		if (send(chan, &verdict, 1, MSG_NOSIGNAL) != 1) {
 			mpop_auth_request_clear(&req);
@@ -434,14 +508,15 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 	mpop_linebuf_push(&s->lb, req.pending, req.pending_len);
 	mpop_auth_request_clear(&req);
 	mpop_log_set_user_detail(mpop_config_user_logged(cfg, id->user));
-	if (become_owner(s, id) && mpop_session_transaction(s, id))
-		mpop_session_loop(s);
+	run_owner_session(s, id, tls ? &data[0] : NULL);
 	mpop_stream_flush(s->st);
 	mpop_session_free(s);
 	if (tls) {
 		/* The relay sends what is left and the close_notify, then ends. */
-		shutdown(data[0], SHUT_WR);
-		close(data[0]);
+		if (data[0] >= 0) {
+			shutdown(data[0], SHUT_WR);
+			close(data[0]);
+		}
 		return wait_child(child, FALSE) ? 0 : 1;
 	}
 	return 0;
@@ -451,6 +526,10 @@ int
 mpop_login_run(const MpopConfig *cfg, MpopConnection *conn)
 {
 	signal(SIGPIPE, SIG_IGN);
+	/* This process will hold passwords: no core dumps, no ptrace by the same uid. (The
+	 * drop to the mailbox owner keeps it so: the kernel clears the flag on a uid change
+	 * only to make it stricter.) */
+	(void)prctl(PR_SET_DUMPABLE, 0);
 	mpop_log_set_session(conn->session_id, conn->peer);
 	mpop_log_event(MPOP_LOG_INFO, "connect", NULL, "connection from %s%s", conn->peer,
 		       conn->implicit_tls ? " (TLS)" : "");

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* mpopd entry: options, configuration, then the listener decides how connections arrive. */
+#include "auth.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -104,6 +105,12 @@ main(int argc, char **argv)
 	cfg = mpop_config_load(opts.config_path, opts.config_path != NULL, &error);
 	if (!cfg) {
 		fprintf(stderr, "mpopd: %s\n", error->message);
+		return 1;
+	}
+	/* Every backend a chain names is built in and has what it needs. */
+	if (!mpop_auth_check_config(cfg, &error)) {
+		fprintf(stderr, "mpopd: %s\n", error->message);
+		mpop_config_free(cfg);
 		return 1;
 	}
 	if (check) {

@@ -597,6 +597,7 @@ mpop_pop3_auth_done(MpopPop3 *p, MpopAuthResult result, GString *reply)
 				  "later.");
 		return MPOP_ACT_REPLY;
 	case MPOP_AUTH_DENIED:
+	case MPOP_AUTH_UNKNOWN:
 		break;
 	}
 	/* RFC 3206 [AUTH]: the same text for unknown users and wrong passwords. */

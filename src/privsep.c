@@ -28,6 +28,7 @@ mpop_auth_request_clear(MpopAuthRequest *r)
 	g_clear_pointer(&r->pending, g_free);
 	r->pending_len = 0;
 	g_clear_pointer(&r->tls, g_free);
+	g_clear_pointer(&r->sni, g_free);
 }
 
 static void
@@ -50,6 +51,7 @@ mpop_privsep_encode(const MpopAuthRequest *r)
 	put_field(b, r->pass, (guint32)strlen(r->pass));
 	put_field(b, r->pending, (guint32)r->pending_len);
 	put_field(b, r->tls ? r->tls : "", r->tls ? (guint32)strlen(r->tls) : 0);
+	put_field(b, r->sni ? r->sni : "", r->sni ? (guint32)strlen(r->sni) : 0);
 	return g_byte_array_free_to_bytes(b);
 }
 
@@ -98,9 +100,13 @@ mpop_privsep_decode(const guint8 *data, gsize len, MpopAuthRequest *out)
 				&r.pending_len);
 	if (ret == 0)
 		ret = get_field(&p, end, MPOP_PRIVSEP_MAX_TLS, TRUE, &r.tls, NULL);
+	if (ret == 0)
+		ret = get_field(&p, end, MPOP_PRIVSEP_MAX_SNI, TRUE, &r.sni, NULL);
 	if (ret == 0 && p != end)
 		ret = -EINVAL;
 	if (ret == 0 && r.user[0] == '\0')
+		ret = -EINVAL;
+	if (ret == 0 && !mpop_dns_name_valid(r.sni, TRUE))
 		ret = -EINVAL;
 	if (ret < 0) {
 		mpop_auth_request_clear(&r);

@@ -12,12 +12,13 @@
 #define MPOP_PRIVSEP_MAX_PASS 1024
 #define MPOP_PRIVSEP_MAX_PENDING 4096
 #define MPOP_PRIVSEP_MAX_TLS 128
+#define MPOP_PRIVSEP_MAX_SNI 253
 #define MPOP_PRIVSEP_MAX_EVENT 32
 #define MPOP_PRIVSEP_MAX_MESSAGE 1024
 /* No record is longer than this. */
 #define MPOP_PRIVSEP_MAX_RECORD                                                                    \
 	(MPOP_PRIVSEP_MAX_USER + MPOP_PRIVSEP_MAX_PASS + MPOP_PRIVSEP_MAX_PENDING +                \
-	 MPOP_PRIVSEP_MAX_TLS + 64)
+	 MPOP_PRIVSEP_MAX_TLS + MPOP_PRIVSEP_MAX_SNI + 64)
 
 typedef struct {
 	char *user;
@@ -25,6 +26,8 @@ typedef struct {
 	char *pending; /* pipelined bytes after the auth command */
 	gsize pending_len;
 	char *tls; /* "protocol cipher" of the client's TLS connection, "" without TLS */
+	char *sni; /* the TLS server name the client asked for: lowercase letters, digits, '-'
+		    * and '.', or "" */
 } MpopAuthRequest;
 
 void mpop_auth_request_clear(MpopAuthRequest *r); /* wipes the password */

@@ -4,6 +4,7 @@
 
 #include <glib.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include "auth.h"
 #include "config.h"
 #include "linebuf.h"
@@ -15,8 +16,12 @@
 typedef struct {
 	int fd_in;
 	int fd_out;
-	char *peer;  /* "addr:port" or "local" */
-	char *local; /* local "addr:port" or NULL */
+	char *peer;	  /* "addr:port" or "local" */
+	char *local;	  /* local "addr:port" or NULL */
+	char *peer_host;  /* the peer's address without port, or "local" */
+	char *local_host; /* the local address without port, or NULL */
+	struct sockaddr_storage peer_addr, local_addr; /* parsed; lengths 0 when unknown */
+	socklen_t peer_len, local_len;
 	char *session_id;
 	gboolean loopback;     /* the peer is a loopback address (or a local pipe) */
 	gboolean implicit_tls; /* RFC 8314: the connection starts with a TLS handshake */

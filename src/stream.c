@@ -79,6 +79,7 @@ mpop_stream_free(MpopStream *st)
 		st->ops->free(st);
 	g_string_free(st->out, TRUE);
 	g_free(st->tls_info);
+	g_free(st->tls_sni);
 	g_free(st);
 }
 

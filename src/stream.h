@@ -33,6 +33,7 @@ struct MpopStream {
 	gboolean broken;      /* a write failed: nothing more is sent */
 	gpointer impl;	      /* the implementation's state (TLS: the SSL object) */
 	char *tls_info;	      /* "TLSv1.3 TLS_AES_256_GCM_SHA384" once TLS is up */
+	char *tls_sni;	      /* the server name the client sent, lowercased, if a valid one */
 };
 
 /* A plain stream on connected descriptors (a socket, or the two ends of a pipe). Sets

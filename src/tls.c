@@ -297,6 +297,7 @@ gboolean
 mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **error)
 {
 	guint64 deadline = deadline_in(timeout_ms);
+	const char *sni;
 	MpopTls *t;
 
 	g_return_val_if_fail(st->out->len == 0 && st->impl == NULL, FALSE);
@@ -342,6 +343,13 @@ mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **error)
 	}
 	st->tls_info =
 		g_strdup_printf("%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
+	sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+	if (sni) {
+		/* Untrusted: kept only when it is a plain DNS name. */
+		g_autofree char *lower = g_ascii_strdown(sni, -1);
+		if (mpop_dns_name_valid(lower, FALSE))
+			st->tls_sni = g_steal_pointer(&lower);
+	}
 	return TRUE;
 }
 

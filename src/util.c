@@ -250,3 +250,33 @@ mpop_streq_consttime(const char *a, const char *b)
 	}
 	return diff == 0;
 }
+
+gboolean
+mpop_dns_name_valid(const char *name, gboolean allow_empty)
+{
+	size_t len, label = 0;
+
+	if (!name)
+		return FALSE;
+	len = strlen(name);
+	if (len == 0)
+		return allow_empty;
+	if (len > 253 || name[0] == '.' || name[len - 1] == '.')
+		return FALSE;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (c == '.') {
+			if (label == 0 || name[i - 1] == '-')
+				return FALSE;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return FALSE;
+		if (label == 0 && c == '-')
+			return FALSE;
+		if (++label > 63)
+			return FALSE;
+	}
+	return name[len - 1] != '-';
+}

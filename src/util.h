@@ -48,6 +48,11 @@ const char *mpop_pattern_check(const char *pattern);
 char *mpop_pattern_expand(const char *pattern, const char *user, const char *home,
 			  const char *spool, GError **error);
 
+/* A DNS name as a TLS server name or a host name in the configuration: lowercase letters,
+ * digits, '-' and '.', labels of 1-63 characters, at most 253 in all; "" too when
+ * allow_empty. */
+gboolean mpop_dns_name_valid(const char *name, gboolean allow_empty);
+
 /* CLOCK_MONOTONIC in microseconds. */
 guint64 mpop_now_usec(void);
 

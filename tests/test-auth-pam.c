@@ -29,7 +29,9 @@ child_main(void)
 	if (!ops || !user || !password)
 		return 2;
 	cfg.pam_service = (char *)g_getenv("MPOPD_TEST_PAM_SERVICE");
-	r = ops->authenticate(&cfg, user, password, "192.0.2.7:41000", &id, &reason);
+	const MpopAuthQuery q = {.user = user, .password = password, .peer = "192.0.2.7"};
+
+	r = ops->authenticate(&cfg, &q, &id, &reason);
 	switch (r) {
 	case MPOP_AUTH_OK:
 		printf("OK %s %u %u\n", id->user, (unsigned)id->uid, (unsigned)id->gid);
@@ -39,6 +41,9 @@ child_main(void)
 		break;
 	case MPOP_AUTH_TEMPFAIL:
 		printf("TEMPFAIL %s\n", reason ? reason : "");
+		break;
+	case MPOP_AUTH_UNKNOWN:
+		printf("UNKNOWN %s\n", reason ? reason : "");
 		break;
 	}
 	if (reason && *password && strstr(reason, password))

@@ -39,7 +39,9 @@ static const Case cases[] = {
 	{"empty-password", "shadow", "mpopdt-alice", "", 1000, NULL,
 	 "DENIED system: wrong password hashes=1\n"},
 	{"unknown-user", "shadow", "mpopdt-nobody-here", "alicepw", 1000, NULL,
-	 "DENIED system: no such user hashes=1\n"},
+	 "DENIED unknown user (shadow) hashes=1\n"},
+	{"unknown-user-system", "system", "mpopdt-nobody-here", "alicepw", 1000, NULL,
+	 "DENIED unknown user (system) hashes=1\n"},
 	/* A server once accepted the literal password "x" against an "x" passwd field. */
 	{"x-field-password-x", "passwd", "mpopdt-xonly", "x", 1000, NULL,
 	 "DENIED system: account locked or without a password hashes=1\n"},
@@ -171,10 +173,13 @@ print_result(const Case *c)
 	guint64 before = mpop_auth_hash_count();
 	MpopAuthResult r;
 
-	cfg.auth_default = (char *)c->backend;
+	const char *chain[] = {c->backend, NULL};
+	const MpopAuthQuery q = {.user = c->user, .password = c->password, .peer = "192.0.2.7"};
+
+	cfg.auth_default = (char **)chain;
 	cfg.system_min_uid = c->min_uid;
 	cfg.system_group = (char *)(c->group ? c->group : "");
-	r = mpop_auth_check(&cfg, c->user, c->password, "192.0.2.7:41000", &id, &reason);
+	r = mpop_auth_check(&cfg, &q, &id, &reason);
 	if (r == MPOP_AUTH_OK) {
 		g_assert_null(id->mailbox);
 		printf("OK %s %u %u %s", id->user, (unsigned)id->uid, (unsigned)id->gid,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Tests for the auth registry, crypt hashing, the user list backend and mpopdctl. */
 #include "auth.h"
+#include "config-schema.h"
 #include "config.h"
 #include "util.h"
 
@@ -211,6 +212,8 @@ typedef struct {
 	MpopConfig cfg;
 } Fixture;
 
+static const char *const userlist_chain[] = {"userlist", NULL};
+
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
@@ -238,7 +241,7 @@ fixture_setup(Fixture *f, gconstpointer data)
 	g_file_set_contents(f->path, text, -1, &error);
 	g_assert_no_error(error);
 	f->cfg.path = (char *)"(test)";
-	f->cfg.auth_default = (char *)"userlist";
+	f->cfg.auth_default = (char **)userlist_chain;
 	f->cfg.userlist = f->path;
 }
 
@@ -250,6 +253,14 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_free(f->path);
 	g_free(f->dir);
 	g_free(f->bob_hash);
+}
+
+static MpopAuthResult
+check(const MpopConfig *cfg, const char *user, const char *pw, MpopAuthIdentity **out_id,
+      char **out_reason)
+{
+	const MpopAuthQuery q = {.user = user, .password = pw, .peer = "192.0.2.1"};
+	return mpop_auth_check(cfg, &q, out_id, out_reason);
 }
 
 /* Run the backend with stderr captured, so the log lines can be checked too. */
@@ -266,8 +277,7 @@ userlist_auth(Fixture *f, const char *user, const char *pw, MpopAuthIdentity **o
 	fflush(stderr);
 	dup2(fd, STDERR_FILENO);
 	close(fd);
-	r = mpop_auth_userlist_ops.authenticate(&f->cfg, user, pw, "192.0.2.1:4242", out_id,
-						out_reason);
+	r = check(&f->cfg, user, pw, out_id, out_reason);
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
@@ -337,15 +347,15 @@ test_userlist_denied(Fixture *f, gconstpointer data)
 		{"bob", "wrong", "wrong password"},
 		{"bob", "", "wrong password"},
 		{"bob", "bobpw ", "wrong password"},
-		{"b.b", "bobpw", "unknown user"}, /* the original's regex match */
-		{"bo", "bobpw", "unknown user"},
-		{"b.*", "bobpw", "unknown user"},
-		{"Bob", "bobpw", "unknown user"},
-		{"bob ", "bobpw", "unknown user"},
-		{"alice", "bobpw", "unknown user"},
+		{"b.b", "bobpw", "unknown user (userlist)"}, /* the original's regex match */
+		{"bo", "bobpw", "unknown user (userlist)"},
+		{"b.*", "bobpw", "unknown user (userlist)"},
+		{"Bob", "bobpw", "unknown user (userlist)"},
+		{"bob ", "bobpw", "unknown user (userlist)"},
+		{"alice", "bobpw", "unknown user (userlist)"},
 		{"root0", "rootpw", "refusing uid 0"},
 		{"locked", "bobpw", "wrong password"},
-		{"# mpopd users", "x", "unknown user"},
+		{"# mpopd users", "x", "unknown user (userlist)"},
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -397,23 +407,71 @@ test_check_registry(Fixture *f, gconstpointer data)
 	g_autoptr(MpopAuthIdentity) id = NULL;
 	g_autofree char *reason = NULL;
 	g_autoptr(GHashTable) per_user = g_hash_table_new(g_str_hash, g_str_equal);
+	static const char *const nosuch[] = {"nosuch", NULL};
+	g_autofree char *names = mpop_config_choice_names(mpop_config_auth_backends);
 
 	g_assert_true(mpop_auth_lookup("userlist") == &mpop_auth_userlist_ops);
 	g_assert_null(mpop_auth_lookup("no-such-backend"));
 	g_assert_null(mpop_auth_lookup(NULL));
+	/* The names the configuration accepts are exactly the backends built in. */
+	for (const Choice *c = mpop_config_auth_backends; c->name; c++)
+		g_assert_nonnull(mpop_auth_lookup(c->name));
+	g_test_message("backends: %s", names);
 
-	g_assert_cmpint(mpop_auth_check(&f->cfg, "bob", "bobpw", NULL, &id, &reason), ==,
-			MPOP_AUTH_OK);
+	g_assert_cmpint(check(&f->cfg, "bob", "bobpw", &id, &reason), ==, MPOP_AUTH_OK);
 	g_assert_cmpuint(id->uid, ==, 1000);
+	g_assert_true(id->ops == &mpop_auth_userlist_ops);
 	g_clear_pointer(&reason, g_free);
 
-	/* A configured backend this build does not have: try later, not "wrong password". */
-	g_hash_table_insert(per_user, (char *)"bob", (char *)"hostname");
+	/* A hand-made configuration naming a backend this build does not have: try later,
+	 * not "wrong password" (the configuration check refuses it before). */
+	g_hash_table_insert(per_user, (char *)"bob", (char **)nosuch);
 	f->cfg.user_auth = per_user;
-	g_assert_cmpint(mpop_auth_check(&f->cfg, "bob", "bobpw", NULL, NULL, &reason), ==,
-			MPOP_AUTH_TEMPFAIL);
-	g_assert_cmpstr(reason, ==, "auth backend hostname not available");
+	g_assert_cmpint(check(&f->cfg, "bob", "bobpw", NULL, &reason), ==, MPOP_AUTH_TEMPFAIL);
+	g_assert_cmpstr(reason, ==, "auth backend nosuch not built in");
 	f->cfg.user_auth = NULL;
+}
+
+/* The chain asks the next backend only when one does not know the user. */
+static void
+test_check_chain(Fixture *f, gconstpointer data)
+{
+	static const char *const userlist_system[] = {"userlist", "system", NULL};
+	static const char *const system_only[] = {"system", NULL};
+	g_autoptr(GHashTable) per_user = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autofree char *unknown = g_strdup_printf("nouser-%d", (int)getpid());
+	g_autofree char *reason = NULL;
+	guint64 before;
+
+	f->cfg.auth_default = (char **)userlist_system;
+	f->cfg.system_min_uid = 1000;
+	/* In the list: the list decides, a wrong password ends the chain. */
+	g_assert_cmpint(check(&f->cfg, "bob", "wrong", NULL, &reason), ==, MPOP_AUTH_DENIED);
+	g_assert_cmpstr(reason, ==, "wrong password");
+	g_clear_pointer(&reason, g_free);
+	g_assert_cmpint(check(&f->cfg, "bob", "bobpw", NULL, &reason), ==, MPOP_AUTH_OK);
+	g_clear_pointer(&reason, g_free);
+	/* Not in the list, a system account: the system backend answers (root never logs
+	 * in, whatever the password). */
+	g_assert_cmpint(check(&f->cfg, "root", "x", NULL, &reason), ==, MPOP_AUTH_DENIED);
+	g_assert_true(g_str_has_prefix(reason, "system: "));
+	g_clear_pointer(&reason, g_free);
+	/* Known to nobody: one hash in all, the same text. */
+	before = mpop_auth_hash_count();
+	g_assert_cmpint(check(&f->cfg, unknown, "x", NULL, &reason), ==, MPOP_AUTH_DENIED);
+	g_assert_cmpstr(reason, ==, "unknown user (userlist, system)");
+	g_assert_cmpuint(mpop_auth_hash_count(), ==, before + 1);
+	g_clear_pointer(&reason, g_free);
+	/* [user_auth]: bob's chain is the system accounts only, where there is no bob. */
+	g_hash_table_insert(per_user, (char *)"bob", (char **)system_only);
+	f->cfg.user_auth = per_user;
+	if (!getpwnam("bob")) {
+		g_assert_cmpint(check(&f->cfg, "bob", "bobpw", NULL, &reason), ==,
+				MPOP_AUTH_DENIED);
+		g_assert_cmpstr(reason, ==, "unknown user (system)");
+	}
+	f->cfg.user_auth = NULL;
+	f->cfg.auth_default = (char **)userlist_chain;
 }
 
 static void
@@ -436,16 +494,15 @@ test_check_bad_names(Fixture *f, gconstpointer data)
 		g_autofree char *reason = NULL;
 		guint64 before = mpop_auth_hash_count();
 
-		g_assert_cmpint(mpop_auth_check(&f->cfg, bad[i], "bobpw", NULL, &id, &reason), ==,
+		g_assert_cmpint(check(&f->cfg, bad[i], "bobpw", &id, &reason), ==,
 				MPOP_AUTH_DENIED);
 		g_assert_null(id);
 		g_assert_cmpuint(mpop_auth_hash_count(), ==, before + 1);
 	}
 	/* 255 bytes is still a name (just not a listed one). */
 	g_autofree char *reason = NULL;
-	g_assert_cmpint(mpop_auth_check(&f->cfg, max_name, "x", NULL, NULL, &reason), ==,
-			MPOP_AUTH_DENIED);
-	g_assert_cmpstr(reason, ==, "unknown user");
+	g_assert_cmpint(check(&f->cfg, max_name, "x", NULL, &reason), ==, MPOP_AUTH_DENIED);
+	g_assert_cmpstr(reason, ==, "unknown user (userlist)");
 }
 
 /* ---- mpopdctl */
@@ -707,6 +764,7 @@ main(int argc, char **argv)
 	ADD_F("/auth/userlist/denied", test_userlist_denied);
 	ADD_F("/auth/userlist/tempfail", test_userlist_tempfail);
 	ADD_F("/auth/check/registry", test_check_registry);
+	ADD_F("/auth/check/chain", test_check_chain);
 	ADD_F("/auth/check/bad-names", test_check_bad_names);
 	ADD_F("/auth/mpopdctl/pidfile", test_ctl_pidfile);
 	ADD_F("/auth/mpopdctl/daemon", test_ctl_daemon);

@@ -59,7 +59,8 @@ test_defaults(void)
 	g_assert_cmpstr(cfg->uidl_source[1], ==, "message-id");
 	g_assert_cmpstr(cfg->uidl_source[2], ==, "digest");
 	g_assert_cmpuint(g_strv_length(cfg->show_headers), ==, 0);
-	g_assert_cmpstr(cfg->auth_default, ==, "userlist");
+	g_assert_cmpuint(g_strv_length(cfg->auth_default), ==, 1);
+	g_assert_cmpstr(cfg->auth_default[0], ==, "userlist");
 	g_assert_cmpstr(cfg->userlist, ==, "/etc/mpopd/users");
 	g_assert_cmpstr(cfg->pam_service, ==, "mpopd");
 	g_assert_cmpuint(g_hash_table_size(cfg->user_auth), ==, 0);
@@ -248,11 +249,17 @@ static const struct {
 	{"[mailbox]\nspool_dir=spool\n",
 	 "t.conf: [mailbox] spool_dir: value \"spool\" is not an absolute path"},
 	{"[auth]\ndefault=ldap\n",
-	 "t.conf: [auth] default: value \"ldap\" is not one of userlist, pam, passwd, shadow, "
-	 "hostname, email, central, plugin"},
+	 "t.conf: [auth] default: value \"ldap\" is not one of userlist, pam, system, passwd, "
+	 "shadow*"},
 	{"[auth]\npam_service=-x\n",
 	 "t.conf: [auth] pam_service: value \"-x\" is not a valid name"},
 	{"[user_auth]\nalice=ldap\n", "t.conf: [user_auth] alice: value \"ldap\" is not one of*"},
+	{"[user_auth]\nalice=pam;ldap\n",
+	 "t.conf: [user_auth] alice: value \"ldap\" is not one of*"},
+	{"[user_auth]\nalice=pam;pam\n", "t.conf: [user_auth] alice: backend pam is listed twice"},
+	{"[user_auth]\nalice=\n", "t.conf: [user_auth] alice: the list must not be empty"},
+	{"[auth]\ndefault=system;nosuch\n", "t.conf: [auth] default: value \"nosuch\" is not one*"},
+	{"[auth]\ndefault=\n", "t.conf: [auth] default: the list must not be empty"},
 	{"[user_auth]\na b=pam\n", "t.conf: [user_auth] a b: not a valid user name"},
 	{"[log]\nlevel=verbose\n",
 	 "t.conf: [log] level: value \"verbose\" is not one of err, warning, notice, info, debug"},
@@ -362,17 +369,22 @@ test_user_auth(void)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(MpopConfig) cfg = load_text("[auth]\ndefault=passwd\n"
 					      "[user_auth]\nbob=pam\njoe@example.org=userlist\n"
+					      "eve=system;pam\n"
 					      "[log]\nusers=carol;bob\n",
 					      &error);
 	g_autoptr(MpopConfig) def = mpop_config_new_default();
 
 	g_assert_no_error(error);
-	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "bob"), ==, "pam");
-	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "joe@example.org"), ==, "userlist");
-	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "BOB"), ==, "passwd");
-	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "alice"), ==, "passwd");
-	g_assert_cmpstr(mpop_config_auth_for_user(cfg, NULL), ==, "passwd");
-	g_assert_cmpstr(mpop_config_auth_for_user(def, "bob"), ==, "userlist");
+	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "bob")[0], ==, "pam");
+	g_assert_null(mpop_config_auth_for_user(cfg, "bob")[1]);
+	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "joe@example.org")[0], ==, "userlist");
+	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "eve")[0], ==, "system");
+	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "eve")[1], ==, "pam");
+	g_assert_null(mpop_config_auth_for_user(cfg, "eve")[2]);
+	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "BOB")[0], ==, "passwd");
+	g_assert_cmpstr(mpop_config_auth_for_user(cfg, "alice")[0], ==, "passwd");
+	g_assert_cmpstr(mpop_config_auth_for_user(cfg, NULL)[0], ==, "passwd");
+	g_assert_cmpstr(mpop_config_auth_for_user(def, "bob")[0], ==, "userlist");
 	g_assert_true(mpop_config_user_logged(cfg, "carol"));
 	g_assert_true(mpop_config_user_logged(cfg, "bob"));
 	g_assert_false(mpop_config_user_logged(cfg, "bo"));

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Privilege separation: the auth-request record is parsed as untrusted input. */
 #include "privsep.h"
+#include "util.h"
 
 #include <errno.h>
 #include <string.h>
@@ -33,6 +34,63 @@ test_roundtrip(void)
 	mpop_auth_request_clear(&r);
 	g_assert_null(r.pass);
 	g_assert_null(r.user);
+}
+
+/* The TLS server name crosses as data: kept when it is a plain DNS name, the record
+ * refused otherwise. */
+static void
+test_sni(void)
+{
+	static const struct {
+		const char *sni;
+		gboolean ok;
+	} cases[] = {
+		{"", TRUE},
+		{"mail.example.org", TRUE},
+		{"a-b.c0", TRUE},
+		{"Mail.example.org", FALSE}, /* the pre-login process lowercases it */
+		{"mail..example.org", FALSE},
+		{".example.org", FALSE},
+		{"example.org.", FALSE},
+		{"-a.example.org", FALSE},
+		{"a-.example.org", FALSE},
+		{"a/b", FALSE},
+		{"a b", FALSE},
+		{"x@y", FALSE},
+		{"..", FALSE},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		MpopAuthRequest in = {.user = (char *)"bob",
+				      .pass = (char *)"x",
+				      .tls = (char *)"TLSv1.3 X",
+				      .sni = (char *)cases[i].sni};
+		g_autoptr(GBytes) b = mpop_privsep_encode(&in);
+		MpopAuthRequest r = {0};
+		int ret = mpop_privsep_decode(g_bytes_get_data(b, NULL), g_bytes_get_size(b), &r);
+
+		g_test_message("sni \"%s\"", cases[i].sni);
+		if (!cases[i].ok) {
+			g_assert_cmpint(ret, <, 0);
+			continue;
+		}
+		g_assert_cmpint(ret, ==, 0);
+		g_assert_cmpstr(r.sni, ==, cases[i].sni);
+		g_assert_cmpstr(r.tls, ==, "TLSv1.3 X");
+		mpop_auth_request_clear(&r);
+	}
+	{
+		g_autofree char *label63 = g_strnfill(63, 'a');
+		g_autofree char *label64 = g_strnfill(64, 'a');
+		g_autofree char *long254 =
+			g_strdup_printf("%s.%s.%s.%s", label63, label63, label63, label63);
+		g_assert_true(mpop_dns_name_valid(label63, FALSE));
+		g_assert_false(mpop_dns_name_valid(label64, FALSE));
+		g_assert_cmpuint(strlen(long254), ==, 255);
+		g_assert_false(mpop_dns_name_valid(long254, FALSE));
+		g_assert_false(mpop_dns_name_valid("", FALSE));
+		g_assert_false(mpop_dns_name_valid(NULL, TRUE));
+	}
 }
 
 /* Every strict prefix of a valid record is rejected, one byte at a time. */
@@ -197,6 +255,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 	g_test_add_func("/privsep/roundtrip", test_roundtrip);
 	g_test_add_func("/privsep/truncated", test_truncated);
+	g_test_add_func("/privsep/sni", test_sni);
 	g_test_add_func("/privsep/log-record", test_log_record);
 	g_test_add_func("/privsep/malformed", test_malformed);
 	g_test_add_func("/privsep/limits", test_limits);
