@@ -122,31 +122,42 @@ mpop_auth_verify_hash(const char *password, const char *hash)
 	return ok;
 }
 
+/* The schemes mpopd makes hashes with, each at a cost that makes guessing expensive:
+ * yescrypt at libxcrypt's default, sha512crypt at 100 000 rounds (5 000, its default, is
+ * fifty times cheaper to guess), bcrypt at cost 10. md5crypt and DES are still checked in
+ * old lists, never made. */
+static const struct {
+	const char *prefix;
+	unsigned long count;
+} make_schemes[] = {{"$y$", 0}, {"$6$", 100000}, {"$2b$", 10}};
+
 char *
 mpop_auth_make_hash(const char *password, const char *prefix, GError **error)
 {
-	static const char *const allowed[] = {"$y$", "$6$", "$2b$", "$1$"};
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	unsigned long count = 0;
 	gboolean known = FALSE;
 	char *hash;
 
 	if (!prefix)
 		prefix = "$y$";
-	for (size_t i = 0; i < G_N_ELEMENTS(allowed); i++)
-		known = known || strcmp(prefix, allowed[i]) == 0;
+	for (size_t i = 0; i < G_N_ELEMENTS(make_schemes); i++)
+		if (strcmp(prefix, make_schemes[i].prefix) == 0) {
+			known = TRUE;
+			count = make_schemes[i].count;
+		}
 	if (!known) {
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED,
-			    "unknown hash scheme prefix \"%s\" (use $y$, $6$, $2b$ or $1$)",
-			    prefix);
+			    "unknown hash scheme prefix \"%s\" (use $y$, $6$ or $2b$)", prefix);
 		return NULL;
 	}
 	if (!password) {
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "no password given");
 		return NULL;
 	}
-	/* count 0: the library's default cost for the scheme; NULL rbytes: it reads the
-	 * kernel's random source itself. */
-	if (!crypt_gensalt_rn(prefix, 0, NULL, 0, setting, sizeof setting) || setting[0] == '*') {
+	/* NULL rbytes: libxcrypt reads the kernel's random source itself. */
+	if (!crypt_gensalt_rn(prefix, count, NULL, 0, setting, sizeof setting) ||
+	    setting[0] == '*') {
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED,
 			    "cannot make a salt for scheme %s: %s", prefix, g_strerror(errno));
 		return NULL;

@@ -93,7 +93,8 @@ void mpop_auth_dummy_hash(const char *password);
  * disabled accounts still pay for one). */
 guint64 mpop_auth_hash_count(void);
 
-/* A new hash for password: prefix "$y$" (yescrypt) by default, or "$6$", "$2b$", "$1$". */
+/* A new hash for password: prefix "$y$" (yescrypt) by default, or "$6$" (100 000 rounds),
+ * "$2b$" (cost 10). */
 char *mpop_auth_make_hash(const char *password, const char *prefix, GError **error);
 
 /* The user list: name:crypt-hash:uid[:gid[:mailbox]]. Parse one line (untrusted file

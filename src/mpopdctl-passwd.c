@@ -69,7 +69,7 @@ static const char *
 scheme_prefix(const char *scheme)
 {
 	static const char *const map[][2] = {
-		{"yescrypt", "$y$"}, {"sha512", "$6$"}, {"bcrypt", "$2b$"}, {"md5", "$1$"}};
+		{"yescrypt", "$y$"}, {"sha512", "$6$"}, {"bcrypt", "$2b$"}};
 
 	if (!scheme)
 		return "$y$";
@@ -89,8 +89,11 @@ mpop_ctl_passwd(const char *scheme)
 	gboolean ok;
 
 	if (!prefix) {
-		fprintf(stderr, "mpopdctl: unknown scheme \"%s\" (yescrypt, sha512, bcrypt, md5)\n",
-			scheme);
+		fprintf(stderr, "mpopdctl: unknown scheme \"%s\" (yescrypt, sha512, bcrypt)%s\n",
+			scheme,
+			g_ascii_strcasecmp(scheme, "md5") == 0
+				? "; md5crypt is too cheap to guess and is no longer offered"
+				: "");
 		return 2;
 	}
 	if (isatty(STDIN_FILENO))
@@ -117,9 +120,6 @@ mpop_ctl_passwd(const char *scheme)
 		fprintf(stderr, "mpopdctl: %s\n", error->message);
 		return 1;
 	}
-	if (strcmp(prefix, "$1$") == 0)
-		fprintf(stderr, "mpopdctl: warning: md5crypt is weak; use it only where nothing "
-				"better is understood\n");
 	printf("%s\n", hash);
 	return 0;
 }

@@ -557,7 +557,7 @@ usage(FILE *f)
 {
 	fprintf(f, "Usage: mpopdctl [-f] [-p port] [-c config] start | stop | restart | refresh |\n"
 		   "                reload | status | [-e] config |\n"
-		   "                passwd [--scheme yescrypt|sha512|bcrypt|md5] | check | -h\n\n");
+		   "                passwd [--scheme yescrypt|sha512|bcrypt] | check | -h\n\n");
 	for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++)
 		fprintf(f, "  %-8s %s\n", verbs[i].verb, verbs[i].help);
 	fprintf(f,

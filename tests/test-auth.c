@@ -5,6 +5,7 @@
 #include "config.h"
 #include "util.h"
 
+#include <crypt.h>
 #include <errno.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -159,7 +160,7 @@ test_hash_scheme(gconstpointer data)
 static void
 test_hash_bad_prefix(void)
 {
-	static const char *const bad[] = {"$5$", "$x$", "", "$y", "y", "$2a$", "$7$"};
+	static const char *const bad[] = {"$5$", "$x$", "", "$y", "y", "$2a$", "$7$", "$1$"};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_autoptr(GError) error = NULL;
@@ -167,6 +168,27 @@ test_hash_bad_prefix(void)
 		g_assert_null(hash);
 		g_assert_error(error, MPOP_ERROR, MPOP_ERROR_FAILED);
 	}
+}
+
+/* mpopd makes hashes only at a cost that makes guessing expensive; an md5crypt hash in an
+ * old user list is still checked. */
+static void
+test_hash_cost(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *sha = mpop_auth_make_hash("pw", "$6$", &error);
+	g_autofree char *bf = mpop_auth_make_hash("pw", "$2b$", &error);
+	struct crypt_data *cd = g_new0(struct crypt_data, 1);
+	g_autofree char *md5 = NULL;
+
+	g_assert_no_error(error);
+	g_assert_true(g_str_has_prefix(sha, "$6$rounds=100000$"));
+	g_assert_true(g_str_has_prefix(bf, "$2b$10$"));
+	md5 = g_strdup(crypt_rn("old pw", "$1$saltsalt$", cd, (int)sizeof *cd));
+	g_free(cd);
+	g_assert_true(g_str_has_prefix(md5, "$1$saltsalt$"));
+	g_assert_true(mpop_auth_verify_hash("old pw", md5));
+	g_assert_false(mpop_auth_verify_hash("old pw2", md5));
 }
 
 /* Locked, disabled or unusable hashes never match, and still cost one hash. */
@@ -617,6 +639,8 @@ test_ctl_passwd_errors(void)
 {
 	const char *const args[] = {"passwd", NULL};
 	const char *const bad_scheme[] = {"passwd", "--scheme", "des", NULL};
+	const char *const md5_scheme[] = {"passwd", "--scheme", "md5", NULL};
+	g_autofree char *out4 = NULL, *err4 = NULL;
 	g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
 	g_autofree char *out3 = NULL, *err3 = NULL;
 
@@ -626,6 +650,9 @@ test_ctl_passwd_errors(void)
 	g_assert_cmpstr(out2, ==, "");
 	g_assert_cmpint(run_ctl("pw\n", bad_scheme, &out3, &err3), ==, 2);
 	g_assert_cmpstr(out3, ==, "");
+	g_assert_cmpint(run_ctl("pw\n", md5_scheme, &out4, &err4), ==, 2);
+	g_assert_cmpstr(out4, ==, "");
+	g_assert_nonnull(strstr(err4, "no longer offered"));
 }
 
 /* The pid-file verbs never signal a pid that is not mpopd (here: the test itself). */
@@ -742,8 +769,10 @@ int
 main(int argc, char **argv)
 {
 	static const char *const schemes[][2] = {
-		{NULL, "$y$"},	    {"yescrypt", "$y$"}, {"sha512", "$6$"},
-		{"bcrypt", "$2b$"}, {"md5", "$1$"},
+		{NULL, "$y$"},
+		{"yescrypt", "$y$"},
+		{"sha512", "$6$"},
+		{"bcrypt", "$2b$10$"},
 	};
 
 	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
@@ -754,7 +783,7 @@ main(int argc, char **argv)
 	g_test_add_data_func("/auth/hash/yescrypt", "$y$", test_hash_scheme);
 	g_test_add_data_func("/auth/hash/sha512", "$6$", test_hash_scheme);
 	g_test_add_data_func("/auth/hash/bcrypt", "$2b$", test_hash_scheme);
-	g_test_add_data_func("/auth/hash/md5", "$1$", test_hash_scheme);
+	g_test_add_func("/auth/hash/cost", test_hash_cost);
 	g_test_add_func("/auth/hash/bad-prefix", test_hash_bad_prefix);
 	g_test_add_func("/auth/hash/disabled", test_hash_disabled);
 	g_test_add_func("/auth/hash/dummy", test_dummy_hash);
