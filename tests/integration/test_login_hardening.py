@@ -367,6 +367,40 @@ def prelogin_records(t, pki, mode):
                     f"{mode}: login_chroot: a wrong password leaves one login-failed record")
 
 
+def not_dumpable(t):
+    """The process that will hold passwords may not be dumped nor traced by its own uid:
+    started as an ordinary user (one process does everything), its /proc files belong to
+    root, which the kernel does only for a process that is not dumpable."""
+    import subprocess
+
+    from mpopdtest import MPOPD, Fixture
+
+    if os.geteuid() != 0:
+        t.check(False, "not-dumpable: needs root to start mpopd as another user")
+        return
+    with Fixture() as fx:
+        def as_test_user():
+            os.setgroups([])
+            os.setgid(TEST_GID)
+            os.setuid(TEST_UID)
+
+        proc = subprocess.Popen([MPOPD, "--inetd", "-c", fx.conf], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                preexec_fn=as_test_user)
+        try:
+            greeting = proc.stdout.readline()
+            t.check(greeting.startswith(b"+OK"), "not-dumpable: greeting", greeting)
+            st = os.stat(f"/proc/{proc.pid}/environ")  # (the directory keeps the euid)
+            with open(f"/proc/{proc.pid}/status") as f:
+                uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+            t.equal(uids[0], str(TEST_UID), "not-dumpable: mpopd runs as the test user")
+            t.equal(st.st_uid, 0, "not-dumpable: its /proc files belong to root")
+        finally:
+            proc.stdin.write(b"QUIT\r\n")
+            proc.stdin.close()
+            proc.wait(timeout=WAIT)
+
+
 class Deferred:
     """Collects a job's results in its own thread; replay() reports them in order."""
 
@@ -419,6 +453,7 @@ def main():
         jobs += [(capa_limit, pki, mode) for mode in ("inetd", "daemon")]
         jobs += [(prelogin_records, pki, mode) for mode in ("inetd", "accept", "daemon")]
         parallel(t, jobs)
+        t.run(not_dumpable)
         # timing-sensitive: alone, after the rest
         for mode in ("inetd", "daemon"):
             t.run(login_timeout, pki, mode)
