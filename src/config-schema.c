@@ -188,6 +188,36 @@ const Key mpop_config_keys[] = {
 	 .help = "passwd and shadow backends: only members of this group (primary or "
 		 "supplementary) may log in; empty: any account that passes the other checks."},
 
+	{"auth", "penalty_delay_after", KT_UINT, "3", 0, 1000, .offset = OFF(penalty_delay_after),
+	 .help = "The failure penalty, which remembers failed logins per client address (an IPv6 "
+		 "client by its /64 network) and per user name across connections and restarts: "
+		 "the first this many recent failures are answered after failure_delay; from the "
+		 "next one on the delay doubles with each failure (the larger of the address's and "
+		 "the user name's count), up to penalty_max_delay."},
+	{"auth", "penalty_max_delay", KT_UINT, "15", 1, 600, .offset = OFF(penalty_max_delay),
+	 .help = "Seconds: the longest a failed login is answered after, whatever the penalty."},
+	{"auth", "penalty_block_after", KT_UINT, "10", 0, 100000,
+	 .offset = OFF(penalty_block_after),
+	 .help = "Recent failures from one client address after which its logins are refused "
+		 "with -ERR [SYS/TEMP] without checking the password, until penalty_period has "
+		 "passed since its last failure; refused logins do not count. 0: never refuse."},
+	{"auth", "penalty_user_block_after", KT_UINT, "30", 0, 100000,
+	 .offset = OFF(penalty_user_block_after),
+	 .help = "Recent failures for one user name (case-insensitive), from any address, after "
+		 "which logins as that name are refused like a blocked address. 0: never refuse."},
+	{"auth", "penalty_period", KT_UINT, "900", 10, 604800, .offset = OFF(penalty_period),
+	 .help = "Seconds after its last failure that an address's or a user name's failures "
+		 "are forgotten. A successful login forgets the address's and the user name's "
+		 "failures at once."},
+	{"auth", "penalty_state", KT_STRING, "/run/mpopd/penalty", .flags = F_PATH | F_NONEMPTY,
+	 .offset = OFF(penalty_state),
+	 .help = "File that holds the failure penalty when each connection is its own process "
+		 "(systemd Accept=yes, inetd): a fixed-size table (about 256 KiB) that a flood of "
+		 "addresses cannot grow, locked by each process that updates it. Its directory is "
+		 "created (0700) when missing; the file must be root's and 0600. The long-running "
+		 "daemon keeps the table in memory instead. When it cannot be opened (mpopd not "
+		 "started as root) mpopd logs a warning and runs without the penalty."},
+
 	{"tls", "certificate", KT_STRING, "", .flags = F_PATH, .offset = OFF(tls_certificate),
 	 .help = "PEM file with the server certificate followed by its chain; empty: no TLS (no "
 		 "STLS, no implicit TLS). Read as root at start and at every reload."},

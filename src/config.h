@@ -85,6 +85,12 @@ typedef struct {
 	guint failure_delay;  /* ms from attempt to a failure's answer */
 	gboolean reject_unknown_user_early; /* never used for enumeration: kept false */
 	MpopPlaintextAuth plaintext_auth;   /* as configured (may be AUTO) */
+	guint penalty_delay_after;	    /* recent failures answered without extra delay */
+	guint penalty_max_delay;	    /* seconds, the longest a failure is answered after */
+	guint penalty_block_after;	    /* failures per source that block it; 0: never */
+	guint penalty_user_block_after;	    /* failures per user name that block it; 0: never */
+	guint penalty_period;		    /* seconds a failure is remembered */
+	char *penalty_state;		    /* the table's file (one process per connection) */
 
 	/* [tls] */
 	char *tls_certificate; /* PEM chain; "" : no TLS */
