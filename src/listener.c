@@ -5,6 +5,7 @@
 #include "log.h"
 #include "mpopd-build.h"
 #include "login.h"
+#include "penalty.h"
 #include "session.h"
 #include "tls.h"
 #include "util.h"
@@ -41,6 +42,7 @@ typedef struct {
 	int pidfile_fd;
 	char *pidfile;
 	gboolean stopping;
+	MpopPenalty *penalty; /* the failure penalty table; NULL: none */
 } MpopListener;
 
 static char *
@@ -126,9 +128,10 @@ new_session_id(void)
 }
 
 static int
-serve_one(const MpopConfig *cfg, SSL_CTX *tls, int fd_in, int fd_out, gboolean implicit_tls)
+serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, int fd_in, int fd_out,
+	  gboolean implicit_tls)
 {
-	MpopConnection conn = {.fd_in = fd_in, .fd_out = fd_out, .tls = tls};
+	MpopConnection conn = {.fd_in = fd_in, .fd_out = fd_out, .tls = tls, .penalty = penalty};
 	int ret;
 
 	conn.peer = mpop_listener_peer_name(fd_in);
@@ -295,7 +298,7 @@ accept_one(MpopListener *l, guint i)
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGTERM, SIG_DFL);
-		_exit(serve_one(l->cfg, l->tls, fd, fd, l->implicit_tls[i]));
+		_exit(serve_one(l->cfg, l->tls, l->penalty, fd, fd, l->implicit_tls[i]));
 	}
 	close(fd);
 	g_hash_table_insert(l->children, GINT_TO_POINTER(pid), g_steal_pointer(&source));
@@ -411,6 +414,21 @@ handle_signal(MpopListener *l)
 	}
 }
 
+/* The failure penalty table: one per machine where each connection is its own process
+ * (path: a file that outlives them), one in memory that the daemon's children inherit (path
+ * NULL). Without it (mpopd not root: no /run/mpopd) logins are still capped per
+ * connection. */
+static MpopPenalty *
+open_penalty(const char *path)
+{
+	g_autoptr(GError) error = NULL;
+	MpopPenalty *pen = mpop_penalty_open(path, &error);
+
+	if (!pen)
+		mpop_log_warning("running without the failure penalty: %s", error->message);
+	return pen;
+}
+
 static int
 accept_loop(MpopListener *l)
 {
@@ -427,6 +445,7 @@ accept_loop(MpopListener *l)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	l->children = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+	l->penalty = open_penalty(NULL);
 	if (l->from_systemd)
 		sd_notify(0, "READY=1\nSTATUS=Serving 0 session(s)");
 	mpop_log_event(MPOP_LOG_NOTICE, "start", NULL, "mpopd %s accepting connections",
@@ -607,13 +626,16 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		goto out;
 	}
 	if (opts->mode == MPOP_MODE_INETD) {
-		ret = serve_one(cfg, l.tls, STDIN_FILENO, STDOUT_FILENO, opts->tls);
+		l.penalty = open_penalty(cfg->penalty_state);
+		ret = serve_one(cfg, l.tls, l.penalty, STDIN_FILENO, STDOUT_FILENO, opts->tls);
 		goto out;
 	}
 	if (opts->mode == MPOP_MODE_AUTO) {
 		/* Accept=yes: exactly one connected socket (named "connection" by systemd). */
 		if (n == 1 && sd_is_socket(SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
-			ret = serve_one(cfg, l.tls, SD_LISTEN_FDS_START, SD_LISTEN_FDS_START,
+			l.penalty = open_penalty(cfg->penalty_state);
+			ret = serve_one(cfg, l.tls, l.penalty, SD_LISTEN_FDS_START,
+					SD_LISTEN_FDS_START,
 					opts->tls || (names && g_strcmp0(names[0], "pop3s") == 0));
 			goto out;
 		}
@@ -645,12 +667,15 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		}
 		/* inetd style (also systemd StandardInput=socket): stdin is the connection. */
 		if (sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
-			ret = serve_one(cfg, l.tls, STDIN_FILENO, STDOUT_FILENO, opts->tls);
+			l.penalty = open_penalty(cfg->penalty_state);
+			ret = serve_one(cfg, l.tls, l.penalty, STDIN_FILENO, STDOUT_FILENO,
+					opts->tls);
 			goto out;
 		}
 	}
 	ret = run_daemon(&l);
 out:
+	g_clear_pointer(&l.penalty, mpop_penalty_free);
 	g_clear_pointer(&l.tls, SSL_CTX_free);
 	mpop_config_free(l.cfg);
 	return ret;

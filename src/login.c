@@ -80,14 +80,42 @@ sleep_until(guint64 until)
 		g_usleep(until - now);
 }
 
+/* The penalty table could not be read or written: said once per process, then the login
+ * goes on without it (the per-connection cap still holds). */
+static void
+penalty_trouble(int r)
+{
+	static gboolean said;
+
+	if (r < 0 && !said) {
+		said = TRUE;
+		mpop_log_warning("failure penalty table: %s", g_strerror(-r));
+	}
+}
+
+/* Refused without asking the backends: the address or the user name failed too often. */
+static void
+log_blocked(const char *user, const MpopPenaltyVerdict *pv)
+{
+	mpop_log_set_user(user);
+	mpop_log_event(MPOP_LOG_NOTICE, "login-failed", NULL,
+		       "blocked by the failure penalty: %u recent failures from this address, %u "
+		       "for this user name",
+		       pv->source_failures, pv->user_failures);
+}
+
 /* Check one login with the user's chain and, after a yes, open the backend's session
  * (PAM). Every failure, whatever its reason, is answered failure_delay after the attempt
- * began, so the time tells nothing about the user or the password. */
+ * began, so the time tells nothing about the user or the password, plus the penalty delay
+ * that recent failures from the address or for the name earned. A blocked address or name
+ * is refused without a check. A wrong password is counted before the wait, so closing the
+ * connection early saves the client nothing; a temporary failure (a backend down) is not a
+ * guess and is not counted. */
 static MpopAuthResult
 check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user, const char *pass,
 	    const char *sni, MpopAuthIdentity **out_id)
 {
-	guint64 start = mpop_now_usec();
+	guint64 start = mpop_now_usec(), delay;
 	const MpopAuthQuery q = {
 		.user = user,
 		.password = pass ? pass : "",
@@ -100,10 +128,24 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 		.sni = sni && *sni ? sni : NULL,
 		.session_id = conn->session_id,
 	};
+	const gint64 wall = g_get_real_time() / G_USEC_PER_SEC; /* the table outlives boots */
 	g_autoptr(MpopAuthIdentity) id = NULL;
 	g_autofree char *reason = NULL;
-	MpopAuthResult res = mpop_auth_check(cfg, &q, &id, &reason);
+	MpopPenaltyVerdict pv;
+	MpopAuthResult res;
 
+	penalty_trouble(
+		mpop_penalty_query(conn->penalty, cfg, q.peer_addr, q.peer_len, user, wall, &pv));
+	delay = (guint64)cfg->failure_delay * 1000 + pv.delay_usec;
+	if (pv.blocked) {
+		log_blocked(user, &pv);
+		sleep_until(start + delay);
+		return MPOP_AUTH_TEMPFAIL;
+	}
+	res = mpop_auth_check(cfg, &q, &id, &reason);
+	if (res != MPOP_AUTH_TEMPFAIL)
+		penalty_trouble(mpop_penalty_record(conn->penalty, cfg, q.peer_addr, q.peer_len,
+						    user, res == MPOP_AUTH_OK, wall));
 	if (res == MPOP_AUTH_OK && id->ops->session_open &&
 	    !id->ops->session_open(cfg, id, &reason)) {
 		res = MPOP_AUTH_TEMPFAIL;
@@ -113,7 +155,7 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 	}
 	log_auth_result(res, user, reason);
 	if (res != MPOP_AUTH_OK)
-		sleep_until(start + (guint64)cfg->failure_delay * 1000);
+		sleep_until(start + delay);
 	else if (out_id)
 		*out_id = g_steal_pointer(&id);
 	return res;
@@ -152,8 +194,11 @@ clean_environment(void)
 static gboolean
 become_owner(MpopSession *s, const MpopAuthIdentity *id)
 {
-	int r = mpop_privsep_become(id->uid, id->gid, id->user, privileged_gid(s->cfg));
+	int r;
 
+	/* The session, run by the mailbox owner, has no business with the penalty table. */
+	mpop_penalty_close(s->conn->penalty);
+	r = mpop_privsep_become(id->uid, id->gid, id->user, privileged_gid(s->cfg));
 	if (r < 0) {
 		mpop_log_event(MPOP_LOG_ERR, "login-failed", NULL,
 			       "cannot switch to uid %u gid %u: %s", (unsigned)id->uid,
@@ -283,6 +328,8 @@ prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, p
 	int r;
 
 	mpop_log_set_forward(forward_log, GINT_TO_POINTER(chan));
+	/* The table is the connection process's: the network-facing process never sees it. */
+	mpop_penalty_close(conn->penalty);
 	r = mpop_privsep_drop_login(cfg->login_user, cfg->login_chroot);
 	if (r < 0) {
 		mpop_log_err("cannot drop privileges to %s: %s", cfg->login_user, g_strerror(-r));

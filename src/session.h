@@ -9,6 +9,7 @@
 #include "config.h"
 #include "linebuf.h"
 #include "mailbox.h"
+#include "penalty.h"
 #include "pop3.h"
 #include "stream.h"
 
@@ -27,6 +28,7 @@ typedef struct {
 	gboolean implicit_tls; /* RFC 8314: the connection starts with a TLS handshake */
 	SSL_CTX *tls;	       /* TLS configured for this connection, else NULL; not owned */
 	char *tls_info;	       /* TLS held by the pre-login process: "protocol cipher" */
+	MpopPenalty *penalty;  /* the failure penalty table, NULL: none; not owned */
 } MpopConnection;
 
 typedef struct {

@@ -341,7 +341,13 @@ class Fixture:
         groups = {
             "server": {"idle_timeout": "60", "pid_file": ""},
             "mailbox": mailbox,
-            "auth": {"default": "userlist", "userlist": self.v(self.userlist)},
+            # The failure penalty's table in the fixture (never the host's /run/mpopd), and
+            # no growing delays or blocks: tests that fail logins on purpose would slow
+            # down or lock out the ones after them. test_penalty.py turns it on.
+            "auth": {"default": "userlist", "userlist": self.v(self.userlist),
+                     "penalty_state": self.v(os.path.join(self.dir, "penalty", "state")),
+                     "penalty_delay_after": "1000", "penalty_block_after": "0",
+                     "penalty_user_block_after": "0"},
             "log": {"level": "debug"},
         }
         for key, value in extra.items():
@@ -530,8 +536,10 @@ def run_inetd(fixture, data, timeout=WAIT, args=()):
 class Pop:
     """A minimal POP3 client on a raw socket; every read is bounded by a timeout."""
 
-    def __init__(self, port, timeout=WAIT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=WAIT, source=None):
+        """source: the local address to connect from (Linux routes all of 127/8 on lo)."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.eof = False

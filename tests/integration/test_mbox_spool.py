@@ -41,6 +41,7 @@ def setup(priv_group):
     conf = os.path.join(top, "mpopd.conf")
     with open(conf, "w") as f:
         f.write("[server]\nlogin_chroot=\n[auth]\nuserlist=" + users + "\n"
+                "penalty_state=" + os.path.join(top, "penalty", "state") + "\n"
                 "[mailbox]\nformat=mbox\nmail_spool_dir=" + spool + "\n"
                 "lock_retries=0\nmail_privileged_group=" + priv_group + "\n")
     return top, spool, mbox, conf
