@@ -109,6 +109,11 @@ def journal(t, s, held_unit):
     t.check(len(sessions) >= 2, "journal: each session has its own MPOPD_SESSION", sessions)
     t.check(PASSWORD.encode() not in raw and WRONG.encode() not in raw,
             f"journal: no password in any of {len(entries)} records")
+    nopen = [e for e in entries if "without the failure penalty" in str(e.get("MESSAGE", ""))]
+    t.check(not nopen, "journal: the instances opened the failure penalty's table", nopen[:2])
+    r = ct.sh(["stat", "-c", "%a %U %s", "/run/mpopd/penalty"], check=False)
+    t.equal(r.stdout.decode().strip(), "600 root 262176",
+            "the failure penalty's table: /run/mpopd/penalty (tmpfiles.d), 0600 root, 256 KiB")
     bad = [b for b in mpopd_failures(entries) if held_unit not in b]
     t.check(not bad, "journal: no mpopd unit failed (sandbox, seccomp, capabilities)", bad)
     warn = unit_file_warnings(entries)
