@@ -178,9 +178,8 @@ find_user(const char *path, const char *data, size_t len, const char *user, Mpop
 	return found;
 }
 
-/* The passwd entry for uid: its primary group and home. FALSE when there is none. */
-static gboolean
-passwd_for_uid(uid_t uid, gid_t *out_gid, char **out_home)
+gboolean
+mpop_auth_passwd_for_uid(uid_t uid, gid_t *out_gid, char **out_home)
 {
 	size_t size = 16384;
 
@@ -206,7 +205,7 @@ make_identity(const MpopUserlistEntry *e)
 {
 	MpopAuthIdentity *id = g_new0(MpopAuthIdentity, 1);
 	gid_t pw_gid = 0;
-	gboolean have_pw = passwd_for_uid(e->uid, &pw_gid, &id->home);
+	gboolean have_pw = mpop_auth_passwd_for_uid(e->uid, &pw_gid, &id->home);
 
 	id->user = g_strdup(e->name);
 	id->uid = e->uid;

@@ -10,7 +10,7 @@
 /* Backends in this build: exactly the names config-schema.c accepts (test-auth checks). */
 static const MpopAuthOps *const auth_backends[] = {
 	&mpop_auth_userlist_ops, &mpop_auth_pam_ops,	&mpop_auth_system_ops,
-	&mpop_auth_passwd_ops,	 &mpop_auth_shadow_ops,
+	&mpop_auth_passwd_ops,	 &mpop_auth_shadow_ops, &mpop_auth_plugin_ops,
 };
 
 /* The longest login name we pass to a backend (the POP3 USER argument is untrusted). */

@@ -110,7 +110,13 @@ typedef struct {
 int mpop_userlist_parse_line(const char *line, size_t len, MpopUserlistEntry *out);
 void mpop_userlist_entry_clear(MpopUserlistEntry *e);
 
+/* The passwd entry for uid: its primary group and home (caller frees; NULL when empty), for
+ * backends whose answer names a uid but maybe no gid. FALSE when there is no entry. */
+gboolean mpop_auth_passwd_for_uid(uid_t uid, gid_t *out_gid, char **out_home);
+
 extern const MpopAuthOps mpop_auth_userlist_ops;
+/* An external checkpassword program (auth-plugin.c). */
+extern const MpopAuthOps mpop_auth_plugin_ops;
 extern const MpopAuthOps mpop_auth_pam_ops;
 /* System accounts (auth-system.c): one backend under three names. */
 extern const MpopAuthOps mpop_auth_system_ops;

@@ -13,7 +13,7 @@ G_STATIC_ASSERT(sizeof(MpopLogLevel) == sizeof(int));
 /* The backend names [auth] default and [user_auth] accept: exactly the backends built in
  * (auth.c registers them; test-auth checks the two lists agree). */
 const Choice mpop_config_auth_backends[] = {
-	{"userlist"}, {"pam"}, {"system"}, {"passwd"}, {"shadow"}, {NULL},
+	{"userlist"}, {"pam"}, {"system"}, {"passwd"}, {"shadow"}, {"plugin"}, {NULL},
 };
 static const Choice formats[] = {
 	{"maildir", MPOP_FORMAT_MAILDIR}, {"mbox", MPOP_FORMAT_MBOX}, {NULL}};
@@ -187,6 +187,37 @@ const Key mpop_config_keys[] = {
 	{"auth", "system_group", KT_STRING, "", .check = check_name, .offset = OFF(system_group),
 	 .help = "passwd and shadow backends: only members of this group (primary or "
 		 "supplementary) may log in; empty: any account that passes the other checks."},
+	{"auth", "plugin", KT_STRING, "", .flags = F_PATH, .offset = OFF(plugin),
+	 .help = "plugin backend: absolute path of a program with qmail's checkpassword "
+		 "interface, run without a shell for every login it is asked about. It reads "
+		 "user\\0password\\0timestamp\\0 (the time in seconds since 1970) from fd 3; stdin "
+		 "is /dev/null, stdout a pipe, stderr goes to the log (at most 1 KiB, escaped). "
+		 "The environment holds only PATH=/usr/bin:/bin, MPOPD_PEER (the client address), "
+		 "MPOPD_LOCAL (the address it connected to; absent when unknown) and "
+		 "MPOPD_SESSION (the session id of the log); it runs in a session and process "
+		 "group of its own with umask 077 and every other fd closed. Exit 0 accepts, 1 "
+		 "rejects (no further backend is asked), 2 means the user is unknown to the plugin "
+		 "(an mpopd extension: a chain asks its next backend), 111 is a temporary failure; "
+		 "any other status, a signal or plugin_timeout is a temporary failure too. On "
+		 "accept, stdout holds key=value lines, each ending in a newline: uid=N "
+		 "(required, never 0), gid=N (else the primary group of uid's passwd entry, else "
+		 "uid), mailbox=/path and home=/path (absolute, no '..'), user=NAME (the canonical "
+		 "login name); anything else, a repeated key or more than 4 KiB is a temporary "
+		 "failure. The file must be a regular executable owned by root (or by the user "
+		 "mpopd runs as) in directories likewise, and not writable by group or others: "
+		 "--check-config and the start refuse it otherwise when the plugin backend is "
+		 "used. Perl mpopd: $auth_type 7."},
+	{"auth", "plugin_args", KT_LIST, "", .offset = OFF(plugin_args),
+	 .help = "plugin backend: arguments passed to the program as argv[1], argv[2], ... "
+		 "(argv[0] is the path); no shell expands them."},
+	{"auth", "plugin_timeout", KT_UINT, "10", 1, 300, .offset = OFF(plugin_timeout),
+	 .help = "plugin backend: seconds the program may take; then its process group is "
+		 "killed and the login answered -ERR [SYS/TEMP]."},
+	{"auth", "plugin_user", KT_STRING, "", .check = check_name, .offset = OFF(plugin_user),
+	 .help = "plugin backend: user (with its groups) the program runs as. Empty: the user "
+		 "mpopd runs as, root for a system daemon, which a checkpassword program that "
+		 "reads /etc/shadow needs; name an unprivileged user for a program that does not. "
+		 "Whatever it runs as, the session never runs as root."},
 
 	{"auth", "penalty_delay_after", KT_UINT, "3", 0, 1000, .offset = OFF(penalty_delay_after),
 	 .help = "The failure penalty, which remembers failed logins per client address (an IPv6 "

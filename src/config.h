@@ -83,6 +83,10 @@ typedef struct {
 	guint system_min_uid; /* passwd/shadow: lowest uid that may log in (0 is never allowed) */
 	char *system_group;   /* passwd/shadow: group a user must be in; "": any */
 	guint failure_delay;  /* ms from attempt to a failure's answer */
+	char *plugin;	      /* plugin: absolute path of the checkpassword program; "": none */
+	char **plugin_args;   /* plugin: argv[1..] */
+	guint plugin_timeout; /* plugin: seconds until the program is killed */
+	char *plugin_user;    /* plugin: user the program runs as; "": the user mpopd runs as */
 	gboolean reject_unknown_user_early; /* never used for enumeration: kept false */
 	MpopPlaintextAuth plaintext_auth;   /* as configured (may be AUTO) */
 	guint penalty_delay_after;	    /* recent failures answered without extra delay */
