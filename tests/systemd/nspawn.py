@@ -76,9 +76,9 @@ def default_config_path():
     return m.group(1)
 
 
-def pop_request(port, ops, password, user, tls=None):
+def pop_request(port, ops, password, user, tls=None, source=None):
     return json.dumps({"port": port, "user": user, "password": password, "ops": ops,
-                       "tls": tls, "cafile": CT_CA}).encode()
+                       "tls": tls, "cafile": CT_CA, "source": source}).encode()
 
 
 class Container:
@@ -178,12 +178,13 @@ class Container:
                 out.append(json.loads(line))
         return out, r.stdout
 
-    def pop(self, port, ops, password=PASSWORD, user="alice", tls=None):
+    def pop(self, port, ops, password=PASSWORD, user="alice", tls=None, source=None):
         """Run popclient.py inside the container: one answer (a dict) per op, or a single
         {"error": ...} when the client could not run at all. tls: None (plain text),
-        "implicit" (port 995) or "stls", trusting only the test CA (CT_CA)."""
+        "implicit" (port 995) or "stls", trusting only the test CA (CT_CA). source: the
+        client's local address (127.0.0.0/8), for a second client address."""
         r = self.sh(["python3", inside_path(os.path.join(HERE, "popclient.py"))],
-                    input=pop_request(port, ops, password, user, tls), check=False,
+                    input=pop_request(port, ops, password, user, tls, source), check=False,
                     timeout=60)
         try:
             return [json.loads(line) for line in r.stdout.decode().splitlines()]

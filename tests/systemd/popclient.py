@@ -4,7 +4,9 @@
 
 Reads one JSON request on stdin: {"port", "user", "password", "ops": [...]} and optionally
 "tls": "implicit" (port 995 style) or "stls" (STLS right after the greeting) with "cafile",
-the only CA trusted (the certificate must name 127.0.0.1). Runs the ops in order and prints
+the only CA trusted (the certificate must name 127.0.0.1), and "source": the local address
+to connect from (any of 127.0.0.0/8; default the kernel's choice, 127.0.0.1). Runs the ops
+in order and prints
 one JSON line per op:
   {"op": "greeting"}            -> {"greeting": "+OK ..."}
   {"op": "fetch", "dele": [n]}  -> {"greeting", "stat": [count, octets],
@@ -37,8 +39,24 @@ def context(req):
     return ssl.create_default_context(cafile=req["cafile"])
 
 
+class SourcePOP3(poplib.POP3):
+    """POP3 from a chosen local address (a second client address on the loopback)."""
+
+    def __init__(self, host, port, timeout, source):
+        self.source = source
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self.source, 0))
+
+
 def connect(req):
     tls = req.get("tls")
+    if req.get("source"):
+        if tls:
+            raise ValueError("source is for plain text sessions")
+        return SourcePOP3("127.0.0.1", req["port"], TIMEOUT, req["source"])
     if tls == "implicit":
         return poplib.POP3_SSL("127.0.0.1", req["port"], timeout=TIMEOUT,
                                context=context(req))
