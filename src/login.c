@@ -364,6 +364,21 @@ prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, p
 
 /* ---- the connection process ---- */
 
+/* Events only this process writes: log readers act on them (fail2ban bans the address in
+ * a login-failed record), so the pre-login process, which talks to the network, may not
+ * forge them. */
+static gboolean
+prelogin_may_log(const char *event)
+{
+	static const char *const own[] = {"connect", "auth", "login", "login-failed", "logout"};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(own); i++) {
+		if (strcmp(event, own[i]) == 0)
+			return FALSE;
+	}
+	return TRUE;
+}
+
 /* A log record of the pre-login process, logged as ours (the session fields are ours). */
 static gboolean
 relay_log_record(const guint8 *buf, gsize len, guint *count)
@@ -372,7 +387,11 @@ relay_log_record(const guint8 *buf, gsize len, guint *count)
 
 	if (mpop_privsep_decode_log(buf, len, &rec) < 0)
 		return FALSE;
-	if (++*count <= MAX_FORWARDED_RECORDS)
+	++*count;
+	if (*count <= MAX_FORWARDED_RECORDS && *rec.event && !prelogin_may_log(rec.event))
+		mpop_log_warning("pre-login process sent a record with event %s, dropped",
+				 rec.event);
+	else if (*count <= MAX_FORWARDED_RECORDS)
 		mpop_log_event(rec.level, *rec.event ? rec.event : NULL, NULL, "%s", rec.message);
 	else if (*count == MAX_FORWARDED_RECORDS + 1)
 		mpop_log_warning("pre-login process logs too much, dropping its records");
