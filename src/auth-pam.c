@@ -1,22 +1,32 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The "pam" auth backend: Linux-PAM authentication and account checks, identity from NSS. */
 #include "auth.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pwd.h>
 #include <security/pam_appl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-/* This backend runs pam_authenticate and pam_acct_mgmt only, in the root connection
- * process, and ends the handle before it returns. pam_setcred and pam_open_session /
- * pam_close_session need a handle that lives as long as the session: they come with the
- * session hooks that MpopAuthOps gains for them. */
+/* Every PAM call runs in the root connection process, never in the pre-login process.
+ * pam_authenticate and pam_acct_mgmt always; with [auth] pam_session also pam_setcred and
+ * pam_open_session after the login, and pam_close_session and pam_setcred(DELETE) after
+ * the session. Then the handle stays in the identity (backend_data) and the same root
+ * process, which login.c keeps for the session's lifetime, closes it: modules find their
+ * pam_set_data() state again at close (pam_systemd, pam_mount, pam_krb5 need it), and the
+ * close needs root, which the session process (the mailbox owner) no longer has. Without
+ * pam_session the handle ends before authenticate returns and no root process stays. */
 
-/* What the conversation function may answer with. */
+/* What the conversation function may answer with, and what the modules told us. */
 typedef struct {
-	const char *password;
+	const char *password; /* NULL once authentication is over: prompts then fail */
+	GString *texts;	      /* PAM_TEXT_INFO and PAM_ERROR_MSG texts, escaped, for the log */
 } PamConvData;
+
+/* The texts kept for the log line of a failure, at most this many characters. */
+#define MAX_TEXTS 200
 
 static void
 free_responses(struct pam_response *resp, int n)
@@ -30,14 +40,29 @@ free_responses(struct pam_response *resp, int n)
 	free(resp);
 }
 
-/* Answers only the password prompt (PAM_PROMPT_ECHO_OFF). Anything else, a text message
- * included, fails the conversation: a POP3 client cannot see it or answer it. PAM frees
- * the responses with free(), so they come from malloc (strdup), not from GLib. */
+static void
+note_text(PamConvData *data, const char *text)
+{
+	g_autofree char *esc = NULL;
+
+	if (!text || data->texts->len >= MAX_TEXTS)
+		return;
+	esc = mpop_escape_excerpt(text, strlen(text), MAX_TEXTS - data->texts->len);
+	g_string_append_printf(data->texts, "%s%s", data->texts->len ? "; " : "", esc);
+}
+
+/* Answers the password prompt (PAM_PROMPT_ECHO_OFF) and nothing else: a prompt that echoes
+ * asks for something other than the password (a user name, a one-time code), which a
+ * POP3 client cannot give, so it fails the conversation. PAM_TEXT_INFO and PAM_ERROR_MSG
+ * need no answer: they are kept for the log (the client cannot see them) and the module's
+ * own result decides. Failing them would turn a module that reports its conversation
+ * error (pam_echo, pam_mail, pam_exec's stdout) into a refused login, though all it did
+ * was inform. PAM frees the responses with free(), so they come from malloc (strdup). */
 static int
 pam_conv_password(int num_msg, const struct pam_message **msg, struct pam_response **resp,
 		  void *appdata)
 {
-	const PamConvData *data = appdata;
+	PamConvData *data = appdata;
 	struct pam_response *r;
 
 	if (num_msg <= 0 || num_msg > PAM_MAX_NUM_MSG || !msg || !resp)
@@ -46,7 +71,13 @@ pam_conv_password(int num_msg, const struct pam_message **msg, struct pam_respon
 	if (!r)
 		return PAM_BUF_ERR;
 	for (int i = 0; i < num_msg; i++) {
-		if (!msg[i] || msg[i]->msg_style != PAM_PROMPT_ECHO_OFF) {
+		int style = msg[i] ? msg[i]->msg_style : -1;
+
+		if (style == PAM_TEXT_INFO || style == PAM_ERROR_MSG) {
+			note_text(data, msg[i]->msg);
+			continue;
+		}
+		if (style != PAM_PROMPT_ECHO_OFF || !data->password) {
 			free_responses(r, num_msg);
 			return PAM_CONV_ERR;
 		}
@@ -85,25 +116,6 @@ result_for(int pam_rc)
 		 * PAM_NEW_AUTHTOK_REQD, PAM_PERM_DENIED, PAM_CONV_ERR, ... */
 		return MPOP_AUTH_DENIED;
 	}
-}
-
-/* "addr:port", "[v6addr]:port" or a bare name such as "local": the address alone for
- * PAM_RHOST, or NULL when there is none. */
-static char *
-peer_host(const char *peer)
-{
-	const char *colon;
-
-	if (!peer || !*peer || strcmp(peer, "local") == 0)
-		return NULL;
-	if (peer[0] == '[') {
-		const char *end = strchr(peer, ']');
-		return end ? g_strndup(peer + 1, (gsize)(end - peer - 1)) : NULL;
-	}
-	colon = strrchr(peer, ':');
-	if (colon && colon == strchr(peer, ':'))
-		return g_strndup(peer, (gsize)(colon - peer));
-	return g_strdup(peer);
 }
 
 /* The NSS entry for the PAM user: uid, gid and home. FALSE when there is none. */
@@ -163,11 +175,11 @@ pam_identity(pam_handle_t *pamh, MpopAuthIdentity **out_id, char **out_reason)
 static MpopAuthResult
 pam_run(pam_handle_t *pamh, const char *peer, MpopAuthIdentity **out_id, char **out_reason)
 {
-	g_autofree char *rhost = peer_host(peer);
 	int rc;
 
-	if (rhost) {
-		rc = pam_set_item(pamh, PAM_RHOST, rhost);
+	/* The client address for modules that log it or decide by it (pam_access). */
+	if (peer && *peer && strcmp(peer, "local") != 0) {
+		rc = pam_set_item(pamh, PAM_RHOST, peer);
 		if (rc != PAM_SUCCESS) {
 			*out_reason = g_strdup_printf("pam: cannot set PAM_RHOST: %s",
 						      pam_strerror(pamh, rc));
@@ -191,29 +203,81 @@ pam_run(pam_handle_t *pamh, const char *peer, MpopAuthIdentity **out_id, char **
 	return pam_identity(pamh, out_id, out_reason);
 }
 
-/* One PAM transaction, started and ended here. */
-static MpopAuthResult
-pam_transaction(const char *service, const char *user, const char *password, const char *peer,
-		MpopAuthIdentity **out_id, char **out_reason)
+/* A PAM transaction: the handle, and the conversation data it points to, which must live
+ * as long as the handle does. */
+typedef struct {
+	pam_handle_t *pamh;
+	PamConvData conv_data;
+	int last_rc;	  /* for pam_end */
+	gboolean cred;	  /* pam_setcred(PAM_ESTABLISH_CRED) succeeded */
+	gboolean session; /* pam_open_session succeeded */
+	pid_t owner;	  /* the process that started it */
+} PamTransaction;
+
+/* The modules' texts, for a failure's log line. */
+static void
+append_texts(PamTransaction *t, char **reason)
 {
-	PamConvData data = {.password = password};
-	const struct pam_conv conv = {.conv = pam_conv_password, .appdata_ptr = &data};
-	pam_handle_t *pamh = NULL;
-	MpopAuthResult r;
+	char *longer;
+
+	if (!*reason || !t->conv_data.texts->len)
+		return;
+	longer = g_strdup_printf("%s (PAM said: %s)", *reason, t->conv_data.texts->str);
+	g_free(*reason);
+	*reason = longer;
+}
+
+/* Undo what the session hooks did, in reverse order, and end the transaction. Only the
+ * process that started it does so: a forked session child that frees its copy ends it
+ * with PAM_DATA_SILENT, which tells the modules' cleanup functions to change nothing
+ * outside the process (Linux-PAM's rule for a child that inherited a handle). */
+static void
+pam_transaction_free(gpointer data)
+{
+	PamTransaction *t = data;
+
+	if (!t)
+		return;
+	if (t->pamh && t->owner != getpid()) {
+		pam_end(t->pamh, t->last_rc | PAM_DATA_SILENT);
+	} else if (t->pamh) {
+		if (t->session)
+			t->last_rc = pam_close_session(t->pamh, PAM_SILENT);
+		if (t->cred)
+			t->last_rc = pam_setcred(t->pamh, PAM_DELETE_CRED | PAM_SILENT);
+		/* libpam wipes its PAM_AUTHTOK copy of the password here. */
+		pam_end(t->pamh, t->last_rc);
+	}
+	g_string_free(t->conv_data.texts, TRUE);
+	g_free(t);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PamTransaction, pam_transaction_free)
+
+/* Start a transaction for user. NULL with *out_reason when the service cannot start. */
+static PamTransaction *
+pam_transaction_start(const char *service, const char *user, const char *password,
+		      char **out_reason)
+{
+	g_autoptr(PamTransaction) t = g_new0(PamTransaction, 1);
+	struct pam_conv conv = {.conv = pam_conv_password};
 	int rc;
 
-	rc = pam_start(service, user, &conv, &pamh);
+	t->conv_data.password = password;
+	t->conv_data.texts = g_string_new(NULL);
+	t->owner = getpid();
+	conv.appdata_ptr = &t->conv_data;
+	/* pam_start copies conv; the data it points to is t's. */
+	rc = pam_start(service, user, &conv, &t->pamh);
 	if (rc != PAM_SUCCESS) {
 		/* A missing or unreadable service file, a module that cannot be loaded. libpam
 		 * has freed the handle itself: no pam_end. */
+		t->pamh = NULL;
 		*out_reason = g_strdup_printf("pam: cannot start service %s: %s", service,
 					      pam_strerror(NULL, rc));
-		return MPOP_AUTH_TEMPFAIL;
+		return NULL;
 	}
-	r = pam_run(pamh, peer, out_id, out_reason);
-	/* libpam wipes its PAM_AUTHTOK copy of the password here. */
-	pam_end(pamh, r == MPOP_AUTH_OK ? PAM_SUCCESS : PAM_AUTH_ERR);
-	return r;
+	return g_steal_pointer(&t);
 }
 
 static MpopAuthResult
@@ -221,11 +285,27 @@ pam_backend_authenticate(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuth
 			 char **out_reason)
 {
 	g_autoptr(MpopAuthIdentity) id = NULL;
+	g_autoptr(PamTransaction) t = NULL;
 	g_autofree char *reason = NULL;
 	const char *service = cfg->pam_service && *cfg->pam_service ? cfg->pam_service : "mpopd";
 	MpopAuthResult r;
 
-	r = pam_transaction(service, q->user, q->password, q->peer, &id, &reason);
+	t = pam_transaction_start(service, q->user, q->password, &reason);
+	if (!t) {
+		r = MPOP_AUTH_TEMPFAIL;
+	} else {
+		r = pam_run(t->pamh, q->peer, &id, &reason);
+		/* The caller wipes the password when we return: no prompt may see it later. */
+		t->conv_data.password = NULL;
+		t->last_rc = r == MPOP_AUTH_OK ? PAM_SUCCESS : PAM_AUTH_ERR;
+		append_texts(t, &reason);
+		g_string_truncate(t->conv_data.texts, 0);
+	}
+	if (r == MPOP_AUTH_OK && cfg->pam_session) {
+		/* The handle lives on in the identity for the session hooks. */
+		id->backend_data = g_steal_pointer(&t);
+		id->backend_data_free = pam_transaction_free;
+	}
 	if (r == MPOP_AUTH_OK && out_id)
 		*out_id = g_steal_pointer(&id);
 	if (out_reason)
@@ -233,7 +313,54 @@ pam_backend_authenticate(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuth
 	return r;
 }
 
+/* As root, before the drop to the mailbox owner: credentials, then the session (the order
+ * of login(1) and sshd). FALSE with a reason when either fails: no session without them. */
+static gboolean
+pam_session_open(const MpopConfig *cfg, MpopAuthIdentity *id, char **out_reason)
+{
+	PamTransaction *t = id->backend_data;
+	int rc;
+
+	if (!t || !t->pamh)
+		return TRUE; /* [auth] pam_session is off */
+	rc = pam_setcred(t->pamh, PAM_ESTABLISH_CRED | PAM_SILENT);
+	if (rc != PAM_SUCCESS) {
+		*out_reason = g_strdup_printf("pam: pam_setcred: %s", pam_strerror(t->pamh, rc));
+		t->last_rc = rc;
+		append_texts(t, out_reason);
+		return FALSE;
+	}
+	t->cred = TRUE;
+	rc = pam_open_session(t->pamh, PAM_SILENT);
+	if (rc != PAM_SUCCESS) {
+		*out_reason =
+			g_strdup_printf("pam: pam_open_session: %s", pam_strerror(t->pamh, rc));
+		t->last_rc = rc;
+		append_texts(t, out_reason);
+		return FALSE;
+	}
+	t->session = TRUE;
+	/* libpam keeps its PAM_AUTHTOK copy of the password until pam_end (only modules may
+	 * change it): here, in a non-dumpable root process, for the session's lifetime; the
+	 * session child ends its inherited copy of the handle at once (login.c). */
+	return TRUE;
+}
+
+/* After the session, in the process that opened it: close, delete the credentials, end. */
+static void
+pam_session_close(const MpopConfig *cfg, MpopAuthIdentity *id)
+{
+	PamTransaction *t = id->backend_data;
+
+	if (!t)
+		return;
+	id->backend_data = NULL;
+	pam_transaction_free(t);
+}
+
 const MpopAuthOps mpop_auth_pam_ops = {
 	.name = "pam",
 	.authenticate = pam_backend_authenticate,
+	.session_open = pam_session_open,
+	.session_close = pam_session_close,
 };

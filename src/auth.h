@@ -59,8 +59,10 @@ struct MpopAuthOps {
 	 * refuses the login ([SYS/TEMP]) with *out_reason for the log. */
 	gboolean (*session_open)(const MpopConfig *cfg, MpopAuthIdentity *id, char **out_reason);
 	/* Optional: called as root in the process that called session_open, after the session
-	 * (running in a child as the mailbox owner) has ended. When set, login.c keeps that
-	 * root process for the session's lifetime. */
+	 * (running in a child as the mailbox owner) has ended. When set and the identity
+	 * carries backend_data, login.c keeps that root process for the session's lifetime
+	 * (the child frees its copy of backend_data first thing); otherwise it is not
+	 * called. */
 	void (*session_close)(const MpopConfig *cfg, MpopAuthIdentity *id);
 	/* Optional: is the configuration usable for this backend (--check-config, start,
 	 * reload)? Called only for backends some chain uses. */

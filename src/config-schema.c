@@ -181,6 +181,12 @@ const Key mpop_config_keys[] = {
 	{"auth", "pam_service", KT_STRING, "mpopd", .check = check_name, .flags = F_NONEMPTY,
 	 .offset = OFF(pam_service),
 	 .help = "PAM service name of the pam backend. Perl mpopd: $mpopd_pam_service."},
+	{"auth", "pam_session", KT_BOOL, "false", .offset = OFF(pam_session),
+	 .help = "pam backend: after a successful login also pam_setcred (establish) and "
+		 "pam_open_session (the service's session stack), and when the session ends "
+		 "pam_close_session and pam_setcred (delete), in a root process that waits for the "
+		 "session and keeps the PAM handle; false: only the auth and account stacks run "
+		 "and no root process stays."},
 	{"auth", "system_min_uid", KT_UINT, "1000", 1, 4294967294u, .offset = OFF(system_min_uid),
 	 .help = "passwd and shadow backends: the lowest uid that may log in, so system and "
 		 "service accounts cannot. uid 0 never logs in."},

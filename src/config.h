@@ -80,6 +80,7 @@ typedef struct {
 	char *userlist;	       /* path of the user list file */
 	GHashTable *user_auth; /* user name -> chain (char **), from [user_auth] */
 	char *pam_service;
+	gboolean pam_session; /* pam: setcred + open/close_session */
 	guint system_min_uid; /* passwd/shadow: lowest uid that may log in (0 is never allowed) */
 	char *system_group;   /* passwd/shadow: group a user must be in; "": any */
 	guint failure_delay;  /* ms from attempt to a failure's answer */

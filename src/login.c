@@ -214,25 +214,69 @@ become_owner(MpopSession *s, const MpopAuthIdentity *id)
 
 static void let_go_of(MpopConnection *conn);
 
+/* The session child while the root process waits for it: a SIGTERM (systemctl stop, the
+ * daemon ending its sessions, RuntimeMaxSec=) or SIGHUP/SIGINT for the root process is
+ * passed on, so the session ends and the root process still closes the backend's
+ * session. */
+static volatile sig_atomic_t session_child;
+
+static void
+forward_signal(int sig)
+{
+	if (session_child > 0)
+		kill((pid_t)session_child, sig);
+}
+
+/* Called with SIGTERM, SIGHUP and SIGINT blocked since before the fork (old: the mask to
+ * go back to), so none of them ends this process before it can pass it on. */
+static void
+wait_session(pid_t pid, const sigset_t *old)
+{
+	struct sigaction sa = {.sa_handler = forward_signal};
+	int status;
+
+	session_child = pid;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigprocmask(SIG_SETMASK, old, NULL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	session_child = 0;
+}
+
 /* The session after a login: as the mailbox owner from here on. A backend with a session
- * to close (PAM) needs root at the end: then this root process forks the session, lets go
- * of the client, waits and closes the backend's session itself. */
+ * to close (PAM with [auth] pam_session: the identity carries its state) needs root at the
+ * end: then this root process forks the session, lets go of the client, waits and closes
+ * the backend's session itself. */
 static void
 run_owner_session(MpopSession *s, MpopAuthIdentity *id, int *data_fd)
 {
+	sigset_t stop, old;
 	pid_t pid;
-	int status;
 
-	if (!id->ops || !id->ops->session_close) {
+	if (!id->ops || !id->ops->session_close || !id->backend_data) {
 		if (become_owner(s, id) && mpop_session_transaction(s, id))
 			mpop_session_loop(s);
 		return;
 	}
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, &old);
 	pid = fork();
+	if (pid <= 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
 		mpop_log_err("fork: %s", g_strerror(errno));
 		g_string_append(s->st->out, "-ERR [SYS/TEMP] Cannot start the session.\r\n");
 	} else if (pid == 0) {
+		/* The backend's state is the root process's to close; this copy ends here,
+		 * before the drop (a PAM handle holds the password until it ends). */
+		if (id->backend_data_free)
+			id->backend_data_free(g_steal_pointer(&id->backend_data));
 		if (become_owner(s, id) && mpop_session_transaction(s, id))
 			mpop_session_loop(s);
 		mpop_stream_flush(s->st);
@@ -246,8 +290,7 @@ run_owner_session(MpopSession *s, MpopAuthIdentity *id, int *data_fd)
 			close(*data_fd);
 			*data_fd = -1;
 		}
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
+		wait_session(pid, &old);
 	}
 	id->ops->session_close(s->cfg, id);
 }
