@@ -15,6 +15,41 @@
  * once and prints "OK name uid gid" or "DENIED reason" / "TEMPFAIL reason". */
 #define CHILD_ENV "MPOPD_TEST_PAM_CHILD"
 
+/* With MPOPD_TEST_PAM_SESSION, after OK what login.c does with [auth] pam_session: open
+ * the session, fork the session (whose process frees its copy of the identity first and
+ * appends "session" to MPOPD_TEST_PAM_RECORD), wait, close: "OPEN 1" and "CLOSED" lines
+ * follow, or "OPEN 0 reason". */
+static void
+child_session(const MpopAuthOps *ops, const MpopConfig *cfg, MpopAuthIdentity *id)
+{
+	g_autofree char *reason = NULL;
+	pid_t pid;
+
+	printf("DATA %d\n", id->backend_data != NULL);
+	if (!ops->session_open(cfg, id, &reason)) {
+		printf("OPEN 0 %s\n", reason ? reason : "");
+		return;
+	}
+	printf("OPEN 1\n");
+	fflush(stdout);
+	pid = fork();
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		FILE *rec = fopen(g_getenv("MPOPD_TEST_PAM_RECORD"), "a");
+
+		mpop_auth_identity_free(id);
+		if (rec) {
+			fputs("session\n", rec);
+			fclose(rec);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, NULL, 0) < 0)
+		;
+	ops->session_close(cfg, id);
+	printf("CLOSED\n");
+}
+
 static int
 child_main(void)
 {
@@ -29,12 +64,15 @@ child_main(void)
 	if (!ops || !user || !password)
 		return 2;
 	cfg.pam_service = (char *)g_getenv("MPOPD_TEST_PAM_SERVICE");
+	cfg.pam_session = g_getenv("MPOPD_TEST_PAM_SESSION") != NULL;
 	const MpopAuthQuery q = {.user = user, .password = password, .peer = "192.0.2.7"};
 
 	r = ops->authenticate(&cfg, &q, &id, &reason);
 	switch (r) {
 	case MPOP_AUTH_OK:
 		printf("OK %s %u %u\n", id->user, (unsigned)id->uid, (unsigned)id->gid);
+		if (g_getenv("MPOPD_TEST_PAM_SESSION_HOOKS"))
+			child_session(ops, &cfg, id);
 		break;
 	case MPOP_AUTH_DENIED:
 		printf("DENIED %s\n", reason ? reason : "");
@@ -57,9 +95,11 @@ typedef struct {
 	char *passdb;
 	char *lib;
 	char *module;
+	char *record; /* what pam_exec's script writes: one PAM_TYPE a line */
 } Fixture;
 
-/* pam_wrapper's library and pam_matrix, found by meson through pkg-config. */
+/* pam_wrapper's library and pam_matrix, found by meson through pkg-config; the system's
+ * modules (pam_exec, pam_deny) next to pam_wrapper's directory. */
 static gboolean
 find_pam_wrapper(Fixture *f)
 {
@@ -74,68 +114,125 @@ find_pam_wrapper(Fixture *f)
 	       g_file_test(f->module, G_FILE_TEST_EXISTS);
 }
 
+static char *
+system_module(const char *name)
+{
+	g_autofree char *parent = g_path_get_dirname(g_getenv("PAM_WRAPPER_MODULES"));
+
+	return g_build_filename(parent, "security", name, NULL);
+}
+
+static void
+write_file(const char *dir, const char *name, const char *text, int mode)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = g_build_filename(dir, name, NULL);
+
+	g_assert_true(g_file_set_contents(path, text, -1, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(chmod(path, (mode_t)mode), ==, 0);
+}
+
+/* A service: pam_matrix's auth and account, and extra lines before (auth) or after. The
+ * services other than "mpopd" have their own pam_matrix passdb in the service directory,
+ * with nobody (pam_matrix checks the service name). */
+static void
+write_service(Fixture *f, const char *name, const char *auth_before, const char *auth_opt,
+	      const char *after)
+{
+	g_autofree char *passdb = NULL, *text = NULL, *db_name = NULL, *db_text = NULL;
+
+	if (strcmp(name, "mpopd") == 0) {
+		passdb = g_strdup(f->passdb);
+	} else {
+		db_name = g_strconcat(name, ".passdb", NULL);
+		db_text = g_strdup_printf("nobody:nobodypw:%s\n", name);
+		write_file(f->service_dir, db_name, db_text, 0600);
+		passdb = g_build_filename(f->service_dir, db_name, NULL);
+	}
+	text = g_strdup_printf("%sauth required %s passdb=%s%s\n"
+			       "account required %s passdb=%s\n%s",
+			       auth_before, f->module, passdb, auth_opt, f->module, passdb, after);
+	write_file(f->service_dir, name, text, 0600);
+}
+
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *service = NULL, *path = NULL;
+	g_autofree char *script = NULL, *script_path = NULL, *exec = NULL, *deny = NULL;
+	g_autofree char *chatty = NULL, *session = NULL, *session_deny = NULL;
 
 	f->dir = g_dir_make_tmp("test-auth-pam-XXXXXX", &error);
 	g_assert_no_error(error);
 	f->service_dir = g_build_filename(f->dir, "pam.d", NULL);
 	g_assert_cmpint(mkdir(f->service_dir, 0700), ==, 0);
 	f->passdb = g_build_filename(f->dir, "passdb", NULL);
+	f->record = g_build_filename(f->dir, "record", NULL);
 	/* nobody: accepted; daemon: only for another service, so the account step refuses
 	 * it; root: uid 0; the last one passes PAM but has no passwd entry. */
-	g_assert_true(g_file_set_contents(f->passdb,
-					  "nobody:nobodypw:mpopd\n"
-					  "daemon:daemonpw:otherservice\n"
-					  "root:rootpw:mpopd\n"
-					  "mpopd-test-no-such-account:ghostpw:mpopd\n",
-					  -1, &error));
-	g_assert_no_error(error);
+	write_file(f->dir, "passdb",
+		   "nobody:nobodypw:mpopd\n"
+		   "daemon:daemonpw:otherservice\n"
+		   "root:rootpw:mpopd\n"
+		   "mpopd-test-no-such-account:ghostpw:mpopd\n",
+		   0600);
 	if (!find_pam_wrapper(f)) {
 		g_clear_pointer(&f->lib, g_free);
 		return;
 	}
-	service = g_strdup_printf("auth required %s passdb=%s\n"
-				  "account required %s passdb=%s\n",
-				  f->module, f->passdb, f->module, f->passdb);
-	path = g_build_filename(f->service_dir, "mpopd", NULL);
-	g_assert_true(g_file_set_contents(path, service, -1, &error));
-	g_assert_no_error(error);
+	write_service(f, "mpopd", "", "", "");
 	/* "echo": pam_matrix asks with PAM_PROMPT_ECHO_ON, which mpopd does not answer. */
-	g_clear_pointer(&service, g_free);
-	g_clear_pointer(&path, g_free);
-	service = g_strdup_printf("auth required %s passdb=%s echo\n"
-				  "account required %s passdb=%s\n",
-				  f->module, f->passdb, f->module, f->passdb);
-	path = g_build_filename(f->service_dir, "mpopd-echo", NULL);
-	g_assert_true(g_file_set_contents(path, service, -1, &error));
-	g_assert_no_error(error);
+	write_service(f, "mpopd-echo", "", " echo", "");
+	/* pam_chatty sends a PAM_TEXT_INFO and a PAM_ERROR_MSG first. */
+	chatty = g_strdup_printf("auth required %s/pam_chatty.so info error\n",
+				 g_getenv("PAM_WRAPPER_MODULES"));
+	write_service(f, "mpopd-chatty", chatty, "", "");
+	/* pam_exec runs the script at pam_open_session and at pam_close_session. */
+	script = g_strdup_printf("#!/bin/sh\necho \"$PAM_TYPE $PAM_USER $PAM_RHOST\" >> %s\n",
+				 f->record);
+	write_file(f->dir, "record.sh", script, 0700);
+	script_path = g_build_filename(f->dir, "record.sh", NULL);
+	exec = system_module("pam_exec.so");
+	session = g_strdup_printf("session required %s %s\n", exec, script_path);
+	write_service(f, "mpopd-session", "", "", session);
+	deny = system_module("pam_deny.so");
+	session_deny = g_strdup_printf("session required %s %s\nsession required %s\n", exec,
+				       script_path, deny);
+	write_service(f, "mpopd-session-deny", "", "", session_deny);
 }
 
 static void
 fixture_teardown(Fixture *f, gconstpointer data)
 {
-	g_autofree char *service = g_build_filename(f->service_dir, "mpopd", NULL);
-	g_autofree char *echo = g_build_filename(f->service_dir, "mpopd-echo", NULL);
+	g_autoptr(GDir) dir = g_dir_open(f->service_dir, 0, NULL);
+	const char *name;
 
-	unlink(service);
-	unlink(echo);
+	while (dir && (name = g_dir_read_name(dir))) {
+		g_autofree char *path = g_build_filename(f->service_dir, name, NULL);
+		unlink(path);
+	}
 	rmdir(f->service_dir);
 	unlink(f->passdb);
+	unlink(f->record);
+	{
+		g_autofree char *script = g_build_filename(f->dir, "record.sh", NULL);
+		unlink(script);
+	}
 	rmdir(f->dir);
 	g_free(f->dir);
 	g_free(f->service_dir);
 	g_free(f->passdb);
+	g_free(f->record);
 	g_free(f->lib);
 	g_free(f->module);
 }
 
-/* Run the backend in a child with pam_wrapper preloaded; returns its output line. */
+/* Run the backend in a child with pam_wrapper preloaded; returns its output (chomped).
+ * extra: more NAME, VALUE pairs for its environment, NULL-terminated. */
 static char *
-run_child(Fixture *f, const char *service, const char *user, const char *password)
+run_child_env(Fixture *f, const char *service, const char *user, const char *password,
+	      const char *const *extra)
 {
 	g_auto(GStrv) env = g_get_environ();
 	g_autoptr(GError) error = NULL;
@@ -164,6 +261,8 @@ run_child(Fixture *f, const char *service, const char *user, const char *passwor
 	env = g_environ_setenv(env, "MPOPD_TEST_PAM_SERVICE", service, TRUE);
 	env = g_environ_setenv(env, "MPOPD_TEST_PAM_USER", user, TRUE);
 	env = g_environ_setenv(env, "MPOPD_TEST_PAM_PASSWORD", password, TRUE);
+	for (; extra && extra[0]; extra += 2)
+		env = g_environ_setenv(env, extra[0], extra[1], TRUE);
 	g_spawn_sync(NULL, (char **)argv, env, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
 		     &error);
 	g_assert_no_error(error);
@@ -171,6 +270,39 @@ run_child(Fixture *f, const char *service, const char *user, const char *passwor
 	g_assert_true(WIFEXITED(status));
 	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
 	return g_strchomp(g_steal_pointer(&out));
+}
+
+static char *
+run_child(Fixture *f, const char *service, const char *user, const char *password)
+{
+	return run_child_env(f, service, user, password, NULL);
+}
+
+/* The child runs the session hooks as login.c does, [auth] pam_session on or off. */
+static char *
+run_child_session(Fixture *f, const char *service, gboolean pam_session)
+{
+	const char *const on[] = {"MPOPD_TEST_PAM_SESSION_HOOKS",
+				  "1",
+				  "MPOPD_TEST_PAM_RECORD",
+				  f->record,
+				  "MPOPD_TEST_PAM_SESSION",
+				  "1",
+				  NULL};
+	const char *const off[] = {"MPOPD_TEST_PAM_SESSION_HOOKS", "1", "MPOPD_TEST_PAM_RECORD",
+				   f->record, NULL};
+
+	return run_child_env(f, service, "nobody", "nobodypw", pam_session ? on : off);
+}
+
+static char *
+read_record(Fixture *f)
+{
+	char *text = NULL;
+
+	if (!g_file_get_contents(f->record, &text, NULL, NULL))
+		return g_strdup("");
+	return text;
 }
 
 #define REQUIRE_PAM_WRAPPER(f)                                                                     \
@@ -273,6 +405,70 @@ test_pam_conversation(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(out, "pam: authentication failed"));
 }
 
+/* PAM_TEXT_INFO and PAM_ERROR_MSG need no answer: the login goes on, and a failure's log
+ * line carries them. */
+static void
+test_pam_conversation_texts(Fixture *f, gconstpointer data)
+{
+	g_autofree char *out = NULL;
+
+	REQUIRE_PAM_WRAPPER(f);
+	out = run_child(f, "mpopd-chatty", "nobody", "nobodypw");
+	g_assert_true(g_str_has_prefix(out, "OK nobody "));
+	g_clear_pointer(&out, g_free);
+	out = run_child(f, "mpopd-chatty", "nobody", "wrongpw");
+	g_assert_true(g_str_has_prefix(out, "DENIED pam: authentication failed"));
+	g_assert_nonnull(strstr(out, " (PAM said: Authentication succeeded; "));
+	g_assert_true(g_str_has_suffix(out, "; Authentication generated an error)"));
+}
+
+/* [auth] pam_session: open_session once after the login, close_session once after the
+ * session process ended, in that order, both in the process that authenticated (the
+ * session process's copy of the handle ends silently: no second close_session). */
+static void
+test_pam_session(Fixture *f, gconstpointer data)
+{
+	g_autofree char *out = NULL, *record = NULL;
+
+	REQUIRE_PAM_WRAPPER(f);
+	out = run_child_session(f, "mpopd-session", TRUE);
+	g_assert_true(g_str_has_prefix(out, "OK nobody "));
+	g_assert_nonnull(strstr(out, "\nDATA 1\nOPEN 1\nCLOSED"));
+	record = read_record(f);
+	g_assert_cmpstr(record, ==,
+			"open_session nobody 192.0.2.7\nsession\nclose_session nobody 192.0.2.7\n");
+}
+
+/* pam_session off (the default): the hooks do nothing, no state is kept (login.c keeps no
+ * root process), the session stack never runs. */
+static void
+test_pam_session_off(Fixture *f, gconstpointer data)
+{
+	g_autofree char *out = NULL, *record = NULL;
+
+	REQUIRE_PAM_WRAPPER(f);
+	out = run_child_session(f, "mpopd-session", FALSE);
+	g_assert_true(g_str_has_prefix(out, "OK nobody "));
+	g_assert_nonnull(strstr(out, "\nDATA 0\nOPEN 1\nCLOSED"));
+	record = read_record(f);
+	g_assert_cmpstr(record, ==, "session\n");
+}
+
+/* A session stack that refuses: no login (login.c answers [SYS/TEMP]), and what was opened
+ * is undone when the identity is freed. */
+static void
+test_pam_session_refused(Fixture *f, gconstpointer data)
+{
+	g_autofree char *out = NULL, *record = NULL;
+
+	REQUIRE_PAM_WRAPPER(f);
+	out = run_child_session(f, "mpopd-session-deny", TRUE);
+	g_assert_nonnull(strstr(out, "\nOPEN 0 pam: pam_open_session: "));
+	record = read_record(f);
+	/* pam_exec ran before pam_deny refused; the session never opened, so no close. */
+	g_assert_cmpstr(record, ==, "open_session nobody 192.0.2.7\n");
+}
+
 static void
 test_pam_registered(void)
 {
@@ -295,5 +491,9 @@ main(int argc, char **argv)
 	ADD_F("/auth-pam/no-passwd-entry", test_pam_no_passwd_entry);
 	ADD_F("/auth-pam/uid-0", test_pam_root);
 	ADD_F("/auth-pam/conversation-echo-on", test_pam_conversation);
+	ADD_F("/auth-pam/conversation-texts", test_pam_conversation_texts);
+	ADD_F("/auth-pam/session", test_pam_session);
+	ADD_F("/auth-pam/session-off", test_pam_session_off);
+	ADD_F("/auth-pam/session-refused", test_pam_session_refused);
 	return g_test_run();
 }
