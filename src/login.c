@@ -59,17 +59,20 @@
 /* Log records accepted from one pre-login process; a flood beyond is dropped. */
 #define MAX_FORWARDED_RECORDS 500
 
+/* A failure's message starts with the client address (no port), before anything the
+ * client chose (the user name is in MPOPD_USER only): conf/fail2ban/filter.d/mpopd.conf
+ * reads it from there, and no login name can put another address in its place. */
 static void
-log_auth_result(MpopAuthResult res, const char *user, const char *reason)
+log_auth_result(MpopAuthResult res, const char *user, const char *peer, const char *reason)
 {
 	mpop_log_set_user(user);
 	if (res == MPOP_AUTH_OK)
 		mpop_log_event(MPOP_LOG_DEBUG, "auth", NULL, "authenticated");
 	else
-		mpop_log_event(MPOP_LOG_NOTICE, "login-failed", NULL, "%s: %s",
+		mpop_log_event(MPOP_LOG_NOTICE, "login-failed", NULL, "%s from %s: %s",
 			       res == MPOP_AUTH_DENIED ? "authentication failed"
 						       : "temporary authentication failure",
-			       reason ? reason : "no reason given");
+			       peer, reason ? reason : "no reason given");
 }
 
 /* Sleep until the monotonic time until (usec). */
@@ -153,7 +156,7 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 		if (!reason)
 			reason = g_strdup("cannot open the backend's session");
 	}
-	log_auth_result(res, user, reason);
+	log_auth_result(res, user, q.peer, reason);
 	if (res != MPOP_AUTH_OK)
 		sleep_until(start + delay);
 	else if (out_id)
