@@ -12,15 +12,20 @@ unknown user and an expired account refused with -ERR [AUTH]; the login-failed r
 the journal, with pam_unix's own record naming the client (PAM_RHOST); no password
 anywhere. Then the shipped fail2ban filter, installed in the container, run with
 fail2ban-regex over this journal: each failed login of a second client address found, the
-successful logins and a record forged by an unprivileged local user not.
+successful logins and a record forged by an unprivileged local user not. Last, [auth]
+pam_session = true with Debian's common-session-noninteractive: pam_unix opens the session
+after the login and closes it after the logout, from the root process that stays for it,
+also when the instance is stopped mid-session.
 """
 
 import os
 import re
+import subprocess
 
 from mpopdtest import (MESSAGES, PASSWORD, TEST_GID, TEST_UID, Reporter, lines_of, uidl_of,
                        wait_for)
 from nspawn import VMAIL, booted, mpopd_failures, skip_unless_possible, unit_file_warnings
+from test_socket import instances, unit_processes
 
 PORT = 110
 EXPECT = [b"\n".join(lines_of(raw)) for _, raw in sorted(MESSAGES, key=lambda m: uidl_of(m[0]))]
@@ -179,11 +184,86 @@ def fail2ban(t, s):
     t.equal(sorted(ips), ["127.0.0.1"] * 3 + [ATTACKER] * ATTEMPTS,
             "fail2ban-regex (filter mpopd, its journalmatch): each failed login found with "
             "its client address, the forged record not")
+    ips = fail2ban_ips(ct, "--journalmatch", "MPOPD_EVENT=login-failed")
+    t.check(FORGED in ips, f"... which only _UID=0 in the journalmatch keeps out (without it "
+            f"{FORGED} would be banned)", ips)
     # every record of mpopd, successful logins included, through the same regex
     ips = fail2ban_ips(ct, "--journalmatch", "SYSLOG_IDENTIFIER=mpopd _UID=0")
     t.equal(sorted(ips), ["127.0.0.1"] * 3 + [ATTACKER] * ATTEMPTS,
             "fail2ban-regex over all of mpopd's records: the logins, connects and logouts "
             "match nothing")
+
+
+def pam_unix_session(entries, what):
+    """pam_unix's "session opened/closed for user alice" records, with their times."""
+    return [e for e in entries
+            if str(e.get("MESSAGE", "")).startswith(
+                f"pam_unix(mpopd:session): session {what} for user alice")]
+
+
+def stamp(e):
+    return int(e.get("_SOURCE_REALTIME_TIMESTAMP") or e.get("__REALTIME_TIMESTAMP") or 0)
+
+
+def sessions(t, s):
+    """[auth] pam_session = true: Debian's noninteractive session stack (pam_unix) opened
+    after the login and closed after the session, by the root process that stays for it,
+    under the shipped sandbox; a stopped instance still closes its PAM session."""
+    ct = s.ct
+    s.set_config({"auth.pam_session": "true"})
+    mark = len(ct.journal()[0])
+    res = ct.pop(PORT, [{"op": "fetch"}])[0]
+    t.check("error" not in res and len(res.get("messages", [])) == len(EXPECT),
+            "pam_session: alice logs in and fetches", res.get("error"))
+    entries = []
+
+    def closed(n):
+        nonlocal entries
+        entries = ct.journal()[0][mark:]
+        return len(pam_unix_session(entries, "closed")) >= n
+
+    t.check(wait_for(lambda: closed(1), timeout=10, step=0.3),
+            "journal: pam_unix closed the session", pam_unix_session(entries, "opened"))
+    opened, shut = pam_unix_session(entries, "opened"), pam_unix_session(entries, "closed")
+    logout = [e for e in entries if e.get("MPOPD_EVENT") == "logout"]
+    t.check(len(opened) == 1 and len(shut) == 1 and len(logout) == 1
+            and stamp(opened[0]) < stamp(logout[0]) < stamp(shut[0]),
+            "pam_open_session once before the session, pam_close_session once after its logout",
+            [(e.get("MESSAGE"), stamp(e)) for e in opened + logout + shut])
+    t.check(all(e.get("_SYSTEMD_UNIT", "").startswith("mpopd@") for e in opened + shut),
+            "both from the mpopd@ instance", [e.get("_SYSTEMD_UNIT") for e in opened + shut])
+
+    p = ct.pop_background(PORT, [{"op": "hold", "seconds": 20}])
+    try:
+        held = p.stdout.readline()
+        t.check(b'"held": true' in held, "pam_session: a session stays logged in", held)
+        units = instances(ct)
+        unit = units[0] if units else "mpopd@none.service"
+        procs = unit_processes(ct, unit)
+        t.equal(sorted(st.get("Uid") for st in procs.values()), sorted(["0", str(TEST_UID)]),
+                "the instance: the root process that holds the PAM handle and the session "
+                f"as uid {TEST_UID}")
+        t.check(procs and all(st.get("Seccomp") == "2" and st.get("NoNewPrivs") == "1"
+                              for st in procs.values())
+                and all(st.get("CapEff") == "0000000000000000" for st in procs.values()
+                        if st.get("Uid") == str(TEST_UID)),
+                "both under the unit's seccomp filter; the session without capabilities",
+                procs)
+        ct.systemctl("stop", unit, check=False)
+        t.check(b'"closed_by_server": true' in p.stdout.readline(),
+                "systemctl stop of the instance ends the session")
+    finally:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+    t.check(wait_for(lambda: closed(2), timeout=10, step=0.3),
+            "journal: the stopped instance still closed its PAM session (SIGTERM passed on "
+            "to the session, then pam_close_session)",
+            [e.get("MESSAGE") for e in pam_unix_session(entries, "closed")])
+    t.check(not mpopd_failures(entries), "journal: no mpopd unit failed with pam_session",
+            mpopd_failures(entries))
 
 
 def scenario(t):
@@ -200,6 +280,7 @@ def scenario(t):
         logins(t, s)
         journal(t, s)
         fail2ban(t, s)
+        sessions(t, s)
 
 
 def main():
