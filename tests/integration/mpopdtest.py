@@ -462,11 +462,12 @@ class Server:
     "daemon" - the legacy daemon binding [server] listen itself, in the foreground
     """
 
-    def __init__(self, fixture, mode="inetd"):
+    def __init__(self, fixture, mode="inetd", env=None):
         self.fx = fixture
         self.mode = mode
         self.port = free_port()
         self.proc = None
+        self.env = env  # the environment of the server (and its launcher), default ours
 
     def start(self):
         errf = open(self.fx.stderr_path, "ab")
@@ -474,6 +475,9 @@ class Server:
             cmd = ["systemd-socket-activate", "--accept", "-l", f"127.0.0.1:{self.port}"]
             if self.mode == "inetd":
                 cmd.insert(2, "--inetd")
+            # systemd-socket-activate gives mpopd only the variables it is told to
+            cmd += [f"-E{k}={v}" for k, v in (self.env or {}).items()
+                    if os.environ.get(k) != v]
             cmd += [MPOPD, "-c", self.fx.conf]
         elif self.mode == "daemon":
             self.fx.write_config({"server.listen": f"127.0.0.1:{self.port}"})
@@ -481,12 +485,12 @@ class Server:
         else:
             raise ValueError(self.mode)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=errf, start_new_session=True)
+                                     stderr=errf, start_new_session=True, env=self.env)
         errf.close()
         if self.mode == "daemon":
             ok = wait_for(self._greets)
         else:
-            ok = wait_for(lambda: "Listening on" in self.fx.stderr_text()
+            ok = wait_for(lambda: f"Listening on 127.0.0.1:{self.port} " in self.fx.stderr_text()
                           or self.proc.poll() is not None)
             ok = ok and self.proc.poll() is None
         if not ok:
