@@ -245,10 +245,14 @@ run_child_env(Fixture *f, const char *service, const char *user, const char *pas
 
 	g_assert_nonnull(self);
 	/* ASan wants its runtime first in the library list; pam_wrapper comes first here. */
-	/* libpam 1.5.2 leaks 96 bytes when pam_start fails on a missing service file. */
+	/* libpam 1.5.2 leaks 96 bytes when pam_start fails on a missing service file, and
+	 * pam_chatty (pam_wrapper 1.1.4) never frees the responses to its messages. */
 	service_path = g_build_filename(f->service_dir, service, NULL);
 	asan = g_strconcat(asan_env ? asan_env : "", ":verify_asan_link_order=0",
-			   g_file_test(service_path, G_FILE_TEST_EXISTS) ? "" : ":detect_leaks=0",
+			   g_file_test(service_path, G_FILE_TEST_EXISTS) &&
+					   strcmp(service, "mpopd-chatty") != 0
+				   ? ""
+				   : ":detect_leaks=0",
 			   NULL);
 	env = g_environ_setenv(env, "ASAN_OPTIONS", asan, TRUE);
 	/* pam_wrapper dlopen()s libpam with RTLD_DEEPBIND, which ASan refuses; version
