@@ -54,10 +54,11 @@ note_text(PamConvData *data, const char *text)
 /* Answers the password prompt (PAM_PROMPT_ECHO_OFF) and nothing else: a prompt that echoes
  * asks for something other than the password (a user name, a one-time code), which a
  * POP3 client cannot give, so it fails the conversation. PAM_TEXT_INFO and PAM_ERROR_MSG
- * need no answer: they are kept for the log (the client cannot see them) and the module's
- * own result decides. Failing them would turn a module that reports its conversation
- * error (pam_echo, pam_mail, pam_exec's stdout) into a refused login, though all it did
- * was inform. PAM frees the responses with free(), so they come from malloc (strdup). */
+ * expect no answer (pam_conv(3)), so they get none and succeed: the module's own result
+ * decides (pam_unix, pam_faillock and pam_echo ignore a failed message anyway), and the
+ * texts ("account locked", "password expired") go into the failure's log line, where the
+ * admin sees them; the client never does. PAM frees the responses with free(), so they
+ * come from malloc (strdup). */
 static int
 pam_conv_password(int num_msg, const struct pam_message **msg, struct pam_response **resp,
 		  void *appdata)

@@ -410,7 +410,7 @@ test_pam_conversation(Fixture *f, gconstpointer data)
 }
 
 /* PAM_TEXT_INFO and PAM_ERROR_MSG need no answer: the login goes on, and a failure's log
- * line carries them. */
+ * line carries their texts. */
 static void
 test_pam_conversation_texts(Fixture *f, gconstpointer data)
 {
