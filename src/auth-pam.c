@@ -281,6 +281,27 @@ pam_transaction_start(const char *service, const char *user, const char *passwor
 	return g_steal_pointer(&t);
 }
 
+/* Does NSS know the name? 1 yes, 0 no, -errno when it cannot tell. */
+static int
+nss_knows(const char *name)
+{
+	size_t size = 16384;
+
+	for (;;) {
+		g_autofree char *buf = g_malloc(size);
+		struct passwd pwd, *pw = NULL;
+		int r = getpwnam_r(name, &pwd, buf, size, &pw);
+
+		if (r == ERANGE && size < 1024 * 1024) {
+			size *= 2;
+			continue;
+		}
+		if (r == 0 || r == ENOENT || r == ESRCH || r == EBADF || r == EPERM)
+			return pw ? 1 : 0;
+		return -r;
+	}
+}
+
 static MpopAuthResult
 pam_backend_authenticate(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuthIdentity **out_id,
 			 char **out_reason)
@@ -290,7 +311,18 @@ pam_backend_authenticate(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuth
 	g_autofree char *reason = NULL;
 	const char *service = cfg->pam_service && *cfg->pam_service ? cfg->pam_service : "mpopd";
 	MpopAuthResult r;
+	int known = nss_knows(q->user);
 
+	/* The session's uid comes from NSS, so a name NSS does not know can never log in
+	 * here: the chain asks its next backend. PAM itself cannot tell (Debian's common-auth
+	 * answers an unknown user with a plain authentication error). */
+	if (known <= 0) {
+		if (out_reason)
+			*out_reason = known == 0 ? g_strdup("pam: no such user")
+						 : g_strdup_printf("pam: NSS lookup failed: %s",
+								   g_strerror(-known));
+		return known == 0 ? MPOP_AUTH_UNKNOWN : MPOP_AUTH_TEMPFAIL;
+	}
 	t = pam_transaction_start(service, q->user, q->password, &reason);
 	if (!t) {
 		r = MPOP_AUTH_TEMPFAIL;
