@@ -43,6 +43,8 @@ static const char *check_listen(const char *s);
 static const char *check_pattern(const char *s);
 static const char *check_line(const char *s);
 static const char *check_header(const char *s);
+static const char *check_separators(const char *s);
+static const char *check_address(const char *s);
 
 #define OFF(field) offsetof(MpopConfig, field)
 
@@ -224,6 +226,19 @@ const Key mpop_config_keys[] = {
 		 "mpopd runs as, root for a system daemon, which a checkpassword program that "
 		 "reads /etc/shadow needs; name an unprivileged user for a program that does not. "
 		 "Whatever it runs as, the session never runs as root."},
+	{"auth", "domain_separators", KT_STRING, "@%", .check = check_separators,
+	 .flags = F_NONEMPTY, .offset = OFF(domain_separators),
+	 .help = "email backend: the characters that split a login name into local part and "
+		 "domain (the last one in the name splits it), so that clients that cannot send "
+		 "an @ may use local%domain. Punctuation only, not . - _ : / \\ or ;."},
+	{"auth", "central_userlist", KT_STRING, "", .flags = F_PATH,
+	 .offset = OFF(central_userlist),
+	 .help = "central backend: its user list, in the format of userlist; a uid of 0 never "
+		 "logs in. Perl mpopd: auth type 6."},
+	{"auth", "central_spool", KT_STRING, "", .flags = F_PATH, .offset = OFF(central_spool),
+	 .help = "central backend: the one directory that holds every mailbox of "
+		 "central_userlist, each named after its user (an mbox file or a Maildir), unless "
+		 "the user list names a mailbox. Perl mpopd: $mail_spool_dir with auth type 6."},
 
 	{"auth", "penalty_delay_after", KT_UINT, "3", 0, 1000, .offset = OFF(penalty_delay_after),
 	 .help = "The failure penalty, which remembers failed logins per client address (an IPv6 "
@@ -278,6 +293,41 @@ const Key mpop_config_keys[] = {
 };
 
 const size_t mpop_config_n_keys = G_N_ELEMENTS(mpop_config_keys);
+
+#define HOFF(field) offsetof(MpopHostConfig, field)
+
+const char mpop_config_host_help[] =
+	"A virtual host for the hostname and email backends, with its own user list and "
+	"mailboxes; NAME is its canonical name (lowercase letters, digits, '-' and '.'), %d in "
+	"its location. A connection selects the host whose names hold the TLS server name (SNI) "
+	"the client sent, else the host whose addresses hold the local address it connected "
+	"to, else none: the [auth] userlist and [mailbox] location. The client's address and its "
+	"reverse DNS never select a host. An address or a name may belong to one host only. "
+	"Perl mpopd: $host_mail_path with auth types 2 to 5.";
+
+const Key mpop_config_host_keys[] = {
+	{"host:NAME", "addresses", KT_LIST, "", .check = check_address, .flags = F_NODUP,
+	 .offset = HOFF(addresses),
+	 .help = "Numeric local addresses (IPv4 or IPv6, no port) that select this host when the "
+		 "client connects to one of them; an IPv4 address also matches on an IPv6 "
+		 "socket."},
+	{"host:NAME", "names", KT_LIST, "", .check = mpop_config_check_host_name, .flags = F_NODUP,
+	 .offset = HOFF(names),
+	 .help = "Further DNS names of this host, compared without regard to case: TLS server "
+		 "names that select it and the domains of the e-mail addresses that log in to "
+		 "it. NAME is always one of them."},
+	{"host:NAME", "userlist", KT_STRING, "", .flags = F_PATH | F_NONEMPTY | F_REQUIRED,
+	 .offset = HOFF(userlist),
+	 .help = "The host's user list, in the format of [auth] userlist, with local parts "
+		 "(without a domain) as names, compared exactly."},
+	{"host:NAME", "location", KT_STRING, "", .check = check_pattern,
+	 .flags = F_NONEMPTY | F_REQUIRED, .offset = HOFF(location),
+	 .help = "Where the host's users' mailboxes are, a pattern as [mailbox] location: %d is "
+		 "NAME, %n the local part, %u both as local@NAME. A mailbox given in the user list "
+		 "wins."},
+};
+
+const size_t mpop_config_n_host_keys = G_N_ELEMENTS(mpop_config_host_keys);
 
 /* ---- value checks ---- */
 
@@ -377,6 +427,38 @@ check_header(const char *s)
 		if ((unsigned char)*s < 33 || (unsigned char)*s > 126 || *s == ':')
 			return "is not a header field name";
 	return NULL;
+}
+
+/* Characters that would make local@domain ambiguous or reach a path or a list. */
+static const char *
+check_separators(const char *s)
+{
+	if (strlen(s) > 8)
+		return "is longer than 8 characters";
+	for (const char *p = s; *p; p++) {
+		if (!g_ascii_ispunct(*p) || strchr(".-_:/\\;", *p))
+			return "is not punctuation other than . - _ : / \\ and ;";
+		if (strchr(p + 1, *p))
+			return "lists a character twice";
+	}
+	return NULL;
+}
+
+static const char *
+check_address(const char *s)
+{
+	guint8 a[16];
+	return mpop_addr_parse(s, a) ? NULL : "is not a numeric IPv4 or IPv6 address";
+}
+
+const char *
+mpop_config_check_host_name(const char *s)
+{
+	g_autofree char *lower = g_ascii_strdown(s, -1);
+
+	return mpop_dns_name_valid(lower, FALSE)
+		       ? NULL
+		       : "is not a DNS name (letters, digits, '-' and '.')";
 }
 
 const Choice *

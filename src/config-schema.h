@@ -20,6 +20,7 @@ enum {
 	F_NONEMPTY = 1 << 0, /* a string or list that must not be empty */
 	F_NODUP = 1 << 1,    /* a list in which no item may appear twice */
 	F_PATH = 1 << 2,     /* an absolute path when not empty */
+	F_REQUIRED = 1 << 3, /* [host:NAME] keys: the group must set it (def is "") */
 };
 
 typedef struct {
@@ -46,6 +47,18 @@ typedef struct {
 /* Every key of every group but [user_auth], in the order of the dump and the man page. */
 extern const Key mpop_config_keys[];
 extern const size_t mpop_config_n_keys;
+
+/* The keys of each [host:NAME] group (group "host:NAME" in the docs), offsets into
+ * MpopHostConfig. */
+#define MPOP_CONFIG_HOST_PREFIX "host:"
+extern const Key mpop_config_host_keys[];
+extern const size_t mpop_config_n_host_keys;
+/* What [host:NAME] groups are, for the sample and the man page. */
+extern const char mpop_config_host_help[];
+
+/* Returns NULL when s is a DNS name in any case (mpop_dns_name_valid() of its lowercase form),
+ * else why not. */
+const char *mpop_config_check_host_name(const char *s);
 
 /* The backend names [auth] default and [user_auth] accept. */
 extern const Choice mpop_config_auth_backends[];

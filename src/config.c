@@ -21,6 +21,13 @@
 	"value a chain of backends as for [auth] default. Perl mpopd: %user_auth."
 #define USER_AUTH_EXAMPLE "alice=pam;userlist"
 
+#define HOST_EXAMPLE                                                                               \
+	"# [host:example.org]\n"                                                                   \
+	"# addresses=192.0.2.10;2001:db8::10\n"                                                    \
+	"# names=mail.example.org;example.net\n"                                                   \
+	"# userlist=/etc/mpopd/example.org.users\n"                                                \
+	"# location=/srv/mail/%d/%n\n"
+
 #define FIELD(cfg, k, type) ((type *)(void *)((char *)(cfg) + (k)->offset))
 
 /* ---- loading ---- */
@@ -57,67 +64,73 @@ key_error(GError **error, const char *file, const char *group, const char *key, 
 }
 
 static gboolean
-value_error(GError **error, const char *file, const Key *k, const char *value, const char *why)
+value_error(GError **error, const char *file, const char *group, const Key *k, const char *value,
+	    const char *why)
 {
 	g_autofree char *v = mpop_escape_excerpt(value, strlen(value), EXCERPT_MAX);
-	return key_error(error, file, k->group, k->key, "value \"%s\" %s", v, why);
+	return key_error(error, file, group, k->key, "value \"%s\" %s", v, why);
 }
 
+/* Keys are read from group (k->group, or a [host:NAME] group for the host keys) into the
+ * struct at base (an MpopConfig, or an MpopHostConfig for the host keys). */
 static gboolean
-parse_list(const Key *k, GKeyFile *kf, MpopConfig *cfg, const char *file, GError **error)
+parse_list(const Key *k, GKeyFile *kf, const char *group, void *base, const char *file,
+	   GError **error)
 {
 	g_autoptr(GError) e = NULL;
 	gsize n = 0;
-	g_auto(GStrv) items = g_key_file_get_string_list(kf, k->group, k->key, &n, &e);
+	g_auto(GStrv) items = g_key_file_get_string_list(kf, group, k->key, &n, &e);
 	guint bits = 0;
 
 	if (!items || e)
-		return key_error(error, file, k->group, k->key, "invalid escape or encoding");
+		return key_error(error, file, group, k->key, "invalid escape or encoding");
 	if (n == 0 && (k->flags & F_NONEMPTY))
-		return key_error(error, file, k->group, k->key, "the list must not be empty");
+		return key_error(error, file, group, k->key, "the list must not be empty");
 	for (gsize i = 0; i < n; i++) {
 		g_autofree char *why = mpop_config_why_not(k, items[i], TRUE);
 		if (why)
-			return value_error(error, file, k, items[i], why);
+			return value_error(error, file, group, k, items[i], why);
 		for (gsize j = 0; j < i && (k->flags & F_NODUP); j++)
 			if (strcmp(items[i], items[j]) == 0)
-				return value_error(error, file, k, items[i], "is listed twice");
+				return value_error(error, file, group, k, items[i],
+						   "is listed twice");
 		if (k->type == KT_FLAGS)
 			bits |= (guint)mpop_config_choice_value(k->choices, items[i]);
 	}
 	if (k->type == KT_FLAGS)
-		*FIELD(cfg, k, guint) = bits;
+		*FIELD(base, k, guint) = bits;
 	else
-		*FIELD(cfg, k, char **) = g_steal_pointer(&items);
+		*FIELD(base, k, char **) = g_steal_pointer(&items);
 	return TRUE;
 }
 
 static gboolean
-parse_scalar(const Key *k, const char *raw, MpopConfig *cfg, const char *file, GError **error)
+parse_scalar(const Key *k, const char *raw, const char *group, void *base, const char *file,
+	     GError **error)
 {
 	guint64 v;
 
 	switch (k->type) {
 	case KT_UINT:
 		if (!g_ascii_string_to_unsigned(raw, 10, 0, G_MAXUINT64, &v, NULL))
-			return value_error(error, file, k, raw, "is not a number");
+			return value_error(error, file, group, k, raw, "is not a number");
 		if (v < k->min || v > k->max) {
 			g_autofree char *why =
 				g_strdup_printf("is out of range (%u to %u)", k->min, k->max);
-			return value_error(error, file, k, raw, why);
+			return value_error(error, file, group, k, raw, why);
 		}
-		*FIELD(cfg, k, guint) = (guint)v;
+		*FIELD(base, k, guint) = (guint)v;
 		return TRUE;
 	case KT_BOOL:
 		if (strcmp(raw, "true") != 0 && strcmp(raw, "false") != 0)
-			return value_error(error, file, k, raw, "is not true or false");
-		*FIELD(cfg, k, gboolean) = raw[0] == 't';
+			return value_error(error, file, group, k, raw, "is not true or false");
+		*FIELD(base, k, gboolean) = raw[0] == 't';
 		return TRUE;
 	case KT_ENUM: {
 		g_autofree char *why = mpop_config_why_not(k, raw, FALSE);
 		if (why)
-			return value_error(error, file, k, raw, why);
-		*FIELD(cfg, k, int) = mpop_config_choice_value(k->choices, raw);
+			return value_error(error, file, group, k, raw, why);
+		*FIELD(base, k, int) = mpop_config_choice_value(k->choices, raw);
 		return TRUE;
 	}
 	case KT_STRING:
@@ -129,24 +142,25 @@ parse_scalar(const Key *k, const char *raw, MpopConfig *cfg, const char *file, G
 }
 
 static gboolean
-parse_key(const Key *k, GKeyFile *kf, MpopConfig *cfg, const char *file, GError **error)
+parse_key(const Key *k, GKeyFile *kf, const char *group, void *base, const char *file,
+	  GError **error)
 {
 	g_autoptr(GError) e = NULL;
 	g_autofree char *s = NULL;
 	g_autofree char *why = NULL;
 
 	if (k->type == KT_LIST || k->type == KT_FLAGS)
-		return parse_list(k, kf, cfg, file, error);
+		return parse_list(k, kf, group, base, file, error);
 	/* g_key_file_get_string() unescapes \s \\ ...; numbers and names are plain text. */
-	s = g_key_file_get_string(kf, k->group, k->key, &e);
+	s = g_key_file_get_string(kf, group, k->key, &e);
 	if (!s || e) /* GLib returns a value and sets an error on a bad escape */
-		return key_error(error, file, k->group, k->key, "invalid escape or encoding");
+		return key_error(error, file, group, k->key, "invalid escape or encoding");
 	if (k->type != KT_STRING)
-		return parse_scalar(k, s, cfg, file, error);
+		return parse_scalar(k, s, group, base, file, error);
 	why = mpop_config_why_not(k, s, FALSE);
 	if (why)
-		return value_error(error, file, k, s, why);
-	*FIELD(cfg, k, char *) = g_steal_pointer(&s);
+		return value_error(error, file, group, k, s, why);
+	*FIELD(base, k, char *) = g_steal_pointer(&s);
 	return TRUE;
 }
 
@@ -196,6 +210,128 @@ load_user_auth(GKeyFile *kf, MpopConfig *cfg, const char *file, GError **error)
 	return TRUE;
 }
 
+/* ---- [host:NAME] groups ---- */
+
+static const Key *
+find_host_key(const char *key)
+{
+	for (size_t i = 0; i < mpop_config_n_host_keys; i++)
+		if (strcmp(mpop_config_host_keys[i].key, key) == 0)
+			return &mpop_config_host_keys[i];
+	return NULL;
+}
+
+static void
+host_clear(MpopHostConfig *h)
+{
+	for (size_t i = 0; i < mpop_config_n_host_keys; i++) {
+		const Key *k = &mpop_config_host_keys[i];
+		if (k->type == KT_STRING)
+			g_free(*FIELD(h, k, char *));
+		else if (k->type == KT_LIST)
+			g_strfreev(*FIELD(h, k, char **));
+	}
+	g_free(h->name);
+}
+
+/* NAME is lowercase so that it is written one way only: GKeyFile group names are
+ * case-sensitive, and [host:A] next to [host:a] would be two groups for one name. */
+static gboolean
+load_host(GKeyFile *kf, const char *group, MpopHostConfig *h, const char *file, GError **error)
+{
+	const char *name = group + strlen(MPOP_CONFIG_HOST_PREFIX);
+	g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
+
+	for (const char *p = name; *p; p++)
+		if (g_ascii_isupper(*p))
+			return key_error(error, file, group, NULL, "NAME is not lowercase");
+	if (mpop_config_check_host_name(name))
+		return key_error(error, file, group, NULL,
+				 "NAME is not a DNS name (letters, digits, '-' and '.')");
+	h->name = g_strdup(name);
+	for (char **k = keys; k && *k; k++)
+		if (!find_host_key(*k))
+			return key_error(error, file, group, *k, "unknown key");
+	for (size_t i = 0; i < mpop_config_n_host_keys; i++) {
+		const Key *k = &mpop_config_host_keys[i];
+		if (g_key_file_has_key(kf, group, k->key, NULL)) {
+			if (!parse_key(k, kf, group, h, file, error))
+				return FALSE;
+		} else if (k->flags & F_REQUIRED) {
+			return key_error(error, file, group, k->key, "is required");
+		} else {
+			g_assert(k->type == KT_LIST && !*k->def);
+			*FIELD(h, k, char **) = g_new0(char *, 1);
+		}
+	}
+	for (char **n = h->names; *n; n++)
+		for (char *c = *n; *c; c++)
+			*c = g_ascii_tolower(*c);
+	return TRUE;
+}
+
+/* One host per name and per address, or the selection would depend on the file's order. */
+static gboolean
+claim(GHashTable *owners, gpointer key, const MpopHostConfig *h, const char *what,
+      const char *value, const char *file, GError **error)
+{
+	g_autofree char *group = g_strconcat(MPOP_CONFIG_HOST_PREFIX, h->name, NULL);
+	const MpopHostConfig *other = g_hash_table_lookup(owners, key);
+
+	if (other == h)
+		return key_error(error, file, group, what, "value \"%s\" is listed twice", value);
+	if (other)
+		return key_error(error, file, group, what,
+				 "value \"%s\" also belongs to [" MPOP_CONFIG_HOST_PREFIX "%s]",
+				 value, other->name);
+	g_hash_table_insert(owners, key, (gpointer)h);
+	return TRUE;
+}
+
+static gboolean
+check_hosts_unique(const MpopConfig *cfg, const char *file, GError **error)
+{
+	g_autoptr(GHashTable) names = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GHashTable) addrs = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
+							    (GDestroyNotify)g_bytes_unref, NULL);
+
+	for (guint i = 0; i < cfg->n_hosts; i++) {
+		const MpopHostConfig *h = &cfg->hosts[i];
+		if (!claim(names, h->name, h, "names", h->name, file, error))
+			return FALSE;
+		for (char **n = h->names; *n; n++)
+			if (!claim(names, *n, h, "names", *n, file, error))
+				return FALSE;
+		for (char **a = h->addresses; *a; a++) {
+			guint8 bin[16];
+			g_assert(mpop_addr_parse(*a, bin)); /* the schema's check passed */
+			if (!claim(addrs, g_bytes_new(bin, sizeof bin), h, "addresses", *a, file,
+				   error))
+				return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+static gboolean
+load_hosts(GKeyFile *kf, MpopConfig *cfg, const char *file, GError **error)
+{
+	g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+	guint n = 0;
+
+	for (char **g = groups; *g; g++)
+		n += g_str_has_prefix(*g, MPOP_CONFIG_HOST_PREFIX);
+	cfg->hosts = g_new0(MpopHostConfig, n);
+	for (char **g = groups; *g; g++) {
+		if (!g_str_has_prefix(*g, MPOP_CONFIG_HOST_PREFIX))
+			continue;
+		/* counted before loading, so that a failure frees a partly filled host */
+		if (!load_host(kf, *g, &cfg->hosts[cfg->n_hosts++], file, error))
+			return FALSE;
+	}
+	return check_hosts_unique(cfg, file, error);
+}
+
 /* Every group and key in the file must be known: a typo must not silently keep a default. */
 static gboolean
 check_known(GKeyFile *kf, const char *file, GError **error)
@@ -204,7 +340,8 @@ check_known(GKeyFile *kf, const char *file, GError **error)
 
 	for (char **g = groups; *g; g++) {
 		g_auto(GStrv) keys = NULL;
-		if (strcmp(*g, USER_AUTH_GROUP) == 0)
+		if (strcmp(*g, USER_AUTH_GROUP) == 0 ||
+		    g_str_has_prefix(*g, MPOP_CONFIG_HOST_PREFIX)) /* load_hosts() checks them */
 			continue;
 		if (!find_key(*g, NULL))
 			return key_error(error, file, *g, NULL, "unknown group");
@@ -289,10 +426,12 @@ load_keyfile(GKeyFile *kf, const char *file, GError **error)
 	for (size_t i = 0; i < mpop_config_n_keys; i++) {
 		const Key *k = &mpop_config_keys[i];
 		GKeyFile *src = g_key_file_has_key(kf, k->group, k->key, NULL) ? kf : defaults;
-		if (!parse_key(k, src, cfg, file, error))
+		if (!parse_key(k, src, k->group, cfg, file, error))
 			return NULL;
 	}
 	if (g_key_file_has_group(kf, USER_AUTH_GROUP) && !load_user_auth(kf, cfg, file, error))
+		return NULL;
+	if (!load_hosts(kf, cfg, file, error))
 		return NULL;
 	if (!check_combinations(cfg, file, error))
 		return NULL;
@@ -361,6 +500,9 @@ mpop_config_free(MpopConfig *cfg)
 	}
 	if (cfg->user_auth)
 		g_hash_table_unref(cfg->user_auth);
+	for (guint i = 0; i < cfg->n_hosts; i++)
+		host_clear(&cfg->hosts[i]);
+	g_free(cfg->hosts);
 	g_free(cfg->path);
 	g_free(cfg);
 }
@@ -416,24 +558,24 @@ choice_name(const Choice *choices, int value)
 }
 
 static void
-append_value(GString *out, const Key *k, const MpopConfig *cfg)
+append_value(GString *out, const Key *k, const void *base)
 {
 	switch (k->type) {
 	case KT_STRING:
-		append_escaped(out, *FIELD(cfg, k, char *), FALSE);
+		append_escaped(out, *FIELD(base, k, char *), FALSE);
 		break;
 	case KT_UINT:
-		g_string_append_printf(out, "%u", *FIELD(cfg, k, guint));
+		g_string_append_printf(out, "%u", *FIELD(base, k, guint));
 		break;
 	case KT_BOOL:
-		g_string_append(out, *FIELD(cfg, k, gboolean) ? "true" : "false");
+		g_string_append(out, *FIELD(base, k, gboolean) ? "true" : "false");
 		break;
 	case KT_ENUM:
-		g_string_append(out, choice_name(k->choices, *FIELD(cfg, k, int)));
+		g_string_append(out, choice_name(k->choices, *FIELD(base, k, int)));
 		break;
 	case KT_LIST:
-		for (char **i = *FIELD(cfg, k, char **); i && *i; i++) {
-			if (i != *FIELD(cfg, k, char **))
+		for (char **i = *FIELD(base, k, char **); i && *i; i++) {
+			if (i != *FIELD(base, k, char **))
 				g_string_append_c(out, ';');
 			append_escaped(out, *i, TRUE);
 		}
@@ -441,7 +583,7 @@ append_value(GString *out, const Key *k, const MpopConfig *cfg)
 	case KT_FLAGS: {
 		gboolean first = TRUE;
 		for (const Choice *c = k->choices; c->name; c++) {
-			if (!(*FIELD(cfg, k, guint) & (guint)c->value))
+			if (!(*FIELD(base, k, guint) & (guint)c->value))
 				continue;
 			g_string_append_printf(out, "%s%s", first ? "" : ";", c->name);
 			first = FALSE;
@@ -475,6 +617,15 @@ mpop_config_dump(const MpopConfig *cfg)
 		g_autofree char *chain =
 			g_strjoinv(";", g_hash_table_lookup(cfg->user_auth, l->data));
 		g_string_append_printf(out, "%s=%s\n", (char *)l->data, chain);
+	}
+	for (guint i = 0; i < cfg->n_hosts; i++) {
+		g_string_append_printf(out, "\n[" MPOP_CONFIG_HOST_PREFIX "%s]\n",
+				       cfg->hosts[i].name);
+		for (size_t j = 0; j < mpop_config_n_host_keys; j++) {
+			g_string_append_printf(out, "%s=", mpop_config_host_keys[j].key);
+			append_value(out, &mpop_config_host_keys[j], &cfg->hosts[i]);
+			g_string_append_c(out, '\n');
+		}
 	}
 	return g_string_free(out, FALSE);
 }
@@ -527,6 +678,25 @@ append_wrapped_comment(GString *out, const char *text)
 	g_string_append_c(out, '\n');
 }
 
+/* A [host:NAME] group does not exist by default, so the sample shows one as comments
+ * ("# key=value", which uncommenting the defaults leaves alone). */
+static void
+append_host_sample(GString *out)
+{
+	g_string_append(out, "\n# [" MPOP_CONFIG_HOST_PREFIX "NAME]\n#\n");
+	append_wrapped_comment(out, mpop_config_host_help);
+	for (size_t i = 0; i < mpop_config_n_host_keys; i++) {
+		const Key *k = &mpop_config_host_keys[i];
+		g_autofree char *type = type_text(k);
+		g_autofree char *text =
+			g_strdup_printf("%s: %s Type: %s%s.", k->key, k->help, type,
+					(k->flags & F_REQUIRED) ? "; required" : "");
+		g_string_append(out, "#\n");
+		append_wrapped_comment(out, text);
+	}
+	g_string_append(out, "#\n# For example:\n" HOST_EXAMPLE);
+}
+
 #define SAMPLE_HEADER                                                                              \
 	"# mpopd.conf: configuration of mpopd(8), see mpopd.conf(5).\n"                            \
 	"#\n"                                                                                      \
@@ -554,6 +724,7 @@ mpop_config_sample(void)
 	g_string_append_printf(out, "\n[%s]\n\n", USER_AUTH_GROUP);
 	append_wrapped_comment(out, USER_AUTH_HELP);
 	g_string_append_printf(out, "#%s\n", USER_AUTH_EXAMPLE);
+	append_host_sample(out);
 	return g_string_free(out, FALSE);
 }
 
@@ -573,6 +744,24 @@ append_roff(GString *out, const char *s)
 	}
 }
 
+static void
+append_man_key(GString *out, const Key *k)
+{
+	g_autofree char *type = type_text(k);
+
+	g_string_append(out, ".TP\n\\fB");
+	append_roff(out, k->key);
+	g_string_append(out, "=\\fR\\fI");
+	append_roff(out, k->def);
+	g_string_append(out, "\\fR\n");
+	append_roff(out, k->help);
+	g_string_append(out, "\n.br\nType: ");
+	append_roff(out, type);
+	g_string_append(out, (k->flags & F_REQUIRED) ? "; required.\n"
+			     : *k->def		     ? ".\n"
+						     : "; empty by default.\n");
+}
+
 char *
 mpop_config_man_section(void)
 {
@@ -580,22 +769,17 @@ mpop_config_man_section(void)
 
 	for (size_t i = 0; i < mpop_config_n_keys; i++) {
 		const Key *k = &mpop_config_keys[i];
-		g_autofree char *type = type_text(k);
 		if (i == 0 || strcmp(k->group, mpop_config_keys[i - 1].group) != 0)
 			g_string_append_printf(out, ".SS [%s]\n", k->group);
-		g_string_append(out, ".TP\n\\fB");
-		append_roff(out, k->key);
-		g_string_append(out, "=\\fR\\fI");
-		append_roff(out, k->def);
-		g_string_append(out, "\\fR\n");
-		append_roff(out, k->help);
-		g_string_append(out, "\n.br\nType: ");
-		append_roff(out, type);
-		g_string_append(out, *k->def ? ".\n" : "; empty by default.\n");
+		append_man_key(out, k);
 	}
 	g_string_append_printf(out, ".SS [%s]\n.TP\n\\fIuser\\fB=\\fR\\fIbackend\\fR\n",
 			       USER_AUTH_GROUP);
 	append_roff(out, USER_AUTH_HELP);
-	g_string_append(out, "\n");
+	g_string_append(out, "\n.SS [" MPOP_CONFIG_HOST_PREFIX "NAME]\n");
+	append_roff(out, mpop_config_host_help);
+	g_string_append_c(out, '\n');
+	for (size_t i = 0; i < mpop_config_n_host_keys; i++)
+		append_man_key(out, &mpop_config_host_keys[i]);
 	return g_string_free(out, FALSE);
 }

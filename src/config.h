@@ -40,6 +40,15 @@ typedef enum {
 	MPOP_TLS_1_3,
 } MpopTlsVersion;
 
+/* One [host:NAME] group: a virtual host with its own user list and mailboxes. */
+typedef struct {
+	char *name;	  /* NAME, lowercase: %d in location, and always one of its names */
+	char **addresses; /* numeric local addresses that select it, as written */
+	char **names;	  /* further TLS server names and e-mail domains, lowercase */
+	char *userlist;	  /* its user list, same format as [auth] userlist */
+	char *location;	  /* its mailbox pattern (%d is name) */
+} MpopHostConfig;
+
 /* The validated configuration. Immutable once loaded; free with mpop_config_free(). */
 typedef struct {
 	char *path; /* the file it came from, or "(defaults)" */
@@ -88,6 +97,9 @@ typedef struct {
 	char **plugin_args;   /* plugin: argv[1..] */
 	guint plugin_timeout; /* plugin: seconds until the program is killed */
 	char *plugin_user;    /* plugin: user the program runs as; "": the user mpopd runs as */
+	char *domain_separators;	    /* email backend: characters that split local@domain */
+	char *central_userlist;		    /* central backend: its user list */
+	char *central_spool;		    /* central backend: the one spool directory */
 	gboolean reject_unknown_user_early; /* never used for enumeration: kept false */
 	MpopPlaintextAuth plaintext_auth;   /* as configured (may be AUTO) */
 	guint penalty_delay_after;	    /* recent failures answered without extra delay */
@@ -107,6 +119,10 @@ typedef struct {
 	/* [log] */
 	MpopLogLevel log_level;
 	char **log_users; /* users logged at debug detail */
+
+	/* [host:NAME] groups, in file order */
+	MpopHostConfig *hosts;
+	guint n_hosts;
 } MpopConfig;
 
 /* Load and validate path (NULL: MPOPD_DEFAULT_CONFIG). A missing file is an error when

@@ -2,7 +2,9 @@
 /* Small helpers shared by every module. */
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -225,6 +227,51 @@ mpop_pattern_expand(const char *pattern, const char *user, const char *home, con
 		}
 	}
 	return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+static void
+addr_v4_mapped(const void *in4, guint8 out[16])
+{
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, in4, 4);
+}
+
+gboolean
+mpop_addr_parse(const char *text, guint8 out[16])
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!text)
+		return FALSE;
+	if (inet_pton(AF_INET, text, &a4) == 1) {
+		addr_v4_mapped(&a4, out);
+		return TRUE;
+	}
+	if (inet_pton(AF_INET6, text, &a6) == 1) {
+		memcpy(out, &a6, 16);
+		return TRUE;
+	}
+	return FALSE;
+}
+
+gboolean
+mpop_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, guint8 out[16])
+{
+	if (!sa)
+		return FALSE;
+	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+		addr_v4_mapped(&in->sin_addr, out);
+		return TRUE;
+	}
+	if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+		memcpy(out, &in6->sin6_addr, 16);
+		return TRUE;
+	}
+	return FALSE;
 }
 
 guint64

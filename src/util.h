@@ -5,6 +5,7 @@
 
 #include <glib.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 /* MPOP_HAVE_ASAN: built with AddressSanitizer (gcc's or clang's way of saying so). */
@@ -52,6 +53,14 @@ char *mpop_pattern_expand(const char *pattern, const char *user, const char *hom
  * digits, '-' and '.', labels of 1-63 characters, at most 253 in all; "" too when
  * allow_empty. */
 gboolean mpop_dns_name_valid(const char *name, gboolean allow_empty);
+
+/* A numeric IPv4 or IPv6 address (no port, brackets or scope) as 16 bytes, IPv4 as
+ * ::ffff:a.b.c.d so that it equals the same client on an IPv6 socket. FALSE when text is not
+ * one. */
+gboolean mpop_addr_parse(const char *text, guint8 out[16]);
+
+/* The same 16 bytes for an AF_INET or AF_INET6 socket address; FALSE for anything else. */
+gboolean mpop_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, guint8 out[16]);
 
 /* CLOCK_MONOTONIC in microseconds. */
 guint64 mpop_now_usec(void);
