@@ -217,9 +217,8 @@ make_identity(const MpopUserlistEntry *e)
 	return id;
 }
 
-static MpopAuthResult
-userlist_check(const MpopConfig *cfg, const char *user, const char *password,
-	       MpopAuthIdentity **out_id, char **out_reason)
+MpopAuthResult
+mpop_userlist_lookup(const char *path, const char *user, MpopUserlistEntry *out, char **out_reason)
 {
 	g_autofree char *data = NULL;
 	MpopUserlistEntry e = {0};
@@ -228,36 +227,67 @@ userlist_check(const MpopConfig *cfg, const char *user, const char *password,
 	gboolean ok;
 	int r;
 
+	r = read_list(path, &data, &len, &what);
+	if (r < 0) {
+		*out_reason = g_strdup_printf("user list %s: %s: %s", path, what,
+					      r == -EINVAL ? "not a regular file" : g_strerror(-r));
+		return MPOP_AUTH_TEMPFAIL;
+	}
+	ok = find_user(path, data, len, user, &e);
+	explicit_bzero(data, len);
+	if (!ok) {
+		*out_reason = g_strdup_printf("unknown user (not in %s)", path);
+		return MPOP_AUTH_UNKNOWN;
+	}
+	*out = e;
+	return MPOP_AUTH_OK;
+}
+
+/* One hash computation whatever the entry holds; uid 0 is refused after it. */
+static MpopAuthResult
+verify_entry(const MpopUserlistEntry *e, const char *password, MpopAuthIdentity **out_id,
+	     char **out_reason)
+{
+	gboolean ok = mpop_auth_verify_hash(password, e->hash);
+
+	if (e->uid == 0) {
+		*out_reason = g_strdup("refusing uid 0");
+		return MPOP_AUTH_DENIED;
+	}
+	if (!ok) {
+		*out_reason = g_strdup("wrong password");
+		return MPOP_AUTH_DENIED;
+	}
+	*out_id = make_identity(e);
+	return MPOP_AUTH_OK;
+}
+
+MpopAuthResult
+mpop_userlist_check(const char *path, const char *user, const char *password,
+		    MpopAuthIdentity **out_id, char **out_reason)
+{
+	MpopUserlistEntry e = {0};
+	MpopAuthResult r = mpop_userlist_lookup(path, user, &e, out_reason);
+
+	if (r == MPOP_AUTH_TEMPFAIL)
+		mpop_auth_dummy_hash(password);
+	if (r != MPOP_AUTH_OK)
+		return r;
+	r = verify_entry(&e, password, out_id, out_reason);
+	mpop_userlist_entry_clear(&e);
+	return r;
+}
+
+static MpopAuthResult
+userlist_check(const MpopConfig *cfg, const char *user, const char *password,
+	       MpopAuthIdentity **out_id, char **out_reason)
+{
 	if (!cfg->userlist || !*cfg->userlist) {
 		mpop_auth_dummy_hash(password);
 		*out_reason = g_strdup("no user list configured ([auth] userlist)");
 		return MPOP_AUTH_TEMPFAIL;
 	}
-	r = read_list(cfg->userlist, &data, &len, &what);
-	if (r < 0) {
-		mpop_auth_dummy_hash(password);
-		*out_reason = g_strdup_printf("user list %s: %s: %s", cfg->userlist, what,
-					      r == -EINVAL ? "not a regular file" : g_strerror(-r));
-		return MPOP_AUTH_TEMPFAIL;
-	}
-	ok = find_user(cfg->userlist, data, len, user, &e);
-	explicit_bzero(data, len);
-	if (!ok) {
-		*out_reason = g_strdup("userlist: unknown user");
-		return MPOP_AUTH_UNKNOWN;
-	}
-	ok = mpop_auth_verify_hash(password, e.hash);
-	if (e.uid == 0) {
-		*out_reason = g_strdup("refusing uid 0");
-		ok = FALSE;
-	} else if (!ok) {
-		*out_reason = g_strdup("wrong password");
-	} else {
-		if (out_id)
-			*out_id = make_identity(&e);
-	}
-	mpop_userlist_entry_clear(&e);
-	return ok ? MPOP_AUTH_OK : MPOP_AUTH_DENIED;
+	return mpop_userlist_check(cfg->userlist, user, password, out_id, out_reason);
 }
 
 static MpopAuthResult

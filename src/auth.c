@@ -11,6 +11,7 @@
 static const MpopAuthOps *const auth_backends[] = {
 	&mpop_auth_userlist_ops, &mpop_auth_pam_ops,	&mpop_auth_system_ops,
 	&mpop_auth_passwd_ops,	 &mpop_auth_shadow_ops, &mpop_auth_plugin_ops,
+	&mpop_auth_hostname_ops, &mpop_auth_email_ops,	&mpop_auth_central_ops,
 };
 
 /* The longest login name we pass to a backend (the POP3 USER argument is untrusted). */

@@ -119,6 +119,32 @@ gboolean mpop_auth_passwd_for_uid(uid_t uid, gid_t *out_gid, char **out_home);
 extern const MpopAuthOps mpop_auth_userlist_ops;
 /* An external checkpassword program (auth-plugin.c). */
 extern const MpopAuthOps mpop_auth_plugin_ops;
+
+/* Find user (compared exactly) in the user list at path; every line is read whether or not it
+ * matches. OK with *out filled (clear it with mpop_userlist_entry_clear()), UNKNOWN when the
+ * list does not have the user, TEMPFAIL when it cannot be read; *out_reason says why. Pays no
+ * hash. */
+MpopAuthResult mpop_userlist_lookup(const char *path, const char *user, MpopUserlistEntry *out,
+				    char **out_reason);
+
+/* mpop_userlist_lookup(), then the password against the entry's hash (one hash computation
+ * whatever the entry holds): OK with *out_id (user the listed name, uid, gid, home from the
+ * passwd entry of the uid, mailbox from the list), UNKNOWN without a hash, DENIED after a
+ * wrong password or for uid 0, TEMPFAIL (one hash paid) when the list cannot be read. */
+MpopAuthResult mpop_userlist_check(const char *path, const char *user, const char *password,
+				   MpopAuthIdentity **out_id, char **out_reason);
+
+/* Virtual hosts (auth-hosts.c). The host a connection selects: the [host:NAME] whose names
+ * hold the TLS server name, else the one whose addresses hold the local address, else NULL
+ * (the default host: [auth] userlist and [mailbox] location). Never the client's address. */
+const MpopHostConfig *mpop_auth_host_select(const MpopConfig *cfg, const MpopAuthQuery *q);
+
+/* The host whose names hold domain (ASCII case-insensitive), or NULL. */
+const MpopHostConfig *mpop_auth_host_for_domain(const MpopConfig *cfg, const char *domain);
+
+extern const MpopAuthOps mpop_auth_hostname_ops;
+extern const MpopAuthOps mpop_auth_email_ops;
+extern const MpopAuthOps mpop_auth_central_ops;
 extern const MpopAuthOps mpop_auth_pam_ops;
 /* System accounts (auth-system.c): one backend under three names. */
 extern const MpopAuthOps mpop_auth_system_ops;

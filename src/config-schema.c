@@ -13,7 +13,8 @@ G_STATIC_ASSERT(sizeof(MpopLogLevel) == sizeof(int));
 /* The backend names [auth] default and [user_auth] accept: exactly the backends built in
  * (auth.c registers them; test-auth checks the two lists agree). */
 const Choice mpop_config_auth_backends[] = {
-	{"userlist"}, {"pam"}, {"system"}, {"passwd"}, {"shadow"}, {"plugin"}, {NULL},
+	{"userlist"}, {"pam"},	    {"system"}, {"passwd"},  {"shadow"},
+	{"plugin"},   {"hostname"}, {"email"},	{"central"}, {NULL},
 };
 static const Choice formats[] = {
 	{"maildir", MPOP_FORMAT_MAILDIR}, {"mbox", MPOP_FORMAT_MBOX}, {NULL}};
