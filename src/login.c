@@ -114,6 +114,23 @@ log_blocked(const char *user, const MpopPenaltyVerdict *pv)
  * is refused without a check. A wrong password is counted before the wait, so closing the
  * connection early saves the client nothing; a temporary failure (a backend down) is not a
  * guess and is not counted. */
+/* The name the failure penalty counts: one entry for bob@example.org, bob%example.org and
+ * BOB@EXAMPLE.ORG (the table folds case itself). */
+static char *
+penalty_name(const MpopConfig *cfg, const char *user)
+{
+	char *name = g_strdup(user ? user : "");
+	const char *seps =
+		cfg->domain_separators && *cfg->domain_separators ? cfg->domain_separators : "@";
+
+	for (char *p = name + strlen(name); p > name; p--)
+		if (strchr(seps, p[-1])) {
+			p[-1] = '@';
+			break;
+		}
+	return name;
+}
+
 static MpopAuthResult
 check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user, const char *pass,
 	    const char *sni, MpopAuthIdentity **out_id)
@@ -132,13 +149,14 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 		.session_id = conn->session_id,
 	};
 	const gint64 wall = g_get_real_time() / G_USEC_PER_SEC; /* the table outlives boots */
+	g_autofree char *who = penalty_name(cfg, user);
 	g_autoptr(MpopAuthIdentity) id = NULL;
 	g_autofree char *reason = NULL;
 	MpopPenaltyVerdict pv;
 	MpopAuthResult res;
 
 	penalty_trouble(
-		mpop_penalty_query(conn->penalty, cfg, q.peer_addr, q.peer_len, user, wall, &pv));
+		mpop_penalty_query(conn->penalty, cfg, q.peer_addr, q.peer_len, who, wall, &pv));
 	delay = (guint64)cfg->failure_delay * 1000 + pv.delay_usec;
 	if (pv.blocked) {
 		log_blocked(user, &pv);
@@ -148,7 +166,7 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 	res = mpop_auth_check(cfg, &q, &id, &reason);
 	if (res != MPOP_AUTH_TEMPFAIL)
 		penalty_trouble(mpop_penalty_record(conn->penalty, cfg, q.peer_addr, q.peer_len,
-						    user, res == MPOP_AUTH_OK, wall));
+						    who, res == MPOP_AUTH_OK, wall));
 	if (res == MPOP_AUTH_OK && id->ops->session_open &&
 	    !id->ops->session_open(cfg, id, &reason)) {
 		res = MPOP_AUTH_TEMPFAIL;
@@ -157,6 +175,12 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 			reason = g_strdup("cannot open the backend's session");
 	}
 	log_auth_result(res, user, q.peer, reason);
+	if (res == MPOP_AUTH_OK && strcmp(id->user, user) != 0) {
+		/* From here on the records name the account, not what the client typed. */
+		mpop_log_event(MPOP_LOG_INFO, "auth", NULL, "%s is %s (%s backend)", user, id->user,
+			       id->ops->name);
+		mpop_log_set_user(id->user);
+	}
 	if (res != MPOP_AUTH_OK)
 		sleep_until(start + delay);
 	else if (out_id)

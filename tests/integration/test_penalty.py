@@ -136,6 +136,16 @@ def user_block(t, settings, mode):
                 "refused from a new address", r)
         r, _ = attempt(srv.port, "alice", PASSWORD, source="127.0.1.100")
         t.check(r.startswith(b"+OK"), f"{mode}: user: another name logs in from there", r)
+        # an e-mail login name counts as one, whichever separator and case the client uses
+        for i, name in enumerate(("erin@example.org", "erin%example.org", "ERIN@Example.Org",
+                                  "erin%EXAMPLE.org", "erin@example.org", "Erin@example.org",
+                                  "erin%example.org")):
+            r, _ = attempt(srv.port, name, WRONG, source=f"127.0.2.{i + 1}")
+            t.check(r.startswith(b"-ERR [AUTH]"), f"{mode}: user: failure {i + 1} for {name}",
+                    r)
+        r, _ = attempt(srv.port, "erin@example.org", WRONG, source="127.0.2.100")
+        t.check(r.startswith(TEMP), f"{mode}: user: erin@example.org is refused after 7 "
+                "failures under 4 spellings", r)
 
 
 def main():
