@@ -123,28 +123,19 @@ result_for(int pam_rc)
 static gboolean
 identity_from_passwd(const char *name, MpopAuthIdentity **out_id)
 {
-	size_t size = 16384;
+	MpopPasswd pw = {0};
+	MpopAuthIdentity *id;
 
-	for (;;) {
-		g_autofree char *buf = g_malloc(size);
-		struct passwd pwd, *pw = NULL;
-		MpopAuthIdentity *id;
-		int r = getpwnam_r(name, &pwd, buf, size, &pw);
-
-		if (r == ERANGE && size < 1024 * 1024) {
-			size *= 2;
-			continue;
-		}
-		if (r != 0 || !pw)
-			return FALSE;
-		id = g_new0(MpopAuthIdentity, 1);
-		id->user = g_strdup(pw->pw_name);
-		id->uid = pw->pw_uid;
-		id->gid = pw->pw_gid;
-		id->home = pw->pw_dir && *pw->pw_dir ? g_strdup(pw->pw_dir) : NULL;
-		*out_id = id;
-		return TRUE;
-	}
+	if (mpop_auth_getpw(name, 0, &pw) < 0)
+		return FALSE;
+	id = g_new0(MpopAuthIdentity, 1);
+	id->user = g_steal_pointer(&pw.name);
+	id->uid = pw.uid;
+	id->gid = pw.gid;
+	id->home = g_steal_pointer(&pw.home);
+	mpop_passwd_clear(&pw);
+	*out_id = id;
+	return TRUE;
 }
 
 /* The name PAM settled on (a module may map the login name to another): the canonical
@@ -285,21 +276,11 @@ pam_transaction_start(const char *service, const char *user, const char *passwor
 static int
 nss_knows(const char *name)
 {
-	size_t size = 16384;
+	MpopPasswd pw = {0};
+	int r = mpop_auth_getpw(name, 0, &pw);
 
-	for (;;) {
-		g_autofree char *buf = g_malloc(size);
-		struct passwd pwd, *pw = NULL;
-		int r = getpwnam_r(name, &pwd, buf, size, &pw);
-
-		if (r == ERANGE && size < 1024 * 1024) {
-			size *= 2;
-			continue;
-		}
-		if (r == 0 || r == ENOENT || r == ESRCH || r == EBADF || r == EPERM)
-			return pw ? 1 : 0;
-		return -r;
-	}
+	mpop_passwd_clear(&pw);
+	return r == 0 ? 1 : r == -ENOENT ? 0 : r;
 }
 
 static MpopAuthResult

@@ -36,18 +36,6 @@ mpop_plugin_answer_clear(MpopPluginAnswer *a)
 	a->gid = (gid_t)-1;
 }
 
-/* Decimal only, as in the user list; (id_t)-1 means "unchanged" to the set*id() calls. */
-static gboolean
-parse_id(const char *s, guint32 *out)
-{
-	guint64 v;
-
-	if (!g_ascii_string_to_unsigned(s, 10, 0, G_MAXUINT32 - 1, &v, NULL))
-		return FALSE;
-	*out = (guint32)v;
-	return TRUE;
-}
-
 /* Absolute, no control characters, no ".." component (the path is used as root). */
 static gboolean
 path_acceptable(const char *s)
@@ -85,7 +73,7 @@ parse_pair(const char *key, const char *value, MpopPluginAnswer *a, guint *seen,
 	switch (k) {
 	case 0:
 	case 1:
-		if (!parse_id(value, &id))
+		if (!mpop_auth_parse_id(value, &id))
 			return *why = "uid or gid is not a decimal id", -EINVAL;
 		if (k == 0 && id == 0)
 			return *why = "uid 0: never as root", -EPERM;
@@ -164,34 +152,28 @@ plugin_exec_clear(MpopPluginExec *x)
 static gboolean
 resolve_user(const char *name, MpopPluginExec *x, char **why)
 {
-	size_t size = 16384;
+	MpopPasswd pw = {0};
+	int r = mpop_auth_getpw(name, 0, &pw);
+	gboolean ok = FALSE;
 
-	for (;;) {
-		g_autofree char *buf = g_malloc(size);
-		struct passwd pwd, *pw = NULL;
-		int r = getpwnam_r(name, &pwd, buf, size, &pw);
-
-		if (r == ERANGE && size < 1024 * 1024) {
-			size *= 2;
-			continue;
-		}
-		if (!pw) {
-			*why = g_strdup_printf("plugin_user %s: %s", name,
-					       r ? g_strerror(r) : "no such user");
-			return FALSE;
-		}
-		x->uid = pw->pw_uid;
-		x->gid = pw->pw_gid;
-		x->n_groups = MPOP_PLUGIN_GROUPS_MAX;
-		if (getgrouplist(pw->pw_name, pw->pw_gid, x->groups, &x->n_groups) < 0) {
-			*why = g_strdup_printf("plugin_user %s is in more than %d groups", name,
-					       MPOP_PLUGIN_GROUPS_MAX);
-			return FALSE;
-		}
+	if (r < 0) {
+		*why = g_strdup_printf("plugin_user %s: %s", name,
+				       r == -ENOENT ? "no such user" : g_strerror(-r));
+		return FALSE;
+	}
+	x->uid = pw.uid;
+	x->gid = pw.gid;
+	x->n_groups = MPOP_PLUGIN_GROUPS_MAX;
+	if (getgrouplist(pw.name, pw.gid, x->groups, &x->n_groups) < 0) {
+		*why = g_strdup_printf("plugin_user %s is in more than %d groups", name,
+				       MPOP_PLUGIN_GROUPS_MAX);
+	} else {
 		/* Only root can switch users; anyone else can run the program as itself. */
 		x->drop = geteuid() == 0;
-		return TRUE;
+		ok = TRUE;
 	}
+	mpop_passwd_clear(&pw);
+	return ok;
 }
 
 /* Like sshd's AuthorizedKeysCommand check: whoever may replace the program or a directory

@@ -49,22 +49,18 @@ nss_not_found(int r)
 static int
 account_passwd(const char *user, SystemAccount *a)
 {
-	for (size_t size = NSS_BUF_START;; size *= 2) {
-		g_autofree char *buf = g_malloc(size);
-		struct passwd pwd, *pw = NULL;
-		int r = getpwnam_r(user, &pwd, buf, size, &pw);
+	MpopPasswd pw = {0};
+	int r = mpop_auth_getpw(user, 0, &pw);
 
-		if (r == ERANGE && size < NSS_BUF_MAX)
-			continue;
-		if (!pw)
-			return nss_not_found(r) ? -ENOENT : -(r ? r : EIO);
-		a->name = g_strdup(pw->pw_name);
-		a->hash = g_strdup(pw->pw_passwd ? pw->pw_passwd : "");
-		a->uid = pw->pw_uid;
-		a->gid = pw->pw_gid;
-		a->home = pw->pw_dir && *pw->pw_dir ? g_strdup(pw->pw_dir) : NULL;
-		return 0;
-	}
+	if (r < 0)
+		return r;
+	a->name = g_steal_pointer(&pw.name);
+	a->hash = g_steal_pointer(&pw.passwd);
+	a->uid = pw.uid;
+	a->gid = pw.gid;
+	a->home = g_steal_pointer(&pw.home);
+	mpop_passwd_clear(&pw);
+	return 0;
 }
 
 /* Replaces the passwd field with the shadow entry when there is one. 0 or -errno. */

@@ -38,19 +38,6 @@ has_control_chars(const char *s)
 	return FALSE;
 }
 
-/* A uid or gid: decimal only (no sign, space or empty string) and never (id_t)-1, which
- * the set*id() calls read as "leave unchanged". */
-static gboolean
-parse_id(const char *s, guint32 *out)
-{
-	guint64 v;
-
-	if (!g_ascii_string_to_unsigned(s, 10, 0, G_MAXUINT32 - 1, &v, NULL))
-		return FALSE;
-	*out = (guint32)v;
-	return TRUE;
-}
-
 static gboolean
 line_is_blank_or_comment(const char *s)
 {
@@ -70,9 +57,9 @@ parse_fields(char **f, guint n, MpopUserlistEntry *out)
 		return -EINVAL;
 	if (!*f[0] || has_control_chars(f[0]) || !*f[1] || has_control_chars(f[1]))
 		return -EINVAL;
-	if (!parse_id(f[2], &uid))
+	if (!mpop_auth_parse_id(f[2], &uid))
 		return -EINVAL;
-	if (n >= 4 && *f[3] && !parse_id(f[3], &gid))
+	if (n >= 4 && *f[3] && !mpop_auth_parse_id(f[3], &gid))
 		return -EINVAL;
 	if (n == 5 && *f[4] && (f[4][0] != '/' || has_control_chars(f[4])))
 		return -EINVAL;
@@ -181,23 +168,14 @@ find_user(const char *path, const char *data, size_t len, const char *user, Mpop
 gboolean
 mpop_auth_passwd_for_uid(uid_t uid, gid_t *out_gid, char **out_home)
 {
-	size_t size = 16384;
+	MpopPasswd pw = {0};
 
-	for (;;) {
-		g_autofree char *buf = g_malloc(size);
-		struct passwd pwd, *pw = NULL;
-		int r = getpwuid_r(uid, &pwd, buf, size, &pw);
-
-		if (r == ERANGE && size < 1024 * 1024) {
-			size *= 2;
-			continue;
-		}
-		if (r != 0 || !pw)
-			return FALSE;
-		*out_gid = pw->pw_gid;
-		*out_home = pw->pw_dir && *pw->pw_dir ? g_strdup(pw->pw_dir) : NULL;
-		return TRUE;
-	}
+	if (mpop_auth_getpw(NULL, uid, &pw) < 0)
+		return FALSE;
+	*out_gid = pw.gid;
+	*out_home = g_steal_pointer(&pw.home);
+	mpop_passwd_clear(&pw);
+	return TRUE;
 }
 
 static MpopAuthIdentity *

@@ -5,6 +5,7 @@
 
 #include <crypt.h>
 #include <errno.h>
+#include <pwd.h>
 #include <string.h>
 
 /* Backends in this build: exactly the names config-schema.c accepts (test-auth checks). */
@@ -168,6 +169,56 @@ mpop_auth_make_hash(const char *password, const char *prefix, GError **error)
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED,
 			    "libxcrypt cannot hash with scheme %s", prefix);
 	return hash;
+}
+
+gboolean
+mpop_auth_parse_id(const char *s, guint32 *out)
+{
+	guint64 v;
+
+	if (!s || !g_ascii_string_to_unsigned(s, 10, 0, G_MAXUINT32 - 1, &v, NULL))
+		return FALSE;
+	*out = (guint32)v;
+	return TRUE;
+}
+
+void
+mpop_passwd_clear(MpopPasswd *pw)
+{
+	g_free(pw->name);
+	if (pw->passwd) {
+		explicit_bzero(pw->passwd, strlen(pw->passwd));
+		g_free(pw->passwd);
+	}
+	g_free(pw->home);
+	memset(pw, 0, sizeof *pw);
+}
+
+int
+mpop_auth_getpw(const char *name, uid_t uid, MpopPasswd *out)
+{
+	for (size_t size = 16384;; size *= 2) {
+		g_autofree char *buf = g_malloc(size);
+		struct passwd pwd, *pw = NULL;
+		int r = name ? getpwnam_r(name, &pwd, buf, size, &pw)
+			     : getpwuid_r(uid, &pwd, buf, size, &pw);
+
+		if (r == ERANGE && size < 1024 * 1024)
+			continue;
+		if (!pw) {
+			explicit_bzero(buf, size);
+			/* glibc says "no such entry" with 0 and a NULL result; other NSS
+			 * modules with ENOENT or ESRCH. */
+			return r == 0 || r == ENOENT || r == ESRCH ? -ENOENT : -(r ? r : EIO);
+		}
+		out->name = g_strdup(pw->pw_name);
+		out->passwd = g_strdup(pw->pw_passwd ? pw->pw_passwd : "");
+		out->uid = pw->pw_uid;
+		out->gid = pw->pw_gid;
+		out->home = pw->pw_dir && *pw->pw_dir ? g_strdup(pw->pw_dir) : NULL;
+		explicit_bzero(buf, size);
+		return 0;
+	}
 }
 
 /* A name we will not even show a backend: it could not be a mailbox owner anyway and may

@@ -116,6 +116,24 @@ void mpop_userlist_entry_clear(MpopUserlistEntry *e);
  * backends whose answer names a uid but maybe no gid. FALSE when there is no entry. */
 gboolean mpop_auth_passwd_for_uid(uid_t uid, gid_t *out_gid, char **out_home);
 
+/* The passwd entry fields mpopd uses, copied out of NSS's buffer. */
+typedef struct {
+	char *name;
+	char *passwd; /* wiped by mpop_passwd_clear() */
+	uid_t uid;
+	gid_t gid;
+	char *home; /* NULL when empty */
+} MpopPasswd;
+
+/* The passwd entry of name (or, with name NULL, of uid). 0, -ENOENT when NSS has no such
+ * entry, or -errno when it cannot tell. */
+int mpop_auth_getpw(const char *name, uid_t uid, MpopPasswd *out);
+void mpop_passwd_clear(MpopPasswd *pw);
+
+/* A uid or gid in text: decimal only (no sign, space or empty string) and never (id_t)-1,
+ * which the set*id() calls read as "leave unchanged". */
+gboolean mpop_auth_parse_id(const char *s, guint32 *out);
+
 extern const MpopAuthOps mpop_auth_userlist_ops;
 /* An external checkpassword program (auth-plugin.c). */
 extern const MpopAuthOps mpop_auth_plugin_ops;
