@@ -2,6 +2,7 @@
 /* The configuration schema: every key with its type, default, range, checks and help (the
  * one place a key is described), and the value checks. */
 #include "config-schema.h"
+#include "hostrules.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -46,6 +47,7 @@ static const char *check_line(const char *s);
 static const char *check_header(const char *s);
 static const char *check_separators(const char *s);
 static const char *check_address(const char *s);
+static const char *check_network(const char *s);
 
 #define OFF(field) offsetof(MpopConfig, field)
 
@@ -96,6 +98,40 @@ const Key mpop_config_keys[] = {
 	{"server", "privsep", KT_BOOL, "true", .offset = OFF(privsep),
 	 .help = "Run the pre-authentication dialogue in a child process that has dropped to "
 		 "login_user. Turn it off only to debug."},
+
+	{"access", "hosts_allow_deny", KT_STRING, "", .flags = F_PATH,
+	 .offset = OFF(hosts_allow_deny),
+	 .help = "The host rules file, checked before the greeting; empty: none. Each line is "
+		 "ALLOW, DENY or WARN followed by an IPv4 or IPv6 address, a network "
+		 "(192.0.2.0/24, 2001:db8::/32, or the dotted prefix 192.0.2. also written "
+		 "192.0.2.*), a host name (mail.example.org), a domain (.example.org or "
+		 "*.example.org: any name below it) or ALL; # starts a comment. In file order the "
+		 "first ALLOW or DENY line that matches the client decides; a matching WARN line "
+		 "before it is logged and the client admitted unless a later line refuses it; DENY "
+		 "ALL anywhere in the file refuses every client that no ALLOW or DENY line "
+		 "matched, else such a client is admitted. A host name or domain matches only the "
+		 "client's forward-confirmed reverse DNS name (its PTR name resolves back to its "
+		 "address); the lookup is made only when the file names a host. A refused client "
+		 "gets -ERR [SYS/PERM] and is disconnected before the greeting. Every process "
+		 "that serves connections reads the file (inetd and Accept=yes: each connection); "
+		 "a bad line is an error naming the file and line, at --check-config, at the start "
+		 "and at a reload, which reads the file again. See "
+		 "/usr/share/doc/mpopd/hosts.allow-deny.example. Perl mpopd: "
+		 "$hosts_allow_deny."},
+	{"access", "trusted_networks", KT_LIST, "", .check = check_network, .flags = F_NODUP,
+	 .offset = OFF(trusted_networks),
+	 .help = "Networks (addresses, ADDR/BITS or dotted prefixes, as in the rules file) whose "
+		 "clients are exempt from the failure penalty, from max_sessions_per_source and "
+		 "from the reverse DNS requirement of allow_non_fqdn. The host rules still apply "
+		 "to them. Perl mpopd: $trusted_networks (a file of prefixes there)."},
+	{"access", "allow_non_fqdn", KT_BOOL, "true", .offset = OFF(allow_non_fqdn),
+	 .help = "false: a client outside trusted_networks whose address has no "
+		 "forward-confirmed reverse DNS name is refused like a DENY rule (a DNS lookup for "
+		 "every such connection). Perl mpopd: $allow_non_fqdn (0 in its sample)."},
+	{"access", "resolver_timeout", KT_UINT, "2", 1, 30, .offset = OFF(resolver_timeout),
+	 .help = "Seconds the reverse and forward DNS lookup for one client may take; a lookup "
+		 "that takes longer gives no name (host name rules do not match, allow_non_fqdn "
+		 "false refuses)."},
 
 	{"mailbox", "format", KT_ENUM, "maildir", .choices = formats, .offset = OFF(format),
 	 .help = "Mailbox format. Perl mpopd: $use_maildir."},
@@ -443,6 +479,13 @@ check_separators(const char *s)
 			return "lists a character twice";
 	}
 	return NULL;
+}
+
+static const char *
+check_network(const char *s)
+{
+	MpopNet net;
+	return mpop_net_parse(s, &net);
 }
 
 static const char *

@@ -67,6 +67,12 @@ typedef struct {
 	guint login_timeout; /* seconds from connect to a successful login */
 	char **listen_tls;   /* legacy daemon: implicit TLS bind addresses */
 
+	/* [access] */
+	char *hosts_allow_deny;	 /* the rules file; "": none */
+	char **trusted_networks; /* networks exempt from the penalty, limits and FCrDNS */
+	gboolean allow_non_fqdn; /* FALSE: untrusted clients need forward-confirmed rDNS */
+	guint resolver_timeout;	 /* seconds for one client's reverse and forward lookup */
+
 	/* [mailbox] */
 	MpopMailboxFormat format;
 	char *location; /* pattern: %u user, %h home, %d domain, %n local part */

@@ -2,6 +2,7 @@
 /* The ways a connection arrives: systemd Accept=yes, Accept=no, inetd, legacy daemon. */
 #include "listener.h"
 #include "auth.h"
+#include "hostrules.h"
 #include "log.h"
 #include "mpopd-build.h"
 #include "login.h"
@@ -43,6 +44,7 @@ typedef struct {
 	char *pidfile;
 	gboolean stopping;
 	MpopPenalty *penalty; /* the failure penalty table; NULL: none */
+	MpopHostRules *rules; /* [access] hosts_allow_deny, NULL: none */
 } MpopListener;
 
 static char *
@@ -127,9 +129,53 @@ new_session_id(void)
 			       b[5], b[6], b[7]);
 }
 
+/* [access]: trusted_networks, allow_non_fqdn and the host rules, before the greeting.
+ * Sets conn->trusted. FALSE: the client was refused (told and logged). */
+static gboolean
+admit(const MpopConfig *cfg, const MpopHostRules *rules, MpopConnection *conn)
+{
+	static const char denied[] = "-ERR [SYS/PERM] Access denied.\r\n";
+	g_autofree char *name = NULL;
+	g_autofree char *who = NULL;
+	MpopHostVerdict v = {0};
+	guint8 addr[16];
+
+	if (!mpop_addr_from_sockaddr((const struct sockaddr *)&conn->peer_addr, conn->peer_len,
+				     addr))
+		return TRUE; /* a pipe (a local test or admin): no address a rule could name */
+	conn->trusted = mpop_net_list_contains((const char *const *)cfg->trusted_networks, addr);
+	if (!rules && (cfg->allow_non_fqdn || conn->trusted))
+		return TRUE;
+	mpop_log_set_session(conn->session_id, conn->peer);
+	if (mpop_hostrules_need_name(rules) || (!cfg->allow_non_fqdn && !conn->trusted))
+		name = mpop_hostrules_confirmed_name((const struct sockaddr *)&conn->peer_addr,
+						     conn->peer_len, cfg->resolver_timeout * 1000);
+	mpop_hostrules_check(rules, addr, name, &v);
+	who = name ? g_strdup_printf("%s (%s)", conn->peer, name) : g_strdup(conn->peer);
+	if (v.warn_line)
+		mpop_log_event(MPOP_LOG_NOTICE, "warned", NULL,
+			       "connection from %s matches WARN at %s:%u", who,
+			       cfg->hosts_allow_deny, v.warn_line);
+	if (!cfg->allow_non_fqdn && !conn->trusted && !name)
+		mpop_log_event(MPOP_LOG_NOTICE, "denied", NULL,
+			       "connection from %s denied: no forward-confirmed reverse DNS name "
+			       "(allow_non_fqdn is false)",
+			       who);
+	else if (v.denied)
+		mpop_log_event(MPOP_LOG_NOTICE, "denied", NULL,
+			       "connection from %s denied by %s:%u", who, cfg->hosts_allow_deny,
+			       v.line);
+	else
+		return TRUE;
+	/* On an implicit TLS port a line in clear would only be a broken TLS record. */
+	if (!conn->implicit_tls && mpop_write_all(conn->fd_out, denied, sizeof(denied) - 1) < 0)
+		mpop_log_debug("refusal not sent: %s", g_strerror(errno));
+	return FALSE;
+}
+
 static int
-serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, int fd_in, int fd_out,
-	  gboolean implicit_tls)
+serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, const MpopHostRules *rules,
+	  int fd_in, int fd_out, gboolean implicit_tls)
 {
 	MpopConnection conn = {.fd_in = fd_in, .fd_out = fd_out, .tls = tls, .penalty = penalty};
 	int ret;
@@ -151,7 +197,7 @@ serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, int fd_in, 
 	conn.loopback = peer_is_loopback(fd_in);
 	conn.implicit_tls = implicit_tls;
 	conn.session_id = new_session_id();
-	ret = mpop_login_run(cfg, &conn);
+	ret = admit(cfg, rules, &conn) ? mpop_login_run(cfg, &conn) : 1;
 	g_free(conn.peer);
 	g_free(conn.local);
 	g_free(conn.peer_host);
@@ -248,6 +294,16 @@ count_from(MpopListener *l, const char *source)
 	return n;
 }
 
+/* [access] trusted_networks are exempt from max_sessions_per_source. */
+static gboolean
+trusted_source(const MpopConfig *cfg, const struct sockaddr_storage *ss, socklen_t len)
+{
+	guint8 addr[16];
+
+	return mpop_addr_from_sockaddr((const struct sockaddr *)ss, len, addr) &&
+	       mpop_net_list_contains((const char *const *)cfg->trusted_networks, addr);
+}
+
 static void
 update_status(MpopListener *l)
 {
@@ -269,7 +325,8 @@ accept_one(MpopListener *l, guint i)
 		return;
 	source = sockaddr_name(&ss, FALSE);
 	if (g_hash_table_size(l->children) >= l->cfg->max_sessions ||
-	    (source && count_from(l, source) >= l->cfg->max_sessions_per_source)) {
+	    (source && !trusted_source(l->cfg, &ss, len) &&
+	     count_from(l, source) >= l->cfg->max_sessions_per_source)) {
 		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, try later.\r\n";
 		mpop_log_event(MPOP_LOG_WARNING, "refused", NULL,
 			       "connection from %s refused: session limit reached",
@@ -298,7 +355,7 @@ accept_one(MpopListener *l, guint i)
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGTERM, SIG_DFL);
-		_exit(serve_one(l->cfg, l->tls, l->penalty, fd, fd, l->implicit_tls[i]));
+		_exit(serve_one(l->cfg, l->tls, l->penalty, l->rules, fd, fd, l->implicit_tls[i]));
 	}
 	close(fd);
 	g_hash_table_insert(l->children, GINT_TO_POINTER(pid), g_steal_pointer(&source));
@@ -332,6 +389,17 @@ check_tls_needed(const MpopListener *l, const MpopConfig *cfg, GError **error)
 	return TRUE;
 }
 
+/* [access] hosts_allow_deny, parsed; *out NULL when none is configured. */
+static gboolean
+load_rules(const MpopConfig *cfg, MpopHostRules **out, GError **error)
+{
+	*out = NULL;
+	if (!*cfg->hosts_allow_deny)
+		return TRUE;
+	*out = mpop_hostrules_load(cfg->hosts_allow_deny, error);
+	return *out != NULL;
+}
+
 /* SIGHUP / SIGUSR1: re-read the configuration for new sessions; running sessions keep the
  * one they started with. A bad file keeps the old configuration. */
 static void
@@ -340,11 +408,14 @@ reload(MpopListener *l)
 	g_autoptr(GError) error = NULL;
 	MpopConfig *ncfg;
 	SSL_CTX *ntls = NULL;
+	MpopHostRules *nrules = NULL;
 
 	if (l->from_systemd)
 		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
 	ncfg = mpop_config_load(l->opts->config_path, FALSE, &error);
 	if (ncfg && !mpop_auth_check_config(ncfg, &error))
+		g_clear_pointer(&ncfg, mpop_config_free);
+	if (ncfg && !load_rules(ncfg, &nrules, &error))
 		g_clear_pointer(&ncfg, mpop_config_free);
 	if (ncfg && mpop_config_has_tls(ncfg))
 		ntls = mpop_tls_context_new(ncfg, &error);
@@ -353,6 +424,7 @@ reload(MpopListener *l)
 			       "reload failed, keeping the old configuration: %s", error->message);
 		g_clear_pointer(&ncfg, mpop_config_free);
 		g_clear_pointer(&ntls, SSL_CTX_free);
+		g_clear_pointer(&nrules, mpop_hostrules_free);
 	} else {
 		gboolean rebind = !l->from_systemd &&
 				  (!g_strv_equal((const char *const *)ncfg->listen,
@@ -368,6 +440,7 @@ reload(MpopListener *l)
 				       error->message);
 			g_clear_pointer(&ncfg, mpop_config_free);
 			g_clear_pointer(&ntls, SSL_CTX_free);
+			g_clear_pointer(&nrules, mpop_hostrules_free);
 		} else if (rebind) {
 			for (guint i = 0; i < l->n_fds; i++)
 				close(l->fds[i]);
@@ -382,6 +455,8 @@ reload(MpopListener *l)
 		/* New sessions get the renewed certificate; running ones keep theirs. */
 		g_clear_pointer(&l->tls, SSL_CTX_free);
 		l->tls = g_steal_pointer(&ntls);
+		mpop_hostrules_free(l->rules);
+		l->rules = g_steal_pointer(&nrules);
 		mpop_log_set_level(ncfg->log_level);
 		mpop_log_event(MPOP_LOG_NOTICE, "reload", NULL, "configuration reloaded from %s",
 			       ncfg->path);
@@ -625,16 +700,22 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		ret = 1;
 		goto out;
 	}
+	if (!load_rules(cfg, &l.rules, &error)) {
+		mpop_log_err("%s", error->message);
+		ret = 1;
+		goto out;
+	}
 	if (opts->mode == MPOP_MODE_INETD) {
 		l.penalty = open_penalty(cfg->penalty_state);
-		ret = serve_one(cfg, l.tls, l.penalty, STDIN_FILENO, STDOUT_FILENO, opts->tls);
+		ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,
+				opts->tls);
 		goto out;
 	}
 	if (opts->mode == MPOP_MODE_AUTO) {
 		/* Accept=yes: exactly one connected socket (named "connection" by systemd). */
 		if (n == 1 && sd_is_socket(SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
 			l.penalty = open_penalty(cfg->penalty_state);
-			ret = serve_one(cfg, l.tls, l.penalty, SD_LISTEN_FDS_START,
+			ret = serve_one(cfg, l.tls, l.penalty, l.rules, SD_LISTEN_FDS_START,
 					SD_LISTEN_FDS_START,
 					opts->tls || (names && g_strcmp0(names[0], "pop3s") == 0));
 			goto out;
@@ -668,13 +749,14 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		/* inetd style (also systemd StandardInput=socket): stdin is the connection. */
 		if (sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
 			l.penalty = open_penalty(cfg->penalty_state);
-			ret = serve_one(cfg, l.tls, l.penalty, STDIN_FILENO, STDOUT_FILENO,
+			ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,
 					opts->tls);
 			goto out;
 		}
 	}
 	ret = run_daemon(&l);
 out:
+	g_clear_pointer(&l.rules, mpop_hostrules_free);
 	g_clear_pointer(&l.penalty, mpop_penalty_free);
 	g_clear_pointer(&l.tls, SSL_CTX_free);
 	mpop_config_free(l.cfg);

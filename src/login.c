@@ -152,11 +152,13 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 	g_autofree char *who = penalty_name(cfg, user);
 	g_autoptr(MpopAuthIdentity) id = NULL;
 	g_autofree char *reason = NULL;
-	MpopPenaltyVerdict pv;
+	MpopPenaltyVerdict pv = {0};
 	MpopAuthResult res;
 
-	penalty_trouble(
-		mpop_penalty_query(conn->penalty, cfg, q.peer_addr, q.peer_len, who, wall, &pv));
+	/* [access] trusted_networks are exempt from the penalty: neither asked nor counted. */
+	if (!conn->trusted)
+		penalty_trouble(mpop_penalty_query(conn->penalty, cfg, q.peer_addr, q.peer_len, who,
+						   wall, &pv));
 	delay = (guint64)cfg->failure_delay * 1000 + pv.delay_usec;
 	if (pv.blocked) {
 		log_blocked(user, &pv);
@@ -164,7 +166,7 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 		return MPOP_AUTH_TEMPFAIL;
 	}
 	res = mpop_auth_check(cfg, &q, &id, &reason);
-	if (res != MPOP_AUTH_TEMPFAIL)
+	if (res != MPOP_AUTH_TEMPFAIL && !conn->trusted)
 		penalty_trouble(mpop_penalty_record(conn->penalty, cfg, q.peer_addr, q.peer_len,
 						    who, res == MPOP_AUTH_OK, wall));
 	if (res == MPOP_AUTH_OK && id->ops->session_open &&

@@ -2,6 +2,7 @@
 /* mpopd entry: options, configuration, then the listener decides how connections arrive. */
 #include "auth.h"
 #include "config.h"
+#include "hostrules.h"
 #include "listener.h"
 #include "log.h"
 #include "tls.h"
@@ -115,6 +116,16 @@ main(int argc, char **argv)
 	}
 	if (check) {
 		g_autofree char *dump = quiet ? NULL : mpop_config_dump(cfg);
+		/* So is the host rules file: every line must parse. */
+		if (*cfg->hosts_allow_deny) {
+			g_autoptr(MpopHostRules) rules =
+				mpop_hostrules_load(cfg->hosts_allow_deny, &error);
+			if (!rules) {
+				fprintf(stderr, "mpopd: %s\n", error->message);
+				mpop_config_free(cfg);
+				return 1;
+			}
+		}
 		/* The certificate and key are part of the configuration: they must load. */
 		if (mpop_config_has_tls(cfg)) {
 			SSL_CTX *ctx = mpop_tls_context_new(cfg, &error);

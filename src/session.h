@@ -29,6 +29,7 @@ typedef struct {
 	SSL_CTX *tls;	       /* TLS configured for this connection, else NULL; not owned */
 	char *tls_info;	       /* TLS held by the pre-login process: "protocol cipher" */
 	MpopPenalty *penalty;  /* the failure penalty table, NULL: none; not owned */
+	gboolean trusted;      /* the peer is in [access] trusted_networks: no failure penalty */
 } MpopConnection;
 
 typedef struct {
