@@ -364,6 +364,36 @@ test_thousand(void)
 	rmdir(dir);
 }
 
+/* The sample file shipped in conf/ parses and means what its comments say. */
+static void
+test_example(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path =
+		g_test_build_filename(G_TEST_DIST, "..", "conf", "hosts.allow-deny.example", NULL);
+	g_autoptr(MpopHostRules) r = mpop_hostrules_load(path, &error);
+	MpopHostVerdict v;
+	guint8 a[16];
+
+	g_assert_no_error(error);
+	g_assert_true(mpop_hostrules_need_name(r));
+	addr_of("10.9.9.9", a);
+	mpop_hostrules_check(r, a, NULL, &v);
+	g_assert_true(v.denied);
+	addr_of("10.9.9.8", a);
+	mpop_hostrules_check(r, a, NULL, &v);
+	g_assert_false(v.denied);
+	addr_of("203.0.113.1", a);
+	mpop_hostrules_check(r, a, "pc1.branch.example.org", &v);
+	g_assert_false(v.denied);
+	mpop_hostrules_check(r, a, NULL, &v);
+	g_assert_true(v.denied);
+	addr_of("198.51.100.23", a);
+	mpop_hostrules_check(r, a, NULL, &v);
+	g_assert_false(v.denied);
+	g_assert_cmpuint(v.warn_line, >, 0);
+}
+
 /* 127.0.0.1 is localhost in /etc/hosts (Debian's default), which resolves back to it. */
 static void
 test_confirmed_name(void)
@@ -403,6 +433,7 @@ main(int argc, char **argv)
 	g_test_add_func("/hostrules/errors", test_errors);
 	g_test_add_func("/hostrules/prefixes", test_prefixes);
 	g_test_add_func("/hostrules/thousand", test_thousand);
+	g_test_add_func("/hostrules/example", test_example);
 	g_test_add_func("/hostrules/confirmed-name", test_confirmed_name);
 	return g_test_run();
 }
