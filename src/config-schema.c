@@ -10,6 +10,7 @@
 
 G_STATIC_ASSERT(sizeof(MpopMailboxFormat) == sizeof(int));
 G_STATIC_ASSERT(sizeof(MpopLogLevel) == sizeof(int));
+G_STATIC_ASSERT(sizeof(MpopLogTarget) == sizeof(int));
 
 /* The backend names [auth] default and [user_auth] accept: exactly the backends built in
  * (auth.c registers them; test-auth checks the two lists agree). */
@@ -38,6 +39,11 @@ static const Choice uidl_sources[] = {{"x-uidl"}, {"message-id"}, {"digest"}, {N
 static const Choice log_levels[] = {{"err", MPOP_LOG_ERR},	 {"warning", MPOP_LOG_WARNING},
 				    {"notice", MPOP_LOG_NOTICE}, {"info", MPOP_LOG_INFO},
 				    {"debug", MPOP_LOG_DEBUG},	 {NULL}};
+static const Choice log_targets[] = {{"auto", MPOP_LOG_TARGET_AUTO},
+				     {"journal", MPOP_LOG_TARGET_JOURNAL},
+				     {"syslog", MPOP_LOG_TARGET_SYSLOG},
+				     {"stderr", MPOP_LOG_TARGET_STDERR},
+				     {NULL}};
 
 static const char *check_greeting(const char *s);
 static const char *check_name(const char *s);
@@ -323,6 +329,21 @@ const Key mpop_config_keys[] = {
 
 	{"log", "level", KT_ENUM, "info", .choices = log_levels, .offset = OFF(log_level),
 	 .help = "Log records up to this priority. Perl mpopd: $debug."},
+	{"log", "target", KT_ENUM, "auto", .choices = log_targets, .offset = OFF(log_target),
+	 .help = "Where records go. journal: structured records to journald. syslog: lines of "
+		 "key=value pairs (session, peer, user, event, msg, and the fields of the record "
+		 "in lower case), facility mail, ident mpopd with the pid. stderr: lines on "
+		 "standard error. auto: the journal when standard error is the journal stream "
+		 "or journald runs, else syslog; standard error only in the foreground (-F) and "
+		 "for --check-config. mpopd never writes a log line to the client: when standard "
+		 "error is the connection (classic inetd, xinetd, tcpd hand it over on fds 0, 1 "
+		 "and 2) or another socket, or is /dev/null (the detached legacy daemon points "
+		 "fds 0-2 there), stderr falls back to the journal or syslog as auto does for a "
+		 "daemon. [log] users applies to every target."},
+	{"log", "syslog_socket", KT_STRING, MPOP_LOG_SYSLOG_SOCKET, .flags = F_PATH | F_NONEMPTY,
+	 .offset = OFF(log_syslog_socket),
+	 .help = "The datagram socket syslog reads, for target syslog (and auto without the "
+		 "journal). Only tests and chroots with their own log socket change it."},
 	{"log", "users", KT_LIST, "", .check = mpop_config_check_user, .flags = F_NODUP,
 	 .offset = OFF(log_users),
 	 .help = "Users whose sessions are logged at debug detail whatever the level. Perl mpopd: "

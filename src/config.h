@@ -124,7 +124,9 @@ typedef struct {
 
 	/* [log] */
 	MpopLogLevel log_level;
-	char **log_users; /* users logged at debug detail */
+	MpopLogTarget log_target;
+	char *log_syslog_socket; /* AF_UNIX datagram socket of syslog */
+	char **log_users;	 /* users logged at debug detail */
 
 	/* [host:NAME] groups, in file order */
 	MpopHostConfig *hosts;

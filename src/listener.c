@@ -458,6 +458,7 @@ reload(MpopListener *l)
 		mpop_hostrules_free(l->rules);
 		l->rules = g_steal_pointer(&nrules);
 		mpop_log_set_level(ncfg->log_level);
+		mpop_log_open(ncfg->log_target, l->opts->foreground, ncfg->log_syslog_socket);
 		mpop_log_event(MPOP_LOG_NOTICE, "reload", NULL, "configuration reloaded from %s",
 			       ncfg->path);
 	}
@@ -554,13 +555,12 @@ accept_loop(MpopListener *l)
 }
 
 /* The pid file is flock()ed for the daemon's lifetime: a second daemon sees it busy, and
- * a stale file (no lock held) is simply taken over. Content: "pid\nport\n". */
+ * a stale file (no lock held) is simply taken over. The lock belongs to the open file, so it
+ * stays with the daemon when the process that took it exits after the fork. */
 static gboolean
-pidfile_open(MpopListener *l, GError **error)
+pidfile_lock(MpopListener *l, GError **error)
 {
 	const char *path = l->cfg->pid_file;
-	g_autofree char *text = NULL;
-	const char *port = l->opts->port;
 
 	l->pidfile_fd = -1;
 	if (!path || !*path || l->opts->no_pidfile)
@@ -578,6 +578,20 @@ pidfile_open(MpopListener *l, GError **error)
 		l->pidfile_fd = -1;
 		return FALSE;
 	}
+	l->pidfile = g_strdup(path);
+	return TRUE;
+}
+
+/* Content: "pid\nport\n", written by the process that serves. */
+static gboolean
+pidfile_write(MpopListener *l, GError **error)
+{
+	const char *path = l->pidfile;
+	g_autofree char *text = NULL;
+	const char *port = l->opts->port;
+
+	if (l->pidfile_fd < 0)
+		return TRUE;
 	if (!port) {
 		const char *c = l->cfg->listen && l->cfg->listen[0]
 					? strrchr(l->cfg->listen[0], ':')
@@ -591,7 +605,6 @@ pidfile_open(MpopListener *l, GError **error)
 			    g_strerror(errno));
 		return FALSE;
 	}
-	l->pidfile = g_strdup(path);
 	return TRUE;
 }
 
@@ -614,10 +627,13 @@ daemonize(void)
 	if (chdir("/") < 0)
 		_exit(1);
 	umask(022);
+	/* Let go of the starter's terminal, pipe or file (mpopdctl start | tee must not wait
+	 * for the daemon; a deleted file must not grow): the log goes to journald or syslog. */
 	fd = open("/dev/null", O_RDWR);
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
 		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
@@ -633,29 +649,37 @@ run_daemon(MpopListener *l)
 		mpop_log_err("%s", error->message);
 		return 1;
 	}
-	if (!l->opts->foreground) {
-		daemonize();
-		/* With the journal to log to, stderr is not needed: let go of the caller's
-		 * terminal or pipe (mpopdctl start | tee must not wait for the daemon). */
-		if (access("/run/systemd/journal/socket", F_OK) == 0) {
-			int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-			mpop_log_init("mpopd", l->cfg->log_level, TRUE);
-			if (fd >= 0) {
-				dup2(fd, STDERR_FILENO);
-				close(fd);
-			}
-		}
-	}
-	if (!pidfile_open(l, &error)) {
+	/* Locked before detaching, so that "already running" reaches whoever started it. */
+	if (!pidfile_lock(l, &error)) {
 		mpop_log_err("%s", error->message);
 		return 1;
 	}
-	ret = accept_loop(l);
+	if (!l->opts->foreground) {
+		daemonize();
+		mpop_log_open(l->cfg->log_target, FALSE, l->cfg->log_syslog_socket);
+	}
+	if (pidfile_write(l, &error)) {
+		ret = accept_loop(l);
+	} else {
+		mpop_log_err("%s", error->message);
+		ret = 1;
+	}
 	if (l->pidfile) {
 		unlink(l->pidfile);
 		g_free(l->pidfile);
 	}
 	return ret;
+}
+
+/* Whether this is the legacy daemon that goes into the background (the way the dispatch in
+ * mpop_listener_run ends up in run_daemon without -F). */
+static gboolean
+detaches(const MpopListenOptions *opts, int n_listen)
+{
+	if (opts->foreground || opts->mode == MPOP_MODE_INETD)
+		return FALSE;
+	return opts->mode == MPOP_MODE_DAEMON ||
+	       (n_listen == 0 && sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) <= 0);
 }
 
 /* Keep only the descriptors mpopd was handed (0-2 and, under systemd, the LISTEN_FDS):
@@ -687,6 +711,9 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		}
 	}
 	close_inherited(n);
+	/* The detached daemon chooses once it has let go of the starter's stderr. */
+	if (!detaches(opts, n))
+		mpop_log_open(cfg->log_target, opts->foreground, cfg->log_syslog_socket);
 	if (mpop_config_has_tls(cfg)) {
 		/* Read now, as root: the pre-login process could not read the key itself. */
 		l.tls = mpop_tls_context_new(cfg, &error);

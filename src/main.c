@@ -34,6 +34,17 @@ usage(FILE *f)
 		MPOPD_DEFAULT_CONFIG);
 }
 
+/* An error before the configuration is in force: on stderr as "mpopd: ..." when a person may
+ * read it there, else where the log goes (never on a client's connection). */
+static void
+report(const char *msg)
+{
+	if (mpop_log_get_target() == MPOP_LOG_TARGET_STDERR)
+		fprintf(stderr, "mpopd: %s\n", msg);
+	else
+		mpop_log_err("%s", msg);
+}
+
 static gboolean
 valid_port(const char *s)
 {
@@ -62,7 +73,7 @@ main(int argc, char **argv)
 	MpopConfig *cfg;
 	int c;
 
-	mpop_log_init("mpopd", MPOP_LOG_INFO, FALSE);
+	mpop_log_init("mpopd", MPOP_LOG_INFO);
 	while ((c = getopt_long(argc, argv, "c:FqVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -90,14 +101,18 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			if (mpop_log_get_target() == MPOP_LOG_TARGET_STDERR)
+				usage(stderr);
+			else
+				report("invalid command line (see mpopd --help)");
 			return 2;
 		}
 	}
 	if (optind < argc) {
 		if (optind + 1 < argc || !valid_port(argv[optind])) {
-			fprintf(stderr, "mpopd: \"%s\" is not a port number (1-65535)\n",
-				argv[optind]);
+			g_autofree char *msg = g_strdup_printf(
+				"\"%s\" is not a port number (1-65535)", argv[optind]);
+			report(msg);
 			return 2;
 		}
 		opts.port = argv[optind];
@@ -105,12 +120,12 @@ main(int argc, char **argv)
 	}
 	cfg = mpop_config_load(opts.config_path, opts.config_path != NULL, &error);
 	if (!cfg) {
-		fprintf(stderr, "mpopd: %s\n", error->message);
+		report(error->message);
 		return 1;
 	}
 	/* Every backend a chain names is built in and has what it needs. */
 	if (!mpop_auth_check_config(cfg, &error)) {
-		fprintf(stderr, "mpopd: %s\n", error->message);
+		report(error->message);
 		mpop_config_free(cfg);
 		return 1;
 	}
@@ -130,7 +145,7 @@ main(int argc, char **argv)
 		if (mpop_config_has_tls(cfg)) {
 			SSL_CTX *ctx = mpop_tls_context_new(cfg, &error);
 			if (!ctx) {
-				fprintf(stderr, "mpopd: %s\n", error->message);
+				report(error->message);
 				mpop_config_free(cfg);
 				return 1;
 			}

@@ -601,7 +601,7 @@ main(int argc, char **argv)
 	guint64 port;
 	int c;
 
-	mpop_log_init("mpopdctl", MPOP_LOG_WARNING, FALSE);
+	mpop_log_init("mpopdctl", MPOP_LOG_WARNING);
 	while ((c = getopt_long(argc, argv, "fp:c:eh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':

@@ -348,7 +348,9 @@ class Fixture:
                      "penalty_state": self.v(os.path.join(self.dir, "penalty", "state")),
                      "penalty_delay_after": "1000", "penalty_block_after": "0",
                      "penalty_user_block_after": "0"},
-            "log": {"level": "debug"},
+            # stderr: the file the runners give it (auto would pick journald or syslog
+            # for these non-interactive ways in); test_logging.py tests the targets
+            "log": {"level": "debug", "target": "stderr"},
         }
         for key, value in extra.items():
             group, name = key.split(".", 1)
