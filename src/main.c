@@ -74,6 +74,8 @@ main(int argc, char **argv)
 	int c;
 
 	mpop_log_init("mpopd", MPOP_LOG_INFO);
+	/* getopt's own complaints would reach a client when stderr is the connection */
+	opterr = mpop_log_get_target() == MPOP_LOG_TARGET_STDERR;
 	while ((c = getopt_long(argc, argv, "c:FqVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

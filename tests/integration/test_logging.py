@@ -269,17 +269,20 @@ def test_inetd_stderr_is_connection(t):
         fx.write_config({"log.target": "auto", "log.level": "debug",
                          "log.syslog_socket": os.path.join(fx.dir, "no-such-socket")})
         inetd_session(t, fx, "inetd, no syslog")
-    # an invalid configuration is not reported to the client
+    # an invalid configuration or command line is not reported to the client
     with Fixture() as fx:
         with open(fx.conf, "a") as f:
             f.write("[log]\nno_such_key=1\n")
-        port, proc = fake_inetd(fx)
-        c = Raw(port)
-        stream = c.rest()
-        p = proc()
-        p.wait(timeout=WAIT)
-        t.equal(p.returncode, 1, "inetd, invalid configuration: exit 1")
-        t.equal(stream, b"", "inetd, invalid configuration: nothing on the connection")
+        for what, args, rc in (("invalid configuration", (), 1),
+                               ("unknown option", ("--no-such-option",), 2),
+                               ("bad port", ("--inetd", "99999"), 2)):
+            port, proc = fake_inetd(fx, args)
+            c = Raw(port)
+            stream = c.rest()
+            p = proc()
+            p.wait(timeout=WAIT)
+            t.equal(p.returncode, rc, f"inetd, {what}: exit {rc}")
+            t.equal(stream, b"", f"inetd, {what}: nothing on the connection")
 
 
 def start_detached(fx, sink, port, pidfile):
