@@ -237,6 +237,10 @@ class Fixture:
         self.dir = tempfile.mkdtemp(prefix="mpopd-it-", dir="/tmp")
         # where the server sees self.dir (a container bind mount), for paths in the files
         self.vdir = visible or self.dir
+        # [log] target: stderr, the file the runners here give mpopd (auto would choose
+        # journald or syslog for these non-interactive ways in; test_logging.py tests the
+        # targets); in a container the units' default, auto: the journal.
+        self.log_target = None if visible else "stderr"
         os.chmod(self.dir, 0o755)  # the session uid must traverse it
         self.format = fmt or FORMAT
         if self.format not in ("maildir", "mbox"):
@@ -348,9 +352,7 @@ class Fixture:
                      "penalty_state": self.v(os.path.join(self.dir, "penalty", "state")),
                      "penalty_delay_after": "1000", "penalty_block_after": "0",
                      "penalty_user_block_after": "0"},
-            # stderr: the file the runners give it (auto would pick journald or syslog
-            # for these non-interactive ways in); test_logging.py tests the targets
-            "log": {"level": "debug", "target": "stderr"},
+            "log": {"level": "debug", "target": self.log_target},
         }
         for key, value in extra.items():
             group, name = key.split(".", 1)
