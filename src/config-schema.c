@@ -3,6 +3,7 @@
  * one place a key is described), and the value checks. */
 #include "config-schema.h"
 #include "hostrules.h"
+#include "proxy.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -36,6 +37,11 @@ static const Choice plaintext_auths[] = {{"auto", MPOP_PLAINTEXT_AUTO},
 					 {NULL}};
 static const Choice tls_versions[] = {{"TLSv1.2", MPOP_TLS_1_2}, {"TLSv1.3", MPOP_TLS_1_3}, {NULL}};
 static const Choice uidl_sources[] = {{"x-uidl"}, {"message-id"}, {"digest"}, {NULL}};
+static const Choice proxy_versions[] = {{"off", 0},
+					{"v1", MPOP_PROXY_V1},
+					{"v2", MPOP_PROXY_V2},
+					{"any", MPOP_PROXY_V1 | MPOP_PROXY_V2},
+					{NULL}};
 static const Choice log_levels[] = {{"err", MPOP_LOG_ERR},	 {"warning", MPOP_LOG_WARNING},
 				    {"notice", MPOP_LOG_NOTICE}, {"info", MPOP_LOG_INFO},
 				    {"debug", MPOP_LOG_DEBUG},	 {NULL}};
@@ -101,6 +107,28 @@ const Key mpop_config_keys[] = {
 	{"server", "max_sessions_per_source", KT_UINT, "10", 1, 100000,
 	 .offset = OFF(max_sessions_per_source),
 	 .help = "Concurrent sessions from one client address."},
+	{"server", "proxy_protocol", KT_ENUM, "off", .choices = proxy_versions,
+	 .offset = OFF(proxy_protocol),
+	 .help = "Whether every connection starts with a HAProxy PROXY protocol header naming the "
+		 "real client (a load balancer in front of mpopd, docs/scaling.md): off, v1 (the "
+		 "text header, HAProxy send-proxy), v2 (the binary one, send-proxy-v2) or any. "
+		 "It applies to every listener. When it is on, a connection from outside "
+		 "proxy_trusted_networks is closed at once without a greeting, and one from "
+		 "inside must send a valid header within proxy_header_timeout or it is closed; "
+		 "the header is read before the greeting and before the TLS handshake of an "
+		 "implicit TLS port. The client and the address it reached then stand for the "
+		 "connection's own in host rules, the failure penalty, [host:NAME] addresses, "
+		 "plaintext_auth loopback and the logs (MPOPD_PEER; MPOPD_PROXY is the "
+		 "balancer). A header without addresses (v2 LOCAL, as in health checks; v1 "
+		 "UNKNOWN) keeps the balancer's own. The daemon's max_sessions_per_source does "
+		 "not count connections from proxy_trusted_networks (they all come from the "
+		 "balancer): limit clients in the balancer."},
+	{"server", "proxy_trusted_networks", KT_LIST, "", .check = mpop_proxy_check_network,
+	 .flags = F_NODUP, .offset = OFF(proxy_trusted_networks),
+	 .help = "The load balancers' addresses: IPv4 or IPv6 addresses, optionally with a "
+		 "/prefix (10.0.0.0/24; 2001:db8::/64). Needed when proxy_protocol is on."},
+	{"server", "proxy_header_timeout", KT_UINT, "5", 1, 60, .offset = OFF(proxy_header_timeout),
+	 .help = "Seconds a connection from a balancer has to send its whole PROXY header."},
 	{"server", "privsep", KT_BOOL, "true", .offset = OFF(privsep),
 	 .help = "Run the pre-authentication dialogue in a child process that has dropped to "
 		 "login_user. Turn it off only to debug."},

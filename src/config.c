@@ -390,6 +390,10 @@ check_combinations(const MpopConfig *cfg, const char *file, GError **error)
 				 "in");
 	if (!mpop_config_has_tls(cfg) && cfg->listen_tls && cfg->listen_tls[0])
 		return key_error(error, file, "server", "listen_tls", "needs [tls] certificate");
+	if (cfg->proxy_protocol && !(cfg->proxy_trusted_networks && cfg->proxy_trusted_networks[0]))
+		return key_error(error, file, "server", "proxy_trusted_networks",
+				 "is empty but proxy_protocol is on: every connection would be "
+				 "refused");
 	if (!mpop_config_has_tls(cfg) && *cfg->tls_key)
 		return key_error(error, file, "tls", "key", "is set but certificate is not");
 	return TRUE;

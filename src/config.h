@@ -66,6 +66,9 @@ typedef struct {
 	gboolean privsep;    /* run the pre-auth dialogue in a dropped child */
 	guint login_timeout; /* seconds from connect to a successful login */
 	char **listen_tls;   /* legacy daemon: implicit TLS bind addresses */
+	int proxy_protocol;  /* MPOP_PROXY_* bits (proxy.h): the PROXY header versions; 0: off */
+	char **proxy_trusted_networks; /* addresses/prefixes that may send a PROXY header */
+	guint proxy_header_timeout;    /* seconds */
 
 	/* [access] */
 	char *hosts_allow_deny;	 /* the rules file; "": none */

@@ -7,6 +7,7 @@
 #include "mpopd-build.h"
 #include "login.h"
 #include "penalty.h"
+#include "proxy.h"
 #include "session.h"
 #include "tls.h"
 #include "util.h"
@@ -99,6 +100,19 @@ mpop_listener_local_name(int fd)
 	return sockaddr_name(&ss, TRUE);
 }
 
+static gboolean
+addr_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return ss->ss_family == AF_UNIX;
+}
+
 /* Loopback peers (and pipes, which have no peer) count as local for plaintext_auth. */
 static gboolean
 peer_is_loopback(int fd)
@@ -108,14 +122,7 @@ peer_is_loopback(int fd)
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
 		return errno == ENOTSOCK;
-	if (ss.ss_family == AF_INET)
-		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
-	if (ss.ss_family == AF_INET6) {
-		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-		return IN6_IS_ADDR_LOOPBACK(a) ||
-		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-	}
-	return ss.ss_family == AF_UNIX;
+	return addr_is_loopback(&ss);
 }
 
 static char *
@@ -173,6 +180,70 @@ admit(const MpopConfig *cfg, const MpopHostRules *rules, MpopConnection *conn)
 	return FALSE;
 }
 
+static const char *
+proxy_error(int r)
+{
+	switch (r) {
+	case -ETIMEDOUT:
+		return "it did not arrive in time";
+	case -ENODATA:
+		return "the connection closed before its end";
+	case -EINVAL:
+		return "it is not a valid PROXY header";
+	case -EPROTONOSUPPORT:
+		return "proxy_protocol does not accept its version";
+	case -EMSGSIZE:
+		return "it is longer than the protocol allows";
+	default:
+		return g_strerror(-r);
+	}
+}
+
+/* [server] proxy_protocol: only a trusted balancer may connect, and it speaks first: its
+ * header is read before the greeting or a TLS handshake. The client it names then stands
+ * for the connection everywhere; the balancer is kept as conn->proxy. FALSE: close. */
+static gboolean
+proxy_header(const MpopConfig *cfg, MpopConnection *conn)
+{
+	MpopProxyHeader h;
+	int r;
+
+	mpop_log_set_session(conn->session_id, conn->peer);
+	if (!mpop_proxy_network_match((const char *const *)cfg->proxy_trusted_networks,
+				      (const struct sockaddr *)&conn->peer_addr, conn->peer_len)) {
+		mpop_log_event(MPOP_LOG_WARNING, "proxy-refused", NULL,
+			       "connection from %s refused: proxy_protocol is on and it is not "
+			       "in proxy_trusted_networks",
+			       conn->peer);
+		return FALSE;
+	}
+	r = mpop_proxy_read(conn->fd_in, (guint)cfg->proxy_protocol,
+			    cfg->proxy_header_timeout * 1000, &h);
+	if (r < 0) {
+		mpop_log_event(r == -ETIMEDOUT ? MPOP_LOG_INFO : MPOP_LOG_WARNING,
+			       r == -ETIMEDOUT ? "proxy-timeout" : "proxy-invalid", NULL,
+			       "connection from %s closed: PROXY header: %s", conn->peer,
+			       proxy_error(r));
+		return FALSE;
+	}
+	if (h.local)
+		return TRUE;
+	conn->proxy = g_steal_pointer(&conn->peer_host);
+	g_free(conn->peer);
+	g_free(conn->local);
+	g_free(conn->local_host);
+	conn->peer_addr = h.src;
+	conn->peer_len = h.src_len;
+	conn->peer = sockaddr_name(&h.src, TRUE);
+	conn->peer_host = sockaddr_name(&h.src, FALSE);
+	conn->loopback = addr_is_loopback(&h.src);
+	conn->local_addr = h.dst;
+	conn->local_len = h.dst_len;
+	conn->local = sockaddr_name(&h.dst, TRUE);
+	conn->local_host = sockaddr_name(&h.dst, FALSE);
+	return TRUE;
+}
+
 static int
 serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, const MpopHostRules *rules,
 	  int fd_in, int fd_out, gboolean implicit_tls)
@@ -197,7 +268,11 @@ serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, const MpopH
 	conn.loopback = peer_is_loopback(fd_in);
 	conn.implicit_tls = implicit_tls;
 	conn.session_id = new_session_id();
-	ret = admit(cfg, rules, &conn) ? mpop_login_run(cfg, &conn) : 1;
+	if (cfg->proxy_protocol && !proxy_header(cfg, &conn))
+		ret = 0;
+	else
+		ret = admit(cfg, rules, &conn) ? mpop_login_run(cfg, &conn) : 1;
+	g_free(conn.proxy);
 	g_free(conn.peer);
 	g_free(conn.local);
 	g_free(conn.peer_host);
@@ -319,13 +394,19 @@ accept_one(MpopListener *l, guint i)
 	socklen_t len = sizeof(ss);
 	g_autofree char *source = NULL;
 	int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+	gboolean balancer;
 	pid_t pid;
 
 	if (fd < 0)
 		return;
 	source = sockaddr_name(&ss, FALSE);
+	/* Behind a balancer every connection comes from it: the clients' own addresses are
+	 * known only once the header is read, in the session process. */
+	balancer = l->cfg->proxy_protocol &&
+		   mpop_proxy_network_match((const char *const *)l->cfg->proxy_trusted_networks,
+					    (const struct sockaddr *)&ss, len);
 	if (g_hash_table_size(l->children) >= l->cfg->max_sessions ||
-	    (source && !trusted_source(l->cfg, &ss, len) &&
+	    (source && !balancer && !trusted_source(l->cfg, &ss, len) &&
 	     count_from(l, source) >= l->cfg->max_sessions_per_source)) {
 		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, try later.\r\n";
 		mpop_log_event(MPOP_LOG_WARNING, "refused", NULL,

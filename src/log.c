@@ -33,6 +33,7 @@ static struct {
 	gboolean user_detail;
 	char *session;
 	char *peer;
+	char *proxy;
 	char *user;
 	MpopLogForwardFn forward;
 	gpointer forward_ctx;
@@ -164,6 +165,12 @@ mpop_log_set_session(const char *session_id, const char *peer)
 }
 
 void
+mpop_log_set_proxy(const char *proxy)
+{
+	set_field(&log_state.proxy, proxy);
+}
+
+void
 mpop_log_set_user(const char *user)
 {
 	set_field(&log_state.user, user);
@@ -238,6 +245,8 @@ log_stderr(MpopLogLevel level, const char *event, const char *const *fields, con
 		g_string_append_printf(line, "session=%s ", log_state.session);
 	if (log_state.peer)
 		g_string_append_printf(line, "peer=%s ", log_state.peer);
+	if (log_state.proxy)
+		g_string_append_printf(line, "proxy=%s ", log_state.proxy);
 	if (log_state.user)
 		g_string_append_printf(line, "user=<%s> ", log_state.user);
 	if (event)
@@ -342,6 +351,8 @@ log_journal(MpopLogLevel level, const char *event, const char *const *fields, co
 		g_ptr_array_add(strs, g_strdup_printf("MPOPD_SESSION=%s", log_state.session));
 	if (log_state.peer)
 		g_ptr_array_add(strs, g_strdup_printf("MPOPD_PEER=%s", log_state.peer));
+	if (log_state.proxy)
+		g_ptr_array_add(strs, g_strdup_printf("MPOPD_PROXY=%s", log_state.proxy));
 	if (log_state.user)
 		g_ptr_array_add(strs, g_strdup_printf("MPOPD_USER=%s", log_state.user));
 	if (event)

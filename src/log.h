@@ -53,6 +53,8 @@ MpopLogLevel mpop_log_get_level(void);
  * Values are untrusted: they are escaped and capped before use. */
 void mpop_log_set_session(const char *session_id, const char *peer);
 void mpop_log_set_user(const char *user);
+/* The load balancer a PROXY header came through (MPOPD_PROXY), NULL: none. */
+void mpop_log_set_proxy(const char *proxy);
 /* Log this session's user at debug detail regardless of the global level. */
 void mpop_log_set_user_detail(gboolean detail);
 

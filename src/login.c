@@ -669,7 +669,9 @@ mpop_login_run(const MpopConfig *cfg, MpopConnection *conn)
 	 * only to make it stricter.) */
 	(void)prctl(PR_SET_DUMPABLE, 0);
 	mpop_log_set_session(conn->session_id, conn->peer);
-	mpop_log_event(MPOP_LOG_INFO, "connect", NULL, "connection from %s%s", conn->peer,
+	mpop_log_set_proxy(conn->proxy);
+	mpop_log_event(MPOP_LOG_INFO, "connect", NULL, "connection from %s%s%s%s", conn->peer,
+		       conn->proxy ? " through " : "", conn->proxy ? conn->proxy : "",
 		       conn->implicit_tls ? " (TLS)" : "");
 	if (geteuid() == 0 && cfg->privsep)
 		return run_privsep(cfg, conn);

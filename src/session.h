@@ -23,6 +23,7 @@ typedef struct {
 	char *local_host; /* the local address without port, or NULL */
 	struct sockaddr_storage peer_addr, local_addr; /* parsed; lengths 0 when unknown */
 	socklen_t peer_len, local_len;
+	char *proxy; /* the load balancer's address when a PROXY header named the peer, else NULL */
 	char *session_id;
 	gboolean loopback;     /* the peer is a loopback address (or a local pipe) */
 	gboolean implicit_tls; /* RFC 8314: the connection starts with a TLS handshake */
