@@ -44,6 +44,7 @@ def port_taken(port):
 HAPROXY_CFG = """\
 global
     maxconn 256
+    stats socket {dir}/haproxy.sock mode 600 level admin
 
 defaults
     mode tcp
@@ -82,8 +83,11 @@ frontend pop3
     default_backend pop3
 backend pop3
     balance roundrobin
-    server a 127.0.0.1:{a} send-proxy-v2
-    server b 127.0.0.1:{b} send-proxy-v2
+    # health checks carry the header too (a v2 LOCAL one): a server is up when it greets
+    option tcp-check
+    tcp-check expect rstring ^\\+OK
+    server a 127.0.0.1:{a} send-proxy-v2 check inter 1s
+    server b 127.0.0.1:{b} send-proxy-v2 check inter 1s
 
 # implicit TLS passes through; mpopd reads the header, then does the handshake
 frontend pop3s
@@ -100,7 +104,8 @@ class Haproxy:
         self.log = os.path.join(dirname, "haproxy.log")
         self.ports = ports
         with open(self.cfg, "w") as f:
-            f.write(HAPROXY_CFG.format(**ports))
+            f.write(HAPROXY_CFG.format(dir=dirname, **ports))
+        self.sock = os.path.join(dirname, "haproxy.sock")
         self.proc = None
 
     def __enter__(self):
@@ -253,6 +258,36 @@ def test_in_use(t, ports):
         t.check(r3.startswith(b"+OK"), f"{tag}: once the first session ended it logs in", r3)
         p3.cmd("QUIT")
         p3.close()
+
+
+def server_states(hp):
+    """{server: status} of backend pop3 from haproxy's stats socket."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(WAIT)
+        s.connect(hp.sock)
+        s.sendall(b"show stat\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    out = {}
+    for line in data.decode().splitlines():
+        f = line.split(",")
+        if len(f) > 17 and f[0] == "pop3" and f[1] in ("a", "b"):
+            out[f[1]] = f[17]
+    return out
+
+
+def test_health(t, hp, a):
+    ok = wait_for(lambda: server_states(hp) == {"a": "UP", "b": "UP"}, timeout=10)
+    t.check(ok, "haproxy's health checks (tcp-check through the PROXY header) see both "
+            "instances UP", server_states(hp))
+    checks = [r for r in records(a.text(), "connect") if " peer=127.0.0.1:" in r
+              and " proxy=" not in r]
+    t.check(len(checks) >= 1, "a health check is a connection of the balancer's own (v2 LOCAL)",
+            records(a.text(), "connect")[-5:])
 
 
 def test_round_robin(t, a, ports):
@@ -427,7 +462,8 @@ def main():
             b = Server(fx, "inetd")
             with Daemon(a_conf, os.path.join(fx.dir, "a.log")) as a, b:
                 ports["b"] = b.port
-                with Haproxy(fx.dir, ports):
+                with Haproxy(fx.dir, ports) as hp:
+                    t.run(test_health, hp, a)
                     t.run(test_through_haproxy, fx, a, ports)
                     t.run(test_in_use, ports)
                     t.run(test_round_robin, a, ports)
