@@ -94,7 +94,10 @@ frontend pop3s
     bind 127.0.0.1:{tls}
     default_backend pop3s
 backend pop3s
-    server a 127.0.0.1:{a_tls} send-proxy-v2
+    option tcp-check
+    tcp-check connect port {a} send-proxy
+    tcp-check expect rstring ^\\+OK
+    server a 127.0.0.1:{a_tls} send-proxy-v2 check inter 1s
 """
 
 
@@ -261,7 +264,7 @@ def test_in_use(t, ports):
 
 
 def server_states(hp):
-    """{server: status} of backend pop3 from haproxy's stats socket."""
+    """{"backend/server": status} of pop3 and pop3s from haproxy's stats socket."""
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(WAIT)
         s.connect(hp.sock)
@@ -275,15 +278,16 @@ def server_states(hp):
     out = {}
     for line in data.decode().splitlines():
         f = line.split(",")
-        if len(f) > 17 and f[0] == "pop3" and f[1] in ("a", "b"):
-            out[f[1]] = f[17]
+        if len(f) > 17 and f[0] in ("pop3", "pop3s") and f[1] in ("a", "b"):
+            out[f"{f[0]}/{f[1]}"] = f[17]
     return out
 
 
 def test_health(t, hp, a):
-    ok = wait_for(lambda: server_states(hp) == {"a": "UP", "b": "UP"}, timeout=10)
-    t.check(ok, "haproxy's health checks (tcp-check through the PROXY header) see both "
-            "instances UP", server_states(hp))
+    want = {"pop3/a": "UP", "pop3/b": "UP", "pop3s/a": "UP"}
+    ok = wait_for(lambda: server_states(hp) == want, timeout=10)
+    t.check(ok, "haproxy's health checks (tcp-check through the PROXY header, the TLS "
+            "backend's on the plain port) see both instances UP", server_states(hp))
     checks = [r for r in records(a.text(), "connect") if " peer=127.0.0.1:" in r
               and " proxy=" not in r]
     t.check(len(checks) >= 1, "a health check is a connection of the balancer's own (v2 LOCAL)",
