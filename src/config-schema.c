@@ -91,12 +91,15 @@ const Key mpop_config_keys[] = {
 	{"server", "listen", KT_LIST, "0.0.0.0:110", .check = check_listen, .flags = F_NODUP,
 	 .offset = OFF(listen),
 	 .help = "Addresses the legacy daemon binds itself: numeric IPv4 host:port, "
-		 "[IPv6]:port, or :port for every address; mpopd PORT replaces the port. Not "
-		 "used when systemd or inetd passes the sockets. Perl mpopd: $port."},
+		 "[IPv6]:port, or :port for every address; mpopd PORT replaces the port. An entry "
+		 "may end in \" proxy=off\", \" proxy=v1\", \" proxy=v2\" or \" proxy=any\": "
+		 "proxy_protocol for the connections to that address (10.0.0.5:1110 proxy=v2). "
+		 "Not used when systemd or inetd passes the sockets. Perl mpopd: $port."},
 	{"server", "listen_tls", KT_LIST, "", .check = check_listen, .flags = F_NODUP,
 	 .offset = OFF(listen_tls),
 	 .help = "Addresses the legacy daemon binds for implicit TLS (RFC 8314, port 995), in the "
-		 "form of listen; needs [tls] certificate. Under systemd the socket units decide."},
+		 "form of listen (with proxy= too); needs [tls] certificate. Under systemd the "
+		 "socket units decide."},
 	{"server", "pid_file", KT_STRING, "/run/mpopd.pid", .flags = F_PATH,
 	 .offset = OFF(pid_file),
 	 .help = "Where the legacy daemon writes its process id (mpopdctl reads it); empty: none. "
@@ -112,7 +115,9 @@ const Key mpop_config_keys[] = {
 	 .help = "Whether every connection starts with a HAProxy PROXY protocol header naming the "
 		 "real client (a load balancer in front of mpopd, docs/scaling.md): off, v1 (the "
 		 "text header, HAProxy send-proxy), v2 (the binary one, send-proxy-v2) or any. "
-		 "It applies to every listener. When it is on, a connection from outside "
+		 "It applies to every listener but the listen and listen_tls entries that say "
+		 "otherwise (proxy=); under systemd and inetd to every socket. When it is on, a "
+		 "connection from outside "
 		 "proxy_trusted_networks is closed at once without a greeting, and one from "
 		 "inside must send a valid header within proxy_header_timeout or it is closed; "
 		 "the header is read before the greeting and before the TLS handshake of an "
@@ -126,7 +131,7 @@ const Key mpop_config_keys[] = {
 	{"server", "proxy_trusted_networks", KT_LIST, "", .check = mpop_proxy_check_network,
 	 .flags = F_NODUP, .offset = OFF(proxy_trusted_networks),
 	 .help = "The load balancers' addresses: IPv4 or IPv6 addresses, optionally with a "
-		 "/prefix (10.0.0.0/24; 2001:db8::/64). Needed when proxy_protocol is on."},
+		 "/prefix (10.0.0.0/24;2001:db8::/64). Needed when proxy_protocol is on."},
 	{"server", "proxy_header_timeout", KT_UINT, "5", 1, 60, .offset = OFF(proxy_header_timeout),
 	 .help = "Seconds a connection from a balancer has to send its whole PROXY header."},
 	{"server", "privsep", KT_BOOL, "true", .offset = OFF(privsep),
@@ -467,11 +472,34 @@ valid_port(const char *s)
 	return g_ascii_string_to_unsigned(s, 10, 1, 65535, &v, NULL);
 }
 
-static const char *
-check_listen(const char *s)
+char *
+mpop_config_listen_split(const char *item, int *out_proxy)
 {
-	static const char why[] = "is not host:port, [IPv6]:port or :port with a numeric address";
-	const char *colon = strrchr(s, ':');
+	const char *sp = strchr(item, ' ');
+	const Choice *c;
+
+	if (!sp) {
+		if (out_proxy)
+			*out_proxy = -1;
+		return g_strdup(item);
+	}
+	if (!g_str_has_prefix(sp + 1, "proxy="))
+		return NULL;
+	c = mpop_config_find_choice(proxy_versions, sp + 1 + strlen("proxy="));
+	if (!c)
+		return NULL;
+	if (out_proxy)
+		*out_proxy = c->value;
+	return g_strndup(item, (gsize)(sp - item));
+}
+
+static const char *
+check_listen(const char *item)
+{
+	static const char why[] = "is not host:port, [IPv6]:port or :port with a numeric address, "
+				  "optionally followed by \" proxy=off|v1|v2|any\"";
+	g_autofree char *s = mpop_config_listen_split(item, NULL);
+	const char *colon = s ? strrchr(s, ':') : NULL;
 	g_autofree char *host = NULL;
 	unsigned char addr[16];
 

@@ -380,6 +380,25 @@ check_no_locale_keys(const char *data, const char *file, GError **error)
 	return TRUE;
 }
 
+/* Whether some listener expects a PROXY header: [server] proxy_protocol or a listen entry's. */
+static gboolean
+proxy_anywhere(const MpopConfig *cfg)
+{
+	char **lists[] = {cfg->listen, cfg->listen_tls};
+
+	if (cfg->proxy_protocol)
+		return TRUE;
+	for (guint k = 0; k < G_N_ELEMENTS(lists); k++) {
+		for (char **it = lists[k]; it && *it; it++) {
+			int px = -1;
+			g_free(mpop_config_listen_split(*it, &px));
+			if (px > 0)
+				return TRUE;
+		}
+	}
+	return FALSE;
+}
+
 /* Keys that are valid alone but not together. */
 static gboolean
 check_combinations(const MpopConfig *cfg, const char *file, GError **error)
@@ -390,10 +409,10 @@ check_combinations(const MpopConfig *cfg, const char *file, GError **error)
 				 "in");
 	if (!mpop_config_has_tls(cfg) && cfg->listen_tls && cfg->listen_tls[0])
 		return key_error(error, file, "server", "listen_tls", "needs [tls] certificate");
-	if (cfg->proxy_protocol && !(cfg->proxy_trusted_networks && cfg->proxy_trusted_networks[0]))
+	if (proxy_anywhere(cfg) && !(cfg->proxy_trusted_networks && cfg->proxy_trusted_networks[0]))
 		return key_error(error, file, "server", "proxy_trusted_networks",
-				 "is empty but proxy_protocol is on: every connection would be "
-				 "refused");
+				 "is empty but proxy_protocol (or a listen entry's proxy=) is on: "
+				 "every connection to it would be refused");
 	if (!mpop_config_has_tls(cfg) && *cfg->tls_key)
 		return key_error(error, file, "tls", "key", "is set but certificate is not");
 	return TRUE;

@@ -167,5 +167,10 @@ MpopPlaintextAuth mpop_config_plaintext_auth(const MpopConfig *cfg);
 /* Whether TLS is configured (a certificate is set). */
 gboolean mpop_config_has_tls(const MpopConfig *cfg);
 
+/* A [server] listen or listen_tls item: "host:port", optionally followed by " proxy=MODE" (off,
+ * v1, v2, any). Returns the address part (caller frees), NULL when the suffix is malformed;
+ * *out_proxy (may be NULL) is MODE's MPOP_PROXY_* bits, or -1 without a suffix. */
+char *mpop_config_listen_split(const char *item, int *out_proxy);
+
 /* Whether user is listed in [log] users. */
 gboolean mpop_config_user_logged(const MpopConfig *cfg, const char *user);

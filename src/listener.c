@@ -37,6 +37,7 @@ typedef struct {
 	const MpopListenOptions *opts;
 	int fds[MAX_LISTEN];
 	gboolean implicit_tls[MAX_LISTEN]; /* fds[i] is a port 995 style listener */
+	int proxy[MAX_LISTEN];		   /* its entry's proxy= (MPOP_PROXY_* bits), -1: none */
 	guint n_fds;
 	gboolean from_systemd; /* Accept=no sockets: never rebind them */
 	int sigfd;
@@ -203,7 +204,7 @@ proxy_error(int r)
  * header is read before the greeting or a TLS handshake. The client it names then stands
  * for the connection everywhere; the balancer is kept as conn->proxy. FALSE: close. */
 static gboolean
-proxy_header(const MpopConfig *cfg, MpopConnection *conn)
+proxy_header(const MpopConfig *cfg, MpopConnection *conn, guint versions)
 {
 	MpopProxyHeader h;
 	int r;
@@ -217,8 +218,7 @@ proxy_header(const MpopConfig *cfg, MpopConnection *conn)
 			       conn->peer);
 		return FALSE;
 	}
-	r = mpop_proxy_read(conn->fd_in, (guint)cfg->proxy_protocol,
-			    cfg->proxy_header_timeout * 1000, &h);
+	r = mpop_proxy_read(conn->fd_in, versions, cfg->proxy_header_timeout * 1000, &h);
 	if (r < 0) {
 		mpop_log_event(r == -ETIMEDOUT ? MPOP_LOG_INFO : MPOP_LOG_WARNING,
 			       r == -ETIMEDOUT ? "proxy-timeout" : "proxy-invalid", NULL,
@@ -244,9 +244,10 @@ proxy_header(const MpopConfig *cfg, MpopConnection *conn)
 	return TRUE;
 }
 
+/* proxy: the PROXY header versions the connection starts with (MPOP_PROXY_* bits), 0: none. */
 static int
 serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, const MpopHostRules *rules,
-	  int fd_in, int fd_out, gboolean implicit_tls)
+	  int fd_in, int fd_out, gboolean implicit_tls, guint proxy)
 {
 	MpopConnection conn = {.fd_in = fd_in, .fd_out = fd_out, .tls = tls, .penalty = penalty};
 	int ret;
@@ -268,7 +269,7 @@ serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, const MpopH
 	conn.loopback = peer_is_loopback(fd_in);
 	conn.implicit_tls = implicit_tls;
 	conn.session_id = new_session_id();
-	if (cfg->proxy_protocol && !proxy_header(cfg, &conn))
+	if (proxy && !proxy_header(cfg, &conn, proxy))
 		ret = 0;
 	else
 		ret = admit(cfg, rules, &conn) ? mpop_login_run(cfg, &conn) : 1;
@@ -330,7 +331,8 @@ bind_one(const char *spec, const char *port_override, GError **error)
 }
 
 static gboolean
-bind_all(MpopListener *l, const MpopConfig *cfg, int *fds, gboolean *tls, guint *n, GError **error)
+bind_all(MpopListener *l, const MpopConfig *cfg, int *fds, gboolean *tls, int *proxy, guint *n,
+	 GError **error)
 {
 	char **lists[] = {cfg->listen, cfg->listen_tls};
 
@@ -338,7 +340,11 @@ bind_all(MpopListener *l, const MpopConfig *cfg, int *fds, gboolean *tls, guint 
 	for (guint k = 0; k < G_N_ELEMENTS(lists); k++) {
 		for (char **spec = lists[k]; spec && *spec && *n < MAX_LISTEN; spec++) {
 			/* "mpopd PORT" replaces the plain port only */
-			int fd = bind_one(*spec, k == 0 ? l->opts->port : NULL, error);
+			g_autofree char *addr = mpop_config_listen_split(*spec, &proxy[*n]);
+			int fd = addr ? bind_one(addr, k == 0 ? l->opts->port : NULL, error) : -1;
+			if (!addr)
+				g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+					    "listen \"%s\": bad proxy=", *spec);
 			if (fd < 0) {
 				for (guint i = 0; i < *n; i++)
 					close(fds[i]);
@@ -395,6 +401,7 @@ accept_one(MpopListener *l, guint i)
 	g_autofree char *source = NULL;
 	int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 	gboolean balancer;
+	guint proxy = (guint)(l->proxy[i] >= 0 ? l->proxy[i] : l->cfg->proxy_protocol);
 	pid_t pid;
 
 	if (fd < 0)
@@ -402,7 +409,7 @@ accept_one(MpopListener *l, guint i)
 	source = sockaddr_name(&ss, FALSE);
 	/* Behind a balancer every connection comes from it: the clients' own addresses are
 	 * known only once the header is read, in the session process. */
-	balancer = l->cfg->proxy_protocol &&
+	balancer = proxy &&
 		   mpop_proxy_network_match((const char *const *)l->cfg->proxy_trusted_networks,
 					    (const struct sockaddr *)&ss, len);
 	if (g_hash_table_size(l->children) >= l->cfg->max_sessions ||
@@ -436,7 +443,8 @@ accept_one(MpopListener *l, guint i)
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGTERM, SIG_DFL);
-		_exit(serve_one(l->cfg, l->tls, l->penalty, l->rules, fd, fd, l->implicit_tls[i]));
+		_exit(serve_one(l->cfg, l->tls, l->penalty, l->rules, fd, fd, l->implicit_tls[i],
+				proxy));
 	}
 	close(fd);
 	g_hash_table_insert(l->children, GINT_TO_POINTER(pid), g_steal_pointer(&source));
@@ -512,10 +520,10 @@ reload(MpopListener *l)
 						 (const char *const *)l->cfg->listen) ||
 				   !g_strv_equal((const char *const *)ncfg->listen_tls,
 						 (const char *const *)l->cfg->listen_tls));
-		int nfds[MAX_LISTEN];
+		int nfds[MAX_LISTEN], nproxy[MAX_LISTEN];
 		gboolean ntlsfd[MAX_LISTEN];
 		guint nn = 0;
-		if (rebind && !bind_all(l, ncfg, nfds, ntlsfd, &nn, &error)) {
+		if (rebind && !bind_all(l, ncfg, nfds, ntlsfd, nproxy, &nn, &error)) {
 			mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
 				       "reload failed, keeping the old configuration: %s",
 				       error->message);
@@ -527,6 +535,7 @@ reload(MpopListener *l)
 				close(l->fds[i]);
 			memcpy(l->fds, nfds, sizeof(int) * nn);
 			memcpy(l->implicit_tls, ntlsfd, sizeof(gboolean) * nn);
+			memcpy(l->proxy, nproxy, sizeof(int) * nn);
 			l->n_fds = nn;
 		}
 	}
@@ -668,15 +677,17 @@ static gboolean
 pidfile_write(MpopListener *l, GError **error)
 {
 	const char *path = l->pidfile;
-	g_autofree char *text = NULL;
+	g_autofree char *text = NULL, *first = NULL;
 	const char *port = l->opts->port;
 
 	if (l->pidfile_fd < 0)
 		return TRUE;
 	if (!port) {
-		const char *c = l->cfg->listen && l->cfg->listen[0]
-					? strrchr(l->cfg->listen[0], ':')
-					: NULL;
+		const char *c;
+		first = l->cfg->listen && l->cfg->listen[0]
+				? mpop_config_listen_split(l->cfg->listen[0], NULL)
+				: NULL;
+		c = first ? strrchr(first, ':') : NULL;
 		port = c ? c + 1 : "";
 	}
 	text = g_strdup_printf("%d\n%s\n", (int)getpid(), port);
@@ -726,7 +737,7 @@ run_daemon(MpopListener *l)
 	g_autoptr(GError) error = NULL;
 	int ret;
 
-	if (!bind_all(l, l->cfg, l->fds, l->implicit_tls, &l->n_fds, &error)) {
+	if (!bind_all(l, l->cfg, l->fds, l->implicit_tls, l->proxy, &l->n_fds, &error)) {
 		mpop_log_err("%s", error->message);
 		return 1;
 	}
@@ -816,7 +827,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 	if (opts->mode == MPOP_MODE_INETD) {
 		l.penalty = open_penalty(cfg->penalty_state);
 		ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,
-				opts->tls);
+				opts->tls, (guint)cfg->proxy_protocol);
 		goto out;
 	}
 	if (opts->mode == MPOP_MODE_AUTO) {
@@ -825,7 +836,8 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 			l.penalty = open_penalty(cfg->penalty_state);
 			ret = serve_one(cfg, l.tls, l.penalty, l.rules, SD_LISTEN_FDS_START,
 					SD_LISTEN_FDS_START,
-					opts->tls || (names && g_strcmp0(names[0], "pop3s") == 0));
+					opts->tls || (names && g_strcmp0(names[0], "pop3s") == 0),
+					(guint)cfg->proxy_protocol);
 			goto out;
 		}
 		if (n > 0) {
@@ -843,6 +855,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 				fcntl(fd, F_SETFD, FD_CLOEXEC);
 				l.implicit_tls[l.n_fds] =
 					names && g_strcmp0(names[i], "pop3s") == 0;
+				l.proxy[l.n_fds] = -1;
 				l.fds[l.n_fds++] = fd;
 			}
 			if (!check_tls_needed(&l, cfg, &error)) {
@@ -858,7 +871,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		if (sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
 			l.penalty = open_penalty(cfg->penalty_state);
 			ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,
-					opts->tls);
+					opts->tls, (guint)cfg->proxy_protocol);
 			goto out;
 		}
 	}

@@ -122,6 +122,11 @@ static const struct {
 	{"[server]\npid_file=\n", "pid_file="},
 	{"[server]\nlisten=[::1]:110;127.0.0.1:995;:110\n", "listen=[::1]:110;127.0.0.1:995;:110"},
 	{"[server]\nlisten=\n", "listen="},
+	{"[server]\nlisten=127.0.0.1:110;10.0.0.5:1110 "
+	 "proxy=v2\nproxy_trusted_networks=10.0.0.0/24\n",
+	 "listen=127.0.0.1:110;10.0.0.5:1110 proxy=v2"},
+	{"[server]\nproxy_protocol=any\nproxy_trusted_networks=10.0.0.1;2001:db8::/32\n",
+	 "proxy_trusted_networks=10.0.0.1;2001:db8::/32"},
 	{"[server]\nmax_sessions=100000\n", "max_sessions=100000"},
 	{"[mailbox]\nformat=mbox\n", "format=mbox"},
 	{"[mailbox]\nlocation=%s/%u%%\n", "location=%s/%u%%"},
@@ -199,7 +204,23 @@ static const struct {
 	 "t.conf: [server] login_chroot: value \"var/empty\" is not an absolute path"},
 	{"[server]\nlisten=localhost:110\n",
 	 "t.conf: [server] listen: value \"localhost:110\" is not host:port, [IPv6]:port or :port "
-	 "with a numeric address"},
+	 "with a numeric address, optionally followed by \" proxy=off|v1|v2|any\""},
+	{"[server]\nlisten=1.2.3.4:110 proxy=v3\n",
+	 "t.conf: [server] listen: value \"1.2.3.4:110 proxy=v3\" is not*"},
+	{"[server]\nlisten=1.2.3.4:110 v2\n",
+	 "t.conf: [server] listen: value \"1.2.3.4:110 v2\" is not*"},
+	{"[server]\nlisten=1.2.3.4:110  proxy=v2\n", "t.conf: [server] listen: value*"},
+	{"[server]\nlisten=1.2.3.4:110 proxy=v2\n",
+	 "t.conf: [server] proxy_trusted_networks: is empty but proxy_protocol (or a listen "
+	 "entry's "
+	 "proxy=) is on: every connection to it would be refused"},
+	{"[server]\nproxy_protocol=v2\n", "t.conf: [server] proxy_trusted_networks: is empty*"},
+	{"[server]\nproxy_protocol=v4\nproxy_trusted_networks=10.0.0.1\n",
+	 "t.conf: [server] proxy_protocol: value \"v4\" is not one of off, v1, v2, any"},
+	{"[server]\nproxy_trusted_networks=10.0.0.0/33\n",
+	 "t.conf: [server] proxy_trusted_networks: value \"10.0.0.0/33\" is not an IPv4 or IPv6 "
+	 "address with an optional /prefix"},
+	{"[server]\nproxy_header_timeout=0\n", "t.conf: [server] proxy_header_timeout: value*"},
 	{"[server]\nlisten=1.2.3.4\n", "t.conf: [server] listen: value \"1.2.3.4\" is not*"},
 	{"[server]\nlisten=1.2.3.4:0\n", "t.conf: [server] listen: value \"1.2.3.4:0\" is not*"},
 	{"[server]\nlisten=1.2.3.4:65536\n",

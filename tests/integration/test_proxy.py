@@ -423,6 +423,23 @@ def test_direct(t, a, ports, b_port):
             records(a.text(), "connect")[-3:])
 
 
+def test_direct_listener(t, a, ports):
+    """A listen entry with proxy=off serves clients straight, in the same daemon."""
+    p = Pop(ports["a_direct"], source=CLIENT)
+    cport = p.sock.getsockname()[1]
+    _, r2 = p.login()
+    st = p.cmd("STAT")
+    p.cmd("QUIT")
+    p.close()
+    t.check(p.greeting.startswith(b"+OK") and r2.startswith(b"+OK") and st.startswith(b"+OK 8 "),
+            "listen entry \"... proxy=off\": a direct client from 127.0.0.2 is served",
+            (p.greeting, r2, st))
+    t.check(wait_for(lambda: any(f" peer={CLIENT}:{cport} event=connect" in r
+                                 for r in records(a.text(), "connect"))),
+            "proxy=off entry: the connection's own address is the peer, no proxy field",
+            records(a.text(), "connect")[-3:])
+
+
 def test_config(t, fx):
     conf = os.path.join(fx.dir, "bad.conf")
     with open(fx.conf) as f:
@@ -450,7 +467,7 @@ def main():
     if not shutil.which("haproxy"):
         t.check(False, "haproxy is installed (Debian package haproxy)")
         t.done()
-    ports = {k: free_port() for k in ("a", "a_tls", "a_v2", "b_v2", "a_v1", "b_v1", "rr",
+    ports = {k: free_port() for k in ("a", "a_direct", "a_tls", "a_v2", "b_v2", "a_v1", "b_v1", "rr",
                                       "tls")}
     with Pki() as pki:
         fx = TlsFixture(pki, {"server.proxy_protocol": "any",
@@ -459,7 +476,8 @@ def main():
                               "server.max_sessions_per_source": "2",
                               "auth.plaintext_auth": "always"}, fmt="maildir")
         try:
-            fx.write_config({"server.listen": f"127.0.0.1:{ports['a']}",
+            fx.write_config({"server.listen": f"127.0.0.1:{ports['a']};"
+                                              f"127.0.0.1:{ports['a_direct']} proxy=off",
                              "server.listen_tls": f"127.0.0.1:{ports['a_tls']}"})
             a_conf = os.path.join(fx.dir, "a.conf")
             shutil.copy(fx.conf, a_conf)
@@ -474,6 +492,7 @@ def main():
                     t.run(test_concurrent_through_balancer, ports)
                     t.run(test_tls, pki, a, ports)
                 t.run(test_direct, a, ports, b.port)
+                t.run(test_direct_listener, a, ports)
             t.run(test_config, fx)
         finally:
             fx.cleanup()
