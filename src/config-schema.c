@@ -128,10 +128,11 @@ const Key mpop_config_keys[] = {
 		 "UNKNOWN) keeps the balancer's own. The daemon's max_sessions_per_source does "
 		 "not count connections from proxy_trusted_networks (they all come from the "
 		 "balancer): limit clients in the balancer."},
-	{"server", "proxy_trusted_networks", KT_LIST, "", .check = mpop_proxy_check_network,
-	 .flags = F_NODUP, .offset = OFF(proxy_trusted_networks),
-	 .help = "The load balancers' addresses: IPv4 or IPv6 addresses, optionally with a "
-		 "/prefix (10.0.0.0/24;2001:db8::/64). Needed when proxy_protocol is on."},
+	{"server", "proxy_trusted_networks", KT_LIST, "", .check = check_network, .flags = F_NODUP,
+	 .offset = OFF(proxy_trusted_networks),
+	 .help = "The load balancers: addresses, ADDR/BITS or dotted prefixes as in [access] "
+		 "trusted_networks (10.0.0.0/24;2001:db8::/64). Needed when proxy_protocol is "
+		 "on."},
 	{"server", "proxy_header_timeout", KT_UINT, "5", 1, 60, .offset = OFF(proxy_header_timeout),
 	 .help = "Seconds a connection from a balancer has to send its whole PROXY header."},
 	{"server", "privsep", KT_BOOL, "true", .offset = OFF(privsep),

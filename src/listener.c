@@ -181,6 +181,15 @@ admit(const MpopConfig *cfg, const MpopHostRules *rules, MpopConnection *conn)
 	return FALSE;
 }
 
+static gboolean
+in_networks(char **nets, const struct sockaddr_storage *ss, socklen_t len)
+{
+	guint8 addr[16];
+
+	return mpop_addr_from_sockaddr((const struct sockaddr *)ss, len, addr) &&
+	       mpop_net_list_contains((const char *const *)nets, addr);
+}
+
 static const char *
 proxy_error(int r)
 {
@@ -210,8 +219,7 @@ proxy_header(const MpopConfig *cfg, MpopConnection *conn, guint versions)
 	int r;
 
 	mpop_log_set_session(conn->session_id, conn->peer);
-	if (!mpop_proxy_network_match((const char *const *)cfg->proxy_trusted_networks,
-				      (const struct sockaddr *)&conn->peer_addr, conn->peer_len)) {
+	if (!in_networks(cfg->proxy_trusted_networks, &conn->peer_addr, conn->peer_len)) {
 		mpop_log_event(MPOP_LOG_WARNING, "proxy-refused", NULL,
 			       "connection from %s refused: proxy_protocol is on and it is not "
 			       "in proxy_trusted_networks",
@@ -241,6 +249,8 @@ proxy_header(const MpopConfig *cfg, MpopConnection *conn, guint versions)
 	conn->local_len = h.dst_len;
 	conn->local = sockaddr_name(&h.dst, TRUE);
 	conn->local_host = sockaddr_name(&h.dst, FALSE);
+	mpop_log_set_session(conn->session_id, conn->peer);
+	mpop_log_set_proxy(conn->proxy);
 	return TRUE;
 }
 
@@ -376,15 +386,6 @@ count_from(MpopListener *l, const char *source)
 }
 
 /* [access] trusted_networks are exempt from max_sessions_per_source. */
-static gboolean
-trusted_source(const MpopConfig *cfg, const struct sockaddr_storage *ss, socklen_t len)
-{
-	guint8 addr[16];
-
-	return mpop_addr_from_sockaddr((const struct sockaddr *)ss, len, addr) &&
-	       mpop_net_list_contains((const char *const *)cfg->trusted_networks, addr);
-}
-
 static void
 update_status(MpopListener *l)
 {
@@ -409,11 +410,9 @@ accept_one(MpopListener *l, guint i)
 	source = sockaddr_name(&ss, FALSE);
 	/* Behind a balancer every connection comes from it: the clients' own addresses are
 	 * known only once the header is read, in the session process. */
-	balancer = proxy &&
-		   mpop_proxy_network_match((const char *const *)l->cfg->proxy_trusted_networks,
-					    (const struct sockaddr *)&ss, len);
+	balancer = proxy && in_networks(l->cfg->proxy_trusted_networks, &ss, len);
 	if (g_hash_table_size(l->children) >= l->cfg->max_sessions ||
-	    (source && !balancer && !trusted_source(l->cfg, &ss, len) &&
+	    (source && !balancer && !in_networks(l->cfg->trusted_networks, &ss, len) &&
 	     count_from(l, source) >= l->cfg->max_sessions_per_source)) {
 		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, try later.\r\n";
 		mpop_log_event(MPOP_LOG_WARNING, "refused", NULL,

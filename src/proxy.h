@@ -37,10 +37,3 @@ int mpop_proxy_parse(const void *buf, size_t len, guint versions, MpopProxyHeade
  * within timeout_ms. Returns 0 and fills *out, or a mpop_proxy_parse() error, -ETIMEDOUT,
  * -ENODATA (the peer closed before a complete header) or another -errno. */
 int mpop_proxy_read(int fd, guint versions, guint timeout_ms, MpopProxyHeader *out);
-
-/* NULL when s is an IPv4 or IPv6 address, optionally with a /prefix, else why not. */
-const char *mpop_proxy_check_network(const char *s);
-/* Whether addr is in one of nets (items accepted by mpop_proxy_check_network()); an
- * IPv4-mapped IPv6 address is compared as IPv4. */
-gboolean mpop_proxy_network_match(const char *const *nets, const struct sockaddr *addr,
-				  socklen_t len);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Tests for the PROXY protocol parser and header read: v1, v2, TLVs, limits, trust. */
+/* Tests for the PROXY protocol parser and header read: v1, v2, TLVs, limits. */
 #include "proxy.h"
 
 #include <arpa/inet.h>
@@ -298,65 +298,6 @@ test_read_errors(void)
 	g_assert_cmpint(mpop_proxy_read(-1, ANY, 100, &(MpopProxyHeader){0}), <, 0);
 }
 
-static gboolean
-match(const char *const *nets, const char *addr)
-{
-	struct sockaddr_storage ss = {0};
-	socklen_t len;
-
-	if (strchr(addr, ':')) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-		in6->sin6_family = AF_INET6;
-		g_assert_cmpint(inet_pton(AF_INET6, addr, &in6->sin6_addr), ==, 1);
-		len = sizeof(*in6);
-	} else {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-		in->sin_family = AF_INET;
-		g_assert_cmpint(inet_pton(AF_INET, addr, &in->sin_addr), ==, 1);
-		len = sizeof(*in);
-	}
-	return mpop_proxy_network_match(nets, (struct sockaddr *)&ss, len);
-}
-
-static void
-test_networks(void)
-{
-	const char *const nets[] = {"10.1.2.0/23", "192.0.2.7", "2001:db8:10::/48", "127.0.0.1/32",
-				    NULL};
-	const char *const all[] = {"0.0.0.0/0", "::/0", NULL};
-	struct {
-		sa_family_t f;
-	} un = {AF_UNIX};
-
-	g_assert_true(match(nets, "10.1.2.1"));
-	g_assert_true(match(nets, "10.1.3.255"));
-	g_assert_false(match(nets, "10.1.4.0"));
-	g_assert_false(match(nets, "10.1.1.255"));
-	g_assert_true(match(nets, "192.0.2.7"));
-	g_assert_false(match(nets, "192.0.2.8"));
-	g_assert_true(match(nets, "::ffff:192.0.2.7")); /* a dual-stack socket's IPv4 peer */
-	g_assert_true(match(nets, "2001:db8:10:ffff::1"));
-	g_assert_false(match(nets, "2001:db8:11::1"));
-	g_assert_false(match(nets, "127.0.0.2"));
-	g_assert_true(match(nets, "127.0.0.1"));
-	g_assert_true(match(all, "203.0.113.9"));
-	g_assert_true(match(all, "2001:db8::1"));
-	g_assert_false(match((const char *const[]){NULL}, "127.0.0.1"));
-	g_assert_false(mpop_proxy_network_match(nets, (struct sockaddr *)&un, sizeof(un)));
-	g_assert_false(mpop_proxy_network_match(nets, NULL, 0));
-
-	g_assert_null(mpop_proxy_check_network("10.0.0.0/8"));
-	g_assert_null(mpop_proxy_check_network("::1"));
-	g_assert_null(mpop_proxy_check_network("2001:db8::/0"));
-	g_assert_nonnull(mpop_proxy_check_network("10.0.0.0/33"));
-	g_assert_nonnull(mpop_proxy_check_network("::/129"));
-	g_assert_nonnull(mpop_proxy_check_network("10.0.0.0/"));
-	g_assert_nonnull(mpop_proxy_check_network("10.0.0.0/+8"));
-	g_assert_nonnull(mpop_proxy_check_network("10.0.0/8"));
-	g_assert_nonnull(mpop_proxy_check_network("lb.example.org"));
-	g_assert_nonnull(mpop_proxy_check_network(""));
-}
-
 int
 main(int argc, char **argv)
 {
@@ -365,6 +306,5 @@ main(int argc, char **argv)
 	g_test_add_func("/proxy/random", test_random);
 	g_test_add_func("/proxy/read-exact", test_read_exact);
 	g_test_add_func("/proxy/read-errors", test_read_errors);
-	g_test_add_func("/proxy/networks", test_networks);
 	return g_test_run();
 }

@@ -265,16 +265,19 @@ def test_in_use(t, ports):
 
 def server_states(hp):
     """{"backend/server": status} of pop3 and pop3s from haproxy's stats socket."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(WAIT)
-        s.connect(hp.sock)
-        s.sendall(b"show stat\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = b""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(WAIT)
+            s.connect(hp.sock)
+            s.sendall(b"show stat\n")
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return {}  # not there yet
     out = {}
     for line in data.decode().splitlines():
         f = line.split(",")
@@ -440,6 +443,24 @@ def test_direct_listener(t, a, ports):
             records(a.text(), "connect")[-3:])
 
 
+def test_host_rules(t, a, ports):
+    """The host rules judge the client the header names, not the balancer."""
+    a_port = ports["a"]
+    s = connect_raw(a_port, "127.0.0.1", v2_header("192.0.2.66", 40002, "127.0.0.1", a_port))
+    data, closed = read_until_close(s)
+    t.check(data.startswith(b"-ERR [SYS/PERM]") and closed is not None,
+            "DENY 192.0.2.66: a client the header names 192.0.2.66 is refused", data)
+    s = connect_raw(a_port, "127.0.0.1", v2_header("192.0.2.67", 40003, "127.0.0.1", a_port))
+    s.settimeout(WAIT)
+    g = s.recv(512)
+    s.close()
+    t.check(g.startswith(b"+OK"), "the same balancer's other client 192.0.2.67 is served", g)
+    t.check(wait_for(lambda: any(" peer=192.0.2.66:40002 proxy=127.0.0.1 " in r
+                                 for r in records(a.text(), "denied"))),
+            "the denial is logged with the client as peer and the balancer as proxy",
+            records(a.text(), "denied"))
+
+
 def test_config(t, fx):
     conf = os.path.join(fx.dir, "bad.conf")
     with open(fx.conf) as f:
@@ -474,8 +495,14 @@ def main():
                               "server.proxy_trusted_networks": "127.0.0.1",
                               "server.proxy_header_timeout": str(HEADER_TIMEOUT),
                               "server.max_sessions_per_source": "2",
-                              "auth.plaintext_auth": "always"}, fmt="maildir")
+                              "auth.plaintext_auth": "always",
+                              "access.hosts_allow_deny": "/tmp/mpopd-proxy-rules-unset"},
+                        fmt="maildir")
         try:
+            rules = os.path.join(fx.dir, "hosts.allow-deny")
+            with open(rules, "w") as f:
+                f.write("DENY 192.0.2.66\n")
+            fx.write_config({"access.hosts_allow_deny": rules})
             fx.write_config({"server.listen": f"127.0.0.1:{ports['a']};"
                                               f"127.0.0.1:{ports['a_direct']} proxy=off",
                              "server.listen_tls": f"127.0.0.1:{ports['a_tls']}"})
@@ -493,6 +520,7 @@ def main():
                     t.run(test_tls, pki, a, ports)
                 t.run(test_direct, a, ports, b.port)
                 t.run(test_direct_listener, a, ports)
+                t.run(test_host_rules, a, ports)
             t.run(test_config, fx)
         finally:
             fx.cleanup()
