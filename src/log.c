@@ -323,6 +323,8 @@ log_syslog(MpopLogLevel level, const char *event, const char *const *fields, con
 		mpop_log_append_kv(body, "session", log_state.session);
 	if (log_state.peer)
 		mpop_log_append_kv(body, "peer", log_state.peer);
+	if (log_state.proxy)
+		mpop_log_append_kv(body, "proxy", log_state.proxy);
 	if (log_state.user)
 		mpop_log_append_kv(body, "user", log_state.user);
 	if (event)
