@@ -179,6 +179,10 @@ def test_crash_during_update(t):
         th = threading.Thread(target=deliverer)
         th.start()
         rounds = committed = old = bad = 0
+        # How long after QUIT the kill may land. UPDATE takes longer on a loaded machine:
+        # while no kill has come after a commit, the window doubles every 10 rounds (up to
+        # 0.4 s), so both sides of UPDATE get hit however fast the machine is.
+        span = 0.012
         end = time.monotonic() + 45
         try:
             while rounds < 100 and time.monotonic() < end:
@@ -208,7 +212,9 @@ def test_crash_during_update(t):
                             deleted.add(parts[1].decode())
                     proc.stdin.write(cmds + b"QUIT\r\n")
                     proc.stdin.flush()
-                    time.sleep(random.uniform(0, 0.012))
+                    if committed == 0 and rounds % 10 == 0:
+                        span = min(span * 2, 0.4)
+                    time.sleep(random.uniform(0, span))
                 finally:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=WAIT)
