@@ -144,12 +144,12 @@ dotlock_try(const char *lockpath, guint stale_age)
 	return -EEXIST;
 }
 
-/* Spools like Debian's root:mail 2775 /var/mail let only group mail create files: the
+/* Spools like Debian's root:mail 2775 /var/mail let only group mail create files: there the
  * session takes that group on just for the dotlock (mail_privileged_group). */
 int
 mpop_dotlock_try(const char *lockpath, guint stale_age)
 {
-	gboolean group = mpop_privsep_mail_group_enter();
+	gboolean group = mpop_privsep_mail_group_enter(lockpath);
 	int rc = dotlock_try(lockpath, stale_age);
 
 	mpop_privsep_mail_group_leave(group);
@@ -174,7 +174,7 @@ dotlock_remove(const char *lockpath, int lock_fd)
 int
 mpop_dotlock_remove(const char *lockpath, int lock_fd)
 {
-	gboolean group = mpop_privsep_mail_group_enter();
+	gboolean group = mpop_privsep_mail_group_enter(lockpath);
 	int rc = dotlock_remove(lockpath, lock_fd);
 
 	mpop_privsep_mail_group_leave(group);

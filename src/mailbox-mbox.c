@@ -443,7 +443,9 @@ keep_owner(int out, const struct stat *sb)
 
 	if (fstat(out, &now) < 0)
 		return -errno;
-	/* Works as the owner when the session has the mailbox's group (mail). */
+	/* Usually nothing to change: the new file has the session's group, or the spool's
+	 * (setgid directory). Otherwise this works as the owner when the session has the
+	 * mailbox's group (its own, or mail taken on for a root:mail spool). */
 	if ((now.st_uid != sb->st_uid || now.st_gid != sb->st_gid) &&
 	    fchown(out, sb->st_uid, sb->st_gid) < 0)
 		return -errno;
@@ -552,8 +554,9 @@ mbox_commit(MpopMailbox *mb, GError **error)
 	if (fstat(fd, &sb) < 0)
 		return fail_errno(error, errno, "cannot stat mailbox");
 	/* Creating the new file and renaming it in a root:mail 2775 spool needs group mail
-	 * (mail_privileged_group), taken on for this step only. */
-	group = mpop_privsep_mail_group_enter();
+	 * (mail_privileged_group), taken on for this step only; not in a directory the user
+	 * may write (a home directory), where the new file keeps the user's own group. */
+	group = mpop_privsep_mail_group_enter(mb->path);
 	remove_debris(mb->path);
 	ok = rewrite(mb, p, fd, &sb, error);
 	mpop_privsep_mail_group_leave(group);

@@ -248,11 +248,20 @@ mpop_privsep_drop_login(const char *login_user, const char *chroot_dir)
 }
 
 gboolean
-mpop_privsep_mail_group_enter(void)
+mpop_privsep_mail_group_enter(const char *path)
 {
+	g_autofree char *dir = g_path_get_dirname(path);
+	struct stat st;
 	gid_t r, e, s;
 
 	if (getresgid(&r, &e, &s) < 0 || s == r || e != r)
+		return FALSE;
+	/* Only where that group is what lets us create and remove names in the directory:
+	 * elsewhere (an mbox in the user's home) the new file would get the group, which then
+	 * needs an fchown() back to the mailbox's own. access() checks the real ids, which are
+	 * the effective ones here (e == r). */
+	if (stat(dir, &st) < 0 || st.st_gid != s || (st.st_mode & S_IWGRP) == 0 ||
+	    access(dir, W_OK | X_OK) == 0)
 		return FALSE;
 	return setegid(s) == 0;
 }

@@ -56,9 +56,10 @@ void mpop_privsep_log_clear(MpopLogRecord *r);
  * succeeds only if uid is already ours. */
 int mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid);
 
-/* Take on the saved privileged group as effective gid (for dotlocks and mbox replacement
- * in a group-writable spool). Returns TRUE if it switched; pass that to _leave(). */
-gboolean mpop_privsep_mail_group_enter(void);
+/* Take on the saved privileged group as effective gid to create or remove path (a dotlock,
+ * an mbox's replacement), only when path's directory is writable by that group and not by
+ * us (a root:mail 2775 spool). Returns TRUE if it switched; pass that to _leave(). */
+gboolean mpop_privsep_mail_group_enter(const char *path);
 void mpop_privsep_mail_group_leave(gboolean entered);
 
 /* Drop to the unprivileged login user, chroot to dir when root and dir exists. */

@@ -3,9 +3,14 @@
 #include "mailbox-mbox.h"
 #include "stream-writer.h"
 #include "lock.h"
+#include "privsep.h"
 #include "util.h"
 
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -13,7 +18,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -776,6 +783,116 @@ test_owner_mode_kept(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(n, ==, 1);
 }
 
+/* The session's UPDATE under a seccomp filter as strict as the units' about ownership:
+ * chown(), lchown() and fchownat() kill the process, and so does fchown() where the new
+ * file must already have the mailbox's owner and group. The session is uid 4242 gid 4243
+ * with group 8 (mail) kept aside, as login.c leaves it for mail_privileged_group. */
+typedef struct {
+	const char *what;
+	uid_t dir_uid;
+	gid_t dir_gid;
+	mode_t dir_mode;
+	gid_t box_gid;
+	mode_t box_mode;
+	gboolean fchown_kills;
+} OwnerCase;
+
+static const OwnerCase owner_cases[] = {
+	/* a home directory: the group must not be taken, nothing to chown */
+	{"home", 4242, 4243, 0700, 4243, 0600, TRUE},
+	/* Debian's root:mail 2775 spool: the group taken, the new file gets mail from the
+	 * directory */
+	{"setgid-spool", 0, 8, 02775, 8, 0660, TRUE},
+	/* a root:mail 0775 spool without the setgid bit and a user:user mbox: the group taken
+	 * for the new file, fchown() back to the user's group */
+	{"plain-spool", 0, 8, 0775, 4243, 0600, FALSE},
+	/* the user's own setgid directory of group mail: group mail from the directory,
+	 * fchown() back to the user's group */
+	{"own-setgid", 4242, 8, 02770, 4243, 0600, FALSE},
+};
+
+static void
+kill_chown(gboolean fchown_too)
+{
+#if defined(__x86_64__)
+	struct sock_filter prog[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_chown, 4, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_lchown, 3, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fchownat, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, fchown_too ? __NR_fchown : __NR_chown, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	};
+	struct sock_fprog fprog = {.len = G_N_ELEMENTS(prog), .filter = prog};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) < 0)
+		_exit(30);
+#else
+	(void)fchown_too;
+#endif
+}
+
+static void
+test_owner_under_seccomp(Fixture *f, gconstpointer data)
+{
+	const OwnerCase *c = data;
+	g_autoptr(GString) s = make_messages(3, "s", 10);
+	g_autofree char *dir = g_build_filename(f->dir, c->what, NULL);
+	g_autofree char *box = g_build_filename(dir, "mbox", NULL);
+	struct stat sb;
+	int status, n = 0;
+	GDir *d;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		g_test_skip("needs root (other users and groups)");
+		return;
+	}
+	g_assert_cmpint(chmod(f->dir, 0755), ==, 0);
+	g_assert_cmpint(mkdir(dir, 0700), ==, 0);
+	g_assert_cmpint(chown(dir, c->dir_uid, c->dir_gid), ==, 0);
+	g_assert_cmpint(chmod(dir, c->dir_mode), ==, 0);
+	put(box, s->str, (gssize)s->len);
+	g_assert_cmpint(chown(box, 4242, c->box_gid), ==, 0);
+	g_assert_cmpint(chmod(box, c->box_mode), ==, 0);
+	g_free(f->path);
+	f->path = g_strdup(box);
+	pid = fork();
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		g_autoptr(MpopMailbox) mb = NULL;
+		if (mpop_privsep_become(4242, 4243, NULL, 8) != 0)
+			_exit(31);
+		kill_chown(c->fchown_kills);
+		mb = mpop_mailbox_open(&mpop_mailbox_mbox_ops, f->cfg, "user", box, NULL);
+		if (mb == NULL || mb->n_msgs != 3)
+			_exit(32);
+		mb->msgs[1].deleted = TRUE;
+		if (!mpop_mailbox_commit(mb, NULL))
+			_exit(33);
+		_exit(0);
+	}
+	g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+	g_assert_false(WIFSIGNALED(status));
+	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+	g_assert_cmpint(stat(box, &sb), ==, 0);
+	g_assert_cmpuint(sb.st_uid, ==, 4242);
+	g_assert_cmpuint(sb.st_gid, ==, c->box_gid);
+	g_assert_cmpuint(sb.st_mode & 07777, ==, c->box_mode);
+	g_assert_cmpuint((guint64)sb.st_size, <, s->len);
+	/* no dotlock, no temporary file left next to it */
+	d = g_dir_open(dir, 0, NULL);
+	while (g_dir_read_name(d) != NULL)
+		n++;
+	g_dir_close(d);
+	g_assert_cmpint(n, ==, 1);
+}
+
 static void
 test_session_lock(Fixture *f, gconstpointer data)
 {
@@ -1237,6 +1354,12 @@ main(int argc, char **argv)
 	ADD("/mbox/append-during-session", test_append_during_session);
 	ADD("/mbox/rewrite-detected", test_rewrite_detected);
 	ADD("/mbox/owner-mode-kept", test_owner_mode_kept);
+	for (gsize i = 0; i < G_N_ELEMENTS(owner_cases); i++) {
+		g_autofree char *name =
+			g_strdup_printf("/mbox/owner-under-seccomp/%s", owner_cases[i].what);
+		g_test_add(name, Fixture, &owner_cases[i], fixture_setup, test_owner_under_seccomp,
+			   fixture_teardown);
+	}
 	ADD("/mbox/session-lock", test_session_lock);
 	ADD("/mbox/spool-mode", test_spool_mode);
 	ADD("/mbox/uidl-stable", test_uidl_stable);

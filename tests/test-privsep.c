@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,10 +155,13 @@ test_limits(void)
 }
 
 /* uid 0 is refused always; as non-root only our own uid is accepted. As root, the drop
- * is verified in a child: afterwards root cannot be regained. */
+ * is verified in a child: afterwards root cannot be regained, and the privileged group is
+ * taken on only for a directory that needs it. */
 static void
 test_become(void)
 {
+	g_autofree char *top = NULL, *spool = NULL, *home = NULL, *own = NULL;
+	g_autofree char *spool_box = NULL, *home_box = NULL, *own_box = NULL;
 	pid_t pid;
 	int status;
 
@@ -168,6 +172,23 @@ test_become(void)
 				-EPERM);
 		return;
 	}
+	/* A root:8 2775 spool, a 4242:4243 0700 home and a 4242:8 0770 directory. */
+	top = g_dir_make_tmp("privsep-XXXXXX", NULL);
+	g_assert_nonnull(top);
+	g_assert_cmpint(chmod(top, 0755), ==, 0);
+	spool = g_build_filename(top, "spool", NULL);
+	home = g_build_filename(top, "home", NULL);
+	own = g_build_filename(top, "own", NULL);
+	g_assert_cmpint(mkdir(spool, 0755), ==, 0);
+	g_assert_cmpint(chown(spool, 0, 8), ==, 0);
+	g_assert_cmpint(chmod(spool, 02775), ==, 0);
+	g_assert_cmpint(mkdir(home, 0700), ==, 0);
+	g_assert_cmpint(chown(home, 4242, 4243), ==, 0);
+	g_assert_cmpint(mkdir(own, 0770), ==, 0);
+	g_assert_cmpint(chown(own, 4242, 8), ==, 0);
+	spool_box = g_build_filename(spool, "alice", NULL);
+	home_box = g_build_filename(home, "mbox", NULL);
+	own_box = g_build_filename(own, "mbox", NULL);
 	pid = fork();
 	g_assert_cmpint(pid, >=, 0);
 	if (pid == 0) {
@@ -191,12 +212,16 @@ test_become(void)
 		/* the privileged group is only saved, taken on and given up on request */
 		if (getresgid(&r, &e, &sg) < 0 || sg != 8)
 			_exit(14);
-		entered = mpop_privsep_mail_group_enter();
+		entered = mpop_privsep_mail_group_enter(spool_box);
 		if (!entered || getegid() != 8)
 			_exit(15);
 		mpop_privsep_mail_group_leave(entered);
 		if (getegid() != 4243)
 			_exit(16);
+		/* not where the user may write itself, or the group could not write anyway */
+		if (mpop_privsep_mail_group_enter(home_box) ||
+		    mpop_privsep_mail_group_enter(own_box) || getegid() != 4243)
+			_exit(20);
 		if (setuid(0) == 0)
 			_exit(12);
 		if (getgroups(0, NULL) != 1)
@@ -206,6 +231,10 @@ test_become(void)
 	g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
 	g_assert_true(WIFEXITED(status));
 	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+	g_assert_cmpint(rmdir(spool), ==, 0);
+	g_assert_cmpint(rmdir(home), ==, 0);
+	g_assert_cmpint(rmdir(own), ==, 0);
+	g_assert_cmpint(rmdir(top), ==, 0);
 }
 
 /* Log records of the pre-login process: a round trip, the checks on every field, and
