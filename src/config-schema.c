@@ -222,8 +222,10 @@ const Key mpop_config_keys[] = {
 	 .offset = OFF(mail_privileged_group),
 	 .help = "Group the session takes on only while it creates or removes a dotlock and "
 		 "while UPDATE replaces an mbox, for spools such as Debian's root:mail 2775 "
-		 "/var/mail (Dovecot's mail_privileged_group); the rest of the session runs "
-		 "without it. Empty: none. Perl mpopd: $mailgroup."},
+		 "/var/mail (Dovecot's mail_privileged_group): only where the mbox's directory "
+		 "is writable by this group and not by the user (never for an mbox in a home "
+		 "directory); the rest of the session runs without it. Empty: none. Perl "
+		 "mpopd: $mailgroup."},
 	{"mailbox", "uidl_source", KT_LIST, "x-uidl;message-id;digest", .choices = uidl_sources,
 	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(uidl_source),
 	 .help = "mbox: where a message's UIDL comes from, the first usable one wins: the "
