@@ -4,17 +4,29 @@
 
 The session runs as the user (not in group mail). mail_privileged_group lets it create
 the dotlock and replace the mbox at UPDATE; without it the spool refuses the lock and the
-client is told so, with nothing lost.
+client is told so, with nothing lost. The group is taken only where the directory needs
+it: an mbox in a home directory (user:user 0600) is replaced without any chown call, which
+mpopd runs under a seccomp filter that kills the process on one (the units' filter did
+that to such an UPDATE, leaving the dotlock and a temporary file behind); in a root:mail
+0775 spool without the setgid bit the new file gets the user's group back with fchown().
 """
 
+import ctypes
 import grp
 import os
+import platform
 import shutil
+import signal
 import stat
+import struct
 import subprocess
 import tempfile
 
 import mpopdtest as t
+
+# x86_64 numbers of chown, fchown, lchown and fchownat (asm/unistd_64.h)
+CHOWN_CALLS = (92, 93, 94, 260)
+AUDIT_ARCH_X86_64 = 0xC000003E
 
 MSG = [
     b"From a@example.org Mon Jan  1 00:00:00 2024\nSubject: one\n\nfirst\n\n",
@@ -22,19 +34,26 @@ MSG = [
 ]
 
 
-def setup(priv_group):
+def setup(priv_group, kind="spool"):
+    """kind: "spool" (root:mail 2775, alice user:mail 0660), "plain" (root:mail 0775,
+    alice user:user 0600) or "home" (user:user 0700, mbox user:user 0600)."""
     top = tempfile.mkdtemp(prefix="mpopd-spool-")
     os.chmod(top, 0o755)
     mail_gid = grp.getgrnam("mail").gr_gid
     spool = os.path.join(top, "spool")
     os.mkdir(spool)
-    os.chown(spool, 0, mail_gid)
-    os.chmod(spool, 0o2775)
-    mbox = os.path.join(spool, "alice")
+    dir_owner, dir_mode, box_gid, box_mode, name = {
+        "spool": ((0, mail_gid), 0o2775, mail_gid, 0o660, "alice"),
+        "plain": ((0, mail_gid), 0o775, t.TEST_GID, 0o600, "alice"),
+        "home": ((t.TEST_UID, t.TEST_GID), 0o700, t.TEST_GID, 0o600, "mbox"),
+    }[kind]
+    os.chown(spool, *dir_owner)
+    os.chmod(spool, dir_mode)
+    mbox = os.path.join(spool, name)
     with open(mbox, "wb") as f:
         f.write(b"".join(MSG))
-    os.chown(mbox, t.TEST_UID, mail_gid)
-    os.chmod(mbox, 0o660)
+    os.chown(mbox, t.TEST_UID, box_gid)
+    os.chmod(mbox, box_mode)
     users = os.path.join(top, "users")
     with open(users, "w") as f:
         f.write(f"alice:{t.make_hash(t.PASSWORD)}:{t.TEST_UID}:{t.TEST_GID}\n")
@@ -43,14 +62,69 @@ def setup(priv_group):
         f.write("[server]\nlogin_chroot=\n[auth]\nuserlist=" + users + "\n"
                 "penalty_state=" + os.path.join(top, "penalty", "state") + "\n"
                 "[mailbox]\nformat=mbox\nmail_spool_dir=" + spool + "\n"
-                "lock_retries=0\nmail_privileged_group=" + priv_group + "\n")
+                "lock_retries=0\nmail_privileged_group=" + priv_group + "\n"
+                + ("location=" + mbox + "\n" if kind == "home" else ""))
     return top, spool, mbox, conf
 
 
-def session(conf, data):
+def kill_chown():
+    """In the child before exec: a seccomp filter that kills the process on any chown call
+    (mpopd's own filters stack on it)."""
+    ins = [(0x20, 0, 0, 4),  # ld seccomp_data.arch
+           (0x15, 1, 0, AUDIT_ARCH_X86_64), (0x06, 0, 0, 0x7FFF0000),  # other: allow
+           (0x20, 0, 0, 0)]  # ld seccomp_data.nr
+    ins += [(0x15, len(CHOWN_CALLS) - i, 0, nr) for i, nr in enumerate(CHOWN_CALLS)]
+    ins += [(0x06, 0, 0, 0x7FFF0000), (0x06, 0, 0, 0x80000000)]  # allow / kill process
+    code = b"".join(struct.pack("HBBI", *i) for i in ins)
+    buf = ctypes.create_string_buffer(code, len(code))
+    prog = struct.pack("HxxxxxxP", len(ins), ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+    if libc.prctl(22, 2, ctypes.c_char_p(prog), 0, 0) != 0:
+        os._exit(99)
+
+
+def session(conf, data, no_chown=False):
+    """One mpopd --inetd session; no_chown: under kill_chown(). Returns (stdout, stderr
+    with the exit status when a signal ended it)."""
     r = subprocess.run([t.MPOPD, "--inetd", "-c", conf], input=data, capture_output=True,
-                       timeout=t.WAIT)
-    return r.stdout.decode("latin-1"), r.stderr.decode("utf-8", "replace")
+                       timeout=t.WAIT, preexec_fn=kill_chown if no_chown else None)
+    err = r.stderr.decode("utf-8", "replace")
+    if r.returncode < 0:
+        err += f"\nkilled by {signal.Signals(-r.returncode).name}"
+    return r.stdout.decode("latin-1"), err
+
+
+def update(rep, kind, no_chown):
+    """DELE 1 at UPDATE: the other message left, owner, group and mode as before, nothing
+    else in the directory."""
+    top, spool, mbox, conf = setup("mail", kind)
+    try:
+        before = os.stat(mbox)
+        out, err = session(conf, f"USER alice\r\nPASS {t.PASSWORD}\r\nSTAT\r\nDELE 1\r\n"
+                           "QUIT\r\n".encode(), no_chown)
+        what = f"{kind}{' (chown kills)' if no_chown else ''}"
+        rep.check("+OK mpopd signing off (1 messages deleted)." in out,
+                  f"{what}: UPDATE replaced the mbox", out + err)
+        with open(mbox, "rb") as f:
+            rep.equal(f.read(), MSG[1], f"{what}: exactly the undeleted message is left")
+        st = os.stat(mbox)
+        rep.equal((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
+                  (before.st_uid, before.st_gid, stat.S_IMODE(before.st_mode)),
+                  f"{what}: owner, group and mode preserved")
+        rep.equal(os.listdir(spool), [os.path.basename(mbox)],
+                  f"{what}: no lock or temporary file left")
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_home_and_spools(rep):
+    chown_filter = platform.machine() == "x86_64"
+    if not chown_filter:
+        rep.skip("UPDATE under a filter that kills chown", "the filter is for x86_64")
+    update(rep, "home", chown_filter)
+    update(rep, "spool", chown_filter)
+    update(rep, "plain", False)
 
 
 def test_privileged_group(rep):
@@ -97,6 +171,7 @@ def main():
         rep.done()
     rep.run(test_privileged_group)
     rep.run(test_without_group)
+    rep.run(test_home_and_spools)
     rep.done()
 
 
