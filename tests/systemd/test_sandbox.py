@@ -13,7 +13,8 @@ session deletes a message at UPDATE: the message is gone, the mailbox keeps its 
 group and mode, and no dotlock or temporary file is left next to it. An mbox in a home
 directory was killed by the units' seccomp filter at UPDATE (the session had taken group
 mail for the new file and then needed fchown()). Last, the [auth] plugin program (execve
-under the unit's filter) logs in, and systemd-analyze security scores the loaded units.
+under the unit's filter) logs in, systemd-analyze security scores the loaded units, and
+the drop-in conf/systemd/network.conf gives the instances the network back.
 """
 
 import os
@@ -31,6 +32,7 @@ N = len(MESSAGES)
 MBOX = b"".join(mbox_entry(raw) for _, raw in sorted(MESSAGES, key=lambda m: uidl_of(m[0])))
 # The goals for the shipped units (systemd-analyze security, lower is better).
 GOALS = {"mpopd@.service": 1.5, "mpopd.service": 1.5}
+SRCDIR = os.environ.get("SRCDIR", "")
 
 
 def add_dan(s):
@@ -145,6 +147,23 @@ def scores(t, s):
                 r.stdout.decode()[-300:] if not m else None)
 
 
+def network_dropin(t, s):
+    """conf/systemd/network.conf as an admin installs it: the instances get the network
+    back and still serve the home mbox."""
+    ct = s.ct
+    with open(os.path.join(SRCDIR, "conf", "systemd", "network.conf")) as f:
+        ct.write("/etc/systemd/system/mpopd@.service.d/network.conf", f.read())
+    ct.systemctl("daemon-reload")
+    families = ct.prop("mpopd@x.service", "RestrictAddressFamilies").split()
+    t.check(ct.prop("mpopd@x.service", "PrivateNetwork") == "no"
+            and {"AF_INET", "AF_INET6"} <= set(families),
+            "network.conf: PrivateNetwork=no, AF_INET and AF_INET6 allowed", families)
+    s.set_config({"auth.default": "pam"})
+    home_mbox(t, s, "mbox in /home/dan (mpopd@.service + network.conf)")
+    ct.sh(["rm", "-r", "/etc/systemd/system/mpopd@.service.d"])
+    ct.systemctl("daemon-reload")
+
+
 def scenario(t):
     with booted("sandbox") as s:
         ct = s.ct
@@ -163,6 +182,7 @@ def scenario(t):
         home_maildir(t, s)
         plugin(t, s)
         scores(t, s)
+        network_dropin(t, s)
         ct.systemctl("disable", "--now", "mpopd.socket", check=False)
         s.set_config({"auth.default": "pam"})
         r = ct.systemctl("start", "mpopd.service", check=False)
@@ -174,7 +194,7 @@ def scenario(t):
         def settled():
             nonlocal entries
             entries = ct.journal()[0]
-            return sum(e.get("MPOPD_EVENT") == "logout" for e in entries) >= 9
+            return sum(e.get("MPOPD_EVENT") == "logout" for e in entries) >= 11
 
         wait_for(settled, timeout=10, step=0.3)
         t.check(not mpopd_failures(entries),
