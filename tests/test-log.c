@@ -184,6 +184,16 @@ test_syslog(void)
 	g_clear_pointer(&rec, g_free);
 	mpop_log_set_user_detail(FALSE);
 
+	/* behind a balancer: the client's address as peer, the balancer's as proxy */
+	mpop_log_set_proxy("10.0.0.5:40000");
+	mpop_log_notice("proxied");
+	rec = recv_record(fd);
+	assert_record(rec, 21,
+		      "session=0123abcd peer=127.0.0.1:4711 proxy=10.0.0.5:40000 user=alice "
+		      "msg=proxied");
+	g_clear_pointer(&rec, g_free);
+	mpop_log_set_proxy(NULL);
+
 	/* syslog restarted: a new socket at the same path; the next record reconnects */
 	close(fd);
 	fd = listen_dgram(path);
