@@ -786,6 +786,38 @@ close_inherited(int n_listen)
 	}
 }
 
+/* The PROXY versions of a connection handed over (inetd, Accept=yes): --proxy-protocol,
+ * else [server] proxy_protocol. */
+static guint
+conn_proxy(const MpopConfig *cfg, const MpopListenOptions *opts)
+{
+	return opts->proxy >= 0 ? (guint)opts->proxy : (guint)cfg->proxy_protocol;
+}
+
+/* A systemd socket named FileDescriptorName=pop3-proxy or pop3s-proxy carries a balancer's
+ * connections: [server] proxy_protocol's versions, or any version when that is off. */
+static guint
+socket_proxy(const MpopConfig *cfg)
+{
+	return cfg->proxy_protocol ? (guint)cfg->proxy_protocol
+				   : (guint)(MPOP_PROXY_V1 | MPOP_PROXY_V2);
+}
+
+static gboolean
+is_proxy_name(const char *name)
+{
+	return g_strcmp0(name, "pop3-proxy") == 0 || g_strcmp0(name, "pop3s-proxy") == 0;
+}
+
+/* name is kind, or kind-proxy ("pop3s" matches "pop3s" and "pop3s-proxy"). */
+static gboolean
+name_is(const char *name, const char *kind)
+{
+	size_t n = strlen(kind);
+
+	return name && strncmp(name, kind, n) == 0 && (!name[n] || strcmp(name + n, "-proxy") == 0);
+}
+
 int
 mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 {
@@ -826,7 +858,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 	if (opts->mode == MPOP_MODE_INETD) {
 		l.penalty = open_penalty(cfg->penalty_state);
 		ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,
-				opts->tls, (guint)cfg->proxy_protocol);
+				opts->tls, conn_proxy(cfg, opts));
 		goto out;
 	}
 	if (opts->mode == MPOP_MODE_AUTO) {
@@ -835,8 +867,9 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 			l.penalty = open_penalty(cfg->penalty_state);
 			ret = serve_one(cfg, l.tls, l.penalty, l.rules, SD_LISTEN_FDS_START,
 					SD_LISTEN_FDS_START,
-					opts->tls || (names && g_strcmp0(names[0], "pop3s") == 0),
-					(guint)cfg->proxy_protocol);
+					opts->tls || (names && name_is(names[0], "pop3s")),
+					names && is_proxy_name(names[0]) ? socket_proxy(cfg)
+									 : conn_proxy(cfg, opts));
 			goto out;
 		}
 		if (n > 0) {
@@ -852,9 +885,10 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 					goto out;
 				}
 				fcntl(fd, F_SETFD, FD_CLOEXEC);
-				l.implicit_tls[l.n_fds] =
-					names && g_strcmp0(names[i], "pop3s") == 0;
-				l.proxy[l.n_fds] = -1;
+				l.implicit_tls[l.n_fds] = names && name_is(names[i], "pop3s");
+				l.proxy[l.n_fds] = names && is_proxy_name(names[i])
+							   ? (int)socket_proxy(cfg)
+							   : -1;
 				l.fds[l.n_fds++] = fd;
 			}
 			if (!check_tls_needed(&l, cfg, &error)) {
@@ -870,7 +904,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		if (sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
 			l.penalty = open_penalty(cfg->penalty_state);
 			ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,
-					opts->tls, (guint)cfg->proxy_protocol);
+					opts->tls, conn_proxy(cfg, opts));
 			goto out;
 		}
 	}

@@ -18,6 +18,7 @@ typedef struct {
 	gboolean foreground;
 	gboolean no_pidfile;
 	gboolean tls; /* --tls: the connection (inetd, Accept=yes) starts with TLS */
+	int proxy; /* --proxy-protocol: MPOP_PROXY_* bits for that connection, -1: the config's */
 } MpopListenOptions;
 
 /* Run mpopd the way it was started; takes ownership of cfg (a reload replaces it).

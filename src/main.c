@@ -4,6 +4,7 @@
 #include "config.h"
 #include "hostrules.h"
 #include "listener.h"
+#include "proxy.h"
 #include "log.h"
 #include "tls.h"
 #include "mpopd-build.h"
@@ -23,6 +24,9 @@ usage(FILE *f)
 		"      --inetd         serve one session on standard input and output\n"
 		"      --tls           the connection (inetd, Accept=yes) is implicit TLS (port "
 		"995)\n"
+		"      --proxy-protocol=off|v1|v2|any\n"
+		"                      the connection (inetd, Accept=yes) starts with a PROXY\n"
+		"                      header of that version; overrides [server] proxy_protocol\n"
 		"  -F, --foreground    legacy daemon: stay in the foreground\n"
 		"      --check-config  validate the configuration, print it and exit\n"
 		"  -q, --quiet         with --check-config: print only errors\n"
@@ -65,9 +69,10 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{"tls", no_argument, NULL, 'T'},
+		{"proxy-protocol", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
-	MpopListenOptions opts = {.mode = MPOP_MODE_AUTO};
+	MpopListenOptions opts = {.mode = MPOP_MODE_AUTO, .proxy = -1};
 	g_autoptr(GError) error = NULL;
 	gboolean check = FALSE, quiet = FALSE;
 	MpopConfig *cfg;
@@ -89,6 +94,13 @@ main(int argc, char **argv)
 			break;
 		case 'T':
 			opts.tls = TRUE;
+			break;
+		case 'P':
+			opts.proxy = mpop_proxy_versions_from_name(optarg);
+			if (opts.proxy < 0) {
+				mpop_log_err("--proxy-protocol=%s: not off, v1, v2 or any", optarg);
+				return 2;
+			}
 			break;
 		case 'C':
 			check = TRUE;

@@ -256,3 +256,20 @@ mpop_proxy_read(int fd, guint versions, guint timeout_ms, MpopProxyHeader *out)
 		}
 	}
 }
+
+int
+mpop_proxy_versions_from_name(const char *name)
+{
+	static const struct {
+		const char *name;
+		int bits;
+	} names[] = {{"off", 0},
+		     {"v1", MPOP_PROXY_V1},
+		     {"v2", MPOP_PROXY_V2},
+		     {"any", MPOP_PROXY_V1 | MPOP_PROXY_V2}};
+
+	for (size_t i = 0; name && i < G_N_ELEMENTS(names); i++)
+		if (strcmp(name, names[i].name) == 0)
+			return names[i].bits;
+	return -1;
+}

@@ -37,3 +37,6 @@ int mpop_proxy_parse(const void *buf, size_t len, guint versions, MpopProxyHeade
  * within timeout_ms. Returns 0 and fills *out, or a mpop_proxy_parse() error, -ETIMEDOUT,
  * -ENODATA (the peer closed before a complete header) or another -errno. */
 int mpop_proxy_read(int fd, guint versions, guint timeout_ms, MpopProxyHeader *out);
+
+/* "off", "v1", "v2" or "any" as MPOP_PROXY_* bits (0 for off); -1 for anything else. */
+int mpop_proxy_versions_from_name(const char *name);

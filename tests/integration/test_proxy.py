@@ -482,6 +482,55 @@ def test_config(t, fx):
             "--check-config: a host name in proxy_trusted_networks is an error", err)
 
 
+def test_systemd_ways(t, fx):
+    """[server] proxy_protocol=off, yet a connection handed over by systemd or inetd expects a
+    header: --proxy-protocol for one connection (inetd, Accept=yes), a socket named
+    pop3-proxy (FileDescriptorName=) for the long-running service."""
+    fx.write_config({"server.proxy_protocol": "off"})
+    r = subprocess.run([MPOPD, "--inetd", "--proxy-protocol=v3", "-c", fx.conf],
+                       capture_output=True, timeout=WAIT, stdin=subprocess.DEVNULL)
+    t.equal(r.returncode, 2, "--proxy-protocol=v3 is refused")
+    ways = (("inetd --proxy-protocol=v2", ["--accept", "--inetd"],
+             [MPOPD, "--inetd", "--proxy-protocol=v2", "-c", fx.conf]),
+            ("Accept=yes --proxy-protocol=any", ["--accept"],
+             [MPOPD, "--proxy-protocol=any", "-c", fx.conf]),
+            ("Accept=no, socket named pop3-proxy", ["--fdname=pop3-proxy"],
+             [MPOPD, "-c", fx.conf]))
+    for tag, act, cmd in ways:
+        port = free_port()
+        log = os.path.join(fx.dir, f"ways-{port}.log")
+        with open(log, "wb") as errf:
+            proc = subprocess.Popen(["systemd-socket-activate", *act, "-l",
+                                     f"127.0.0.1:{port}", *cmd], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=errf,
+                                    start_new_session=True)
+
+        def text(path=log):
+            with open(path, errors="replace") as f:
+                return f.read()
+
+        try:
+            if not wait_for(lambda: "Listening on" in text() or proc.poll() is not None):
+                t.check(False, f"{tag}: started", text()[-2000:])
+                continue
+            s = connect_raw(port, "127.0.0.1", v2_header("192.0.2.9", 5555, "127.0.0.1", port))
+            s.settimeout(WAIT)
+            greeting = s.recv(512)
+            s.sendall(b"QUIT\r\n")
+            read_until_close(s)
+            t.check(greeting.startswith(b"+OK"), f"{tag}: greeting after the header", greeting)
+            t.check(wait_for(lambda: any("peer=192.0.2.9:5555 proxy=127.0.0.1" in r
+                                         for r in records(text(), "connect"))),
+                    f"{tag}: the header's client is the peer, the balancer the proxy",
+                    records(text(), "connect")[-3:])
+            data, closed = read_until_close(connect_raw(port, "127.0.0.1", b"CAPA\r\n"))
+            t.check(closed is not None and not data.startswith(b"+OK"),
+                    f"{tag}: no header, no greeting: closed", (data, closed))
+        finally:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=WAIT)
+
+
 def main():
     need_binaries()
     t = Reporter("proxy")
@@ -522,6 +571,7 @@ def main():
                 t.run(test_direct_listener, a, ports)
                 t.run(test_host_rules, a, ports)
             t.run(test_config, fx)
+            t.run(test_systemd_ways, fx)
         finally:
             fx.cleanup()
     t.done()
