@@ -114,23 +114,6 @@ log_blocked(const char *user, const MpopPenaltyVerdict *pv)
  * is refused without a check. A wrong password is counted before the wait, so closing the
  * connection early saves the client nothing; a temporary failure (a backend down) is not a
  * guess and is not counted. */
-/* The name the failure penalty counts: one entry for bob@example.org, bob%example.org and
- * BOB@EXAMPLE.ORG (the table folds case itself). */
-static char *
-penalty_name(const MpopConfig *cfg, const char *user)
-{
-	char *name = g_strdup(user ? user : "");
-	const char *seps =
-		cfg->domain_separators && *cfg->domain_separators ? cfg->domain_separators : "@";
-
-	for (char *p = name + strlen(name); p > name; p--)
-		if (strchr(seps, p[-1])) {
-			p[-1] = '@';
-			break;
-		}
-	return name;
-}
-
 static MpopAuthResult
 check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user, const char *pass,
 	    const char *sni, MpopAuthIdentity **out_id)
@@ -149,7 +132,6 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 		.session_id = conn->session_id,
 	};
 	const gint64 wall = g_get_real_time() / G_USEC_PER_SEC; /* the table outlives boots */
-	g_autofree char *who = penalty_name(cfg, user);
 	g_autoptr(MpopAuthIdentity) id = NULL;
 	g_autofree char *reason = NULL;
 	MpopPenaltyVerdict pv = {0};
@@ -157,8 +139,8 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 
 	/* [access] trusted_networks are exempt from the penalty: neither asked nor counted. */
 	if (!conn->trusted)
-		penalty_trouble(mpop_penalty_query(conn->penalty, cfg, q.peer_addr, q.peer_len, who,
-						   wall, &pv));
+		penalty_trouble(mpop_penalty_query(conn->penalty, cfg, q.peer_addr, q.peer_len,
+						   user, wall, &pv));
 	delay = (guint64)cfg->failure_delay * 1000 + pv.delay_usec;
 	if (pv.blocked) {
 		log_blocked(user, &pv);
@@ -168,7 +150,7 @@ check_login(const MpopConfig *cfg, const MpopConnection *conn, const char *user,
 	res = mpop_auth_check(cfg, &q, &id, &reason);
 	if (res != MPOP_AUTH_TEMPFAIL && !conn->trusted)
 		penalty_trouble(mpop_penalty_record(conn->penalty, cfg, q.peer_addr, q.peer_len,
-						    who, res == MPOP_AUTH_OK, wall));
+						    user, res == MPOP_AUTH_OK, wall));
 	if (res == MPOP_AUTH_OK && id->ops->session_open &&
 	    !id->ops->session_open(cfg, id, &reason)) {
 		res = MPOP_AUTH_TEMPFAIL;

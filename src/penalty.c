@@ -155,17 +155,25 @@ source_key(const guint8 hkey[16], const struct sockaddr *sa, socklen_t len, Key 
 	return FALSE;
 }
 
-/* Case variants of a name are one name for the penalty, whatever the backend makes of
- * them. */
+/* Spellings of a name are one name for the penalty, whatever the backend makes of them:
+ * case variants, and an e-mail login with any of the domain separators (bob%example.org is
+ * bob@example.org). */
 static gboolean
-user_key(const guint8 hkey[16], const char *user, Key *out)
+user_key(const guint8 hkey[16], const MpopConfig *cfg, const char *user, Key *out)
 {
-	g_autofree char *lower = NULL;
+	const char *seps =
+		cfg->domain_separators && *cfg->domain_separators ? cfg->domain_separators : "@";
+	g_autofree char *name = NULL;
 
 	if (!user || !*user)
 		return FALSE;
-	lower = g_ascii_strdown(user, -1);
-	*out = key_of(hkey, KIND_USER, lower, strlen(lower));
+	name = g_ascii_strdown(user, -1);
+	for (char *p = name + strlen(name); p > name; p--)
+		if (strchr(seps, p[-1])) {
+			p[-1] = '@';
+			break;
+		}
+	*out = key_of(hkey, KIND_USER, name, strlen(name));
 	return TRUE;
 }
 
@@ -489,7 +497,7 @@ mpop_penalty_query(MpopPenalty *pen, const MpopConfig *cfg, const struct sockadd
 	r = read_header(pen->fd, &h);
 	if (r == 0) {
 		has_s = source_key(h.key, peer, peer_len, &sk);
-		has_u = user_key(h.key, user, &uk);
+		has_u = user_key(h.key, cfg, user, &uk);
 		if (has_s)
 			out->source_failures = count_of(pen->fd, &sk, cfg, now, &err);
 		if (has_u)
@@ -527,7 +535,7 @@ mpop_penalty_record(MpopPenalty *pen, const MpopConfig *cfg, const struct sockad
 	r = read_header(pen->fd, &h);
 	if (r == 0 && source_key(h.key, peer, peer_len, &k))
 		r = update(pen->fd, &k, success, cfg, now);
-	if (r == 0 && user_key(h.key, user, &k))
+	if (r == 0 && user_key(h.key, cfg, user, &k))
 		r = update(pen->fd, &k, success, cfg, now);
 	explicit_bzero(&h, sizeof(h));
 	lock_table(pen->fd, F_UNLCK);

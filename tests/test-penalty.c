@@ -207,6 +207,20 @@ test_block_user(Fixture *f, gconstpointer data)
 	g_assert_false(query(f, "203.0.113.9", "bob", T0).blocked);
 }
 
+/* An e-mail login is one name whichever domain separator it uses; a local part with the
+ * separator in it is not folded beyond the last one. */
+static void
+test_user_separators(Fixture *f, gconstpointer data)
+{
+	fail(f, "198.51.100.1", "erin@example.org", T0);
+	fail(f, "198.51.100.2", "erin%EXAMPLE.org", T0);
+	g_assert_cmpuint(query(f, "203.0.113.9", "Erin@Example.Org", T0).user_failures, ==, 2);
+	g_assert_cmpuint(query(f, "203.0.113.9", "erin", T0).user_failures, ==, 0);
+	fail(f, "198.51.100.3", "a%b@example.org", T0);
+	g_assert_cmpuint(query(f, "203.0.113.9", "a%b%example.org", T0).user_failures, ==, 1);
+	g_assert_cmpuint(query(f, "203.0.113.9", "a@b@example.org", T0).user_failures, ==, 0);
+}
+
 static void
 test_ipv6_grouping(Fixture *f, gconstpointer data)
 {
@@ -505,6 +519,7 @@ main(int argc, char **argv)
 	add("delays-grow", test_delays_grow, TRUE);
 	add("block-source", test_block_source, TRUE);
 	add("block-user", test_block_user, TRUE);
+	add("user-separators", test_user_separators, TRUE);
 	add("ipv6-grouping", test_ipv6_grouping, TRUE);
 	add("success-resets", test_success_resets, TRUE);
 	add("period-forgets", test_period_forgets, TRUE);
