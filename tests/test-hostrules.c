@@ -2,6 +2,7 @@
 /* Tests for the host rules: every rule form, IPv6 and v4-mapped clients, the precedence of
  * ALLOW, DENY, WARN and DENY ALL, bad lines with their line numbers, a 1000-rule file and
  * forward-confirmed reverse DNS. */
+#include "hostrules-gen.h"
 #include "hostrules.h"
 #include "util.h"
 
@@ -298,36 +299,11 @@ test_prefixes(void)
 	}
 }
 
-static GString *
-thousand_rules(void)
-{
-	GString *s = g_string_new("# a big rules file\n");
-
-	for (guint i = 0; i < 1000; i++) {
-		switch (i % 4) {
-		case 0:
-			g_string_append_printf(s, "DENY 10.%u.%u.0/24\n", i / 256, i % 256);
-			break;
-		case 1:
-			g_string_append_printf(s, "WARN 2001:db8:%x::/48\n", i);
-			break;
-		case 2:
-			g_string_append_printf(s, "DENY 172.16.%u.%u\n", i / 256, i % 256);
-			break;
-		default:
-			g_string_append_printf(s, "ALLOW 192.%u.%u.\n", i / 256, i % 256);
-			break;
-		}
-	}
-	g_string_append(s, "DENY ALL\n");
-	return s;
-}
-
 static void
 test_thousand(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GString) s = thousand_rules();
+	g_autoptr(GString) s = mpop_test_rules(1000, FALSE);
 	g_autofree char *dir = g_dir_make_tmp("mpop-hostrules-XXXXXX", &error);
 	g_autofree char *path = g_build_filename(dir, "rules", NULL);
 	g_autoptr(MpopHostRules) r = NULL;
