@@ -459,6 +459,22 @@ def wait_for(pred, timeout=WAIT, step=0.05):
     return pred()
 
 
+def stop_group(proc):
+    """SIGTERM to a process started with start_new_session=True and its group, SIGKILL if it
+    is still there after WAIT seconds; then reaped."""
+    if not proc or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=WAIT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=WAIT)
+
+
 class Server:
     """mpopd listening on 127.0.0.1:port in one of three ways:
     "inetd"  - systemd-socket-activate --accept --inetd (connection on stdin/stdout)
@@ -513,16 +529,7 @@ class Server:
             return False
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=WAIT)
+        stop_group(self.proc)
 
     def __enter__(self):
         return self.start()

@@ -12,7 +12,7 @@ import socket
 import subprocess
 
 from mpopdtest import (MPOPD, PASSWORD, TEST_GID, TEST_UID, WAIT, Pop, Reporter, free_port,
-                       make_hash, need_binaries, wait_for)
+                       make_hash, need_binaries, stop_group, wait_for)
 from tlsutil import Pki, TlsFixture, TlsPop, client_context
 
 HOST_PW = "Host-A-Passw0rd"
@@ -75,13 +75,7 @@ class Daemon:
         return self
 
     def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=WAIT)
+        stop_group(self.proc)
 
 
 class PopAt(Pop):

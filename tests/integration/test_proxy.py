@@ -17,7 +17,7 @@ import subprocess
 import time
 
 from mpopdtest import (MPOPD, WAIT, Pop, Reporter, Server, free_port, lines_of, need_binaries,
-                       wait_for)
+                       stop_group, wait_for)
 from tlsutil import Pki, TlsFixture, client_context
 
 HEADER_TIMEOUT = 2
@@ -126,13 +126,7 @@ class Haproxy:
         return self
 
     def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=WAIT)
+        stop_group(self.proc)
 
 
 class Daemon:
@@ -161,13 +155,7 @@ class Daemon:
         return self
 
     def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=WAIT)
+        stop_group(self.proc)
 
 
 def records(text, event):
@@ -527,8 +515,7 @@ def test_systemd_ways(t, fx):
             t.check(closed is not None and not data.startswith(b"+OK"),
                     f"{tag}: no header, no greeting: closed", (data, closed))
         finally:
-            os.killpg(proc.pid, 15)
-            proc.wait(timeout=WAIT)
+            stop_group(proc)
 
 
 def main():
