@@ -133,6 +133,7 @@ identity_from_passwd(const char *name, MpopAuthIdentity **out_id)
 	id->uid = pw.uid;
 	id->gid = pw.gid;
 	id->home = g_steal_pointer(&pw.home);
+	id->system_account = TRUE;
 	mpop_passwd_clear(&pw);
 	*out_id = id;
 	return TRUE;

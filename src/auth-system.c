@@ -238,6 +238,7 @@ system_authenticate(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuthIdent
 		id->uid = a.uid;
 		id->gid = a.gid;
 		id->home = g_steal_pointer(&a.home);
+		id->system_account = TRUE;
 		if (out_id)
 			*out_id = id;
 		else

@@ -41,8 +41,10 @@ typedef struct {
 	gid_t gid;
 	char *home;    /* may be NULL */
 	char *mailbox; /* explicit maildrop path from the backend, or NULL: config location */
-	const MpopAuthOps *ops; /* the backend that said yes (set by mpop_auth_check) */
-	gpointer backend_data;	/* backend state kept for its session hooks */
+	gboolean system_account; /* user is a passwd entry (system, pam): the session gets its
+				    supplementary groups; a virtual user gets none */
+	const MpopAuthOps *ops;	 /* the backend that said yes (set by mpop_auth_check) */
+	gpointer backend_data;	 /* backend state kept for its session hooks */
 	GDestroyNotify backend_data_free;
 } MpopAuthIdentity;
 

@@ -443,12 +443,14 @@ load_keyfile(GKeyFile *kf, const char *file, GError **error)
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_strfreev);
 	if (!check_known(kf, file, error))
 		return NULL;
-	for (size_t i = 0; i < mpop_config_n_keys; i++)
-		g_key_file_set_value(defaults, mpop_config_keys[i].group, mpop_config_keys[i].key,
-				     mpop_config_keys[i].def);
 	for (size_t i = 0; i < mpop_config_n_keys; i++) {
 		const Key *k = &mpop_config_keys[i];
-		GKeyFile *src = g_key_file_has_key(kf, k->group, k->key, NULL) ? kf : defaults;
+		GKeyFile *src = kf;
+		/* A key not set is parsed from its default, through the same checks. */
+		if (!g_key_file_has_key(kf, k->group, k->key, NULL)) {
+			g_key_file_set_value(defaults, k->group, k->key, k->def);
+			src = defaults;
+		}
 		if (!parse_key(k, src, k->group, cfg, file, error))
 			return NULL;
 	}

@@ -7,6 +7,7 @@
 #include "mpopd-build.h"
 #include "login.h"
 #include "penalty.h"
+#include "privsep.h"
 #include "proxy.h"
 #include "session.h"
 #include "tls.h"
@@ -548,6 +549,7 @@ reload(MpopListener *l)
 		l->rules = g_steal_pointer(&nrules);
 		mpop_log_set_level(ncfg->log_level);
 		mpop_log_open(ncfg->log_target, l->opts->foreground, ncfg->log_syslog_socket);
+		(void)mpop_privsep_resolve_login(ncfg->login_user);
 		mpop_log_event(MPOP_LOG_NOTICE, "reload", NULL, "configuration reloaded from %s",
 			       ncfg->path);
 	}
@@ -855,6 +857,9 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		ret = 1;
 		goto out;
 	}
+	/* Once here, not in every connection's pre-login process. */
+	if (geteuid() == 0 && cfg->privsep)
+		(void)mpop_privsep_resolve_login(cfg->login_user);
 	if (opts->mode == MPOP_MODE_INETD) {
 		l.penalty = open_penalty(cfg->penalty_state);
 		ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,

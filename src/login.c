@@ -209,7 +209,8 @@ become_owner(MpopSession *s, const MpopAuthIdentity *id)
 
 	/* The session, run by the mailbox owner, has no business with the penalty table. */
 	mpop_penalty_close(s->conn->penalty);
-	r = mpop_privsep_become(id->uid, id->gid, id->user, privileged_gid(s->cfg));
+	r = mpop_privsep_become(id->uid, id->gid, id->system_account ? id->user : NULL,
+				privileged_gid(s->cfg));
 	if (r < 0) {
 		mpop_log_event(MPOP_LOG_ERR, "login-failed", NULL,
 			       "cannot switch to uid %u gid %u: %s", (unsigned)id->uid,

@@ -169,7 +169,7 @@ mpop_privsep_decode_log(const guint8 *data, gsize len, MpopLogRecord *out)
 }
 
 int
-mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid)
+mpop_privsep_become(uid_t uid, gid_t gid, const char *groups_of, gid_t priv_gid)
 {
 	uid_t ruid, euid, suid;
 	gid_t rgid, egid, sgid;
@@ -180,10 +180,9 @@ mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid)
 		/* Not root: we can only serve our own mail. */
 		return (uid == geteuid()) ? 0 : -EPERM;
 	}
-	/* Supplementary groups: the user's own
-	 * when it has a passwd entry, else none. */
-	if (user && getpwnam(user) && getpwnam(user)->pw_uid == uid) {
-		if (initgroups(user, gid) < 0)
+	/* Supplementary groups: a system account's own, else none. */
+	if (groups_of) {
+		if (initgroups(groups_of, gid) < 0)
 			return -errno;
 	} else if (setgroups(1, &gid) < 0) {
 		return -errno;
@@ -208,21 +207,44 @@ mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid)
 	return 0;
 }
 
+/* The login user's ids, looked up once per process: the daemon does it before it forks
+ * (and again at a reload), so a connection pays no NSS lookup for them. */
+static struct {
+	char *name;
+	uid_t uid;
+	gid_t gid;
+	int error; /* 0, or -ENOENT when there is no such user */
+} login_ids;
+
+int
+mpop_privsep_resolve_login(const char *login_user)
+{
+	struct passwd *pw;
+
+	g_free(login_ids.name);
+	login_ids.name = g_strdup(login_user);
+	pw = getpwnam(login_user);
+	login_ids.error = pw ? 0 : -ENOENT;
+	login_ids.uid = pw ? pw->pw_uid : (uid_t)-1;
+	login_ids.gid = pw ? pw->pw_gid : (gid_t)-1;
+	return login_ids.error;
+}
+
 int
 mpop_privsep_drop_login(const char *login_user, const char *chroot_dir)
 {
-	struct passwd *pw;
 	uid_t uid;
 	gid_t gid;
 	struct stat st;
 
 	if (geteuid() != 0)
 		return 0;
-	pw = getpwnam(login_user);
-	if (!pw)
-		return -ENOENT;
-	uid = pw->pw_uid;
-	gid = pw->pw_gid;
+	if (!login_ids.name || strcmp(login_ids.name, login_user) != 0)
+		mpop_privsep_resolve_login(login_user);
+	if (login_ids.error < 0)
+		return login_ids.error;
+	uid = login_ids.uid;
+	gid = login_ids.gid;
 	if (uid == 0)
 		return -EPERM;
 	/* An empty, root-owned directory keeps a compromised pre-auth child away from the

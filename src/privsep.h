@@ -52,9 +52,10 @@ void mpop_privsep_log_clear(MpopLogRecord *r);
 
 /* Drop to uid/gid for good: setgroups, setresgid, setresuid, then verify that root cannot
  * be regained, and chdir("/"). Refuses uid 0 and gid 0. priv_gid ((gid_t)-1: none) is kept as the
- * saved set-group-ID only, for mpop_privsep_mail_group_enter(). Returns 0 or -errno. When not root,
- * succeeds only if uid is already ours. */
-int mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid);
+ * saved set-group-ID only, for mpop_privsep_mail_group_enter(). The supplementary groups are
+ * those of the system account groups_of (initgroups), or none but gid when NULL. Returns 0 or
+ * -errno. When not root, succeeds only if uid is already ours. */
+int mpop_privsep_become(uid_t uid, gid_t gid, const char *groups_of, gid_t priv_gid);
 
 /* Take on the saved privileged group as effective gid to create or remove path (a dotlock,
  * an mbox's replacement), only when path's directory is writable by that group and not by
@@ -62,5 +63,8 @@ int mpop_privsep_become(uid_t uid, gid_t gid, const char *user, gid_t priv_gid);
 gboolean mpop_privsep_mail_group_enter(const char *path);
 void mpop_privsep_mail_group_leave(gboolean entered);
 
+/* Look up the login user's uid and gid now and keep them for this process and the ones it
+ * forks (the daemon at start and reload). Returns 0 or -ENOENT. */
+int mpop_privsep_resolve_login(const char *login_user);
 /* Drop to the unprivileged login user, chroot to dir when root and dir exists. */
 int mpop_privsep_drop_login(const char *login_user, const char *chroot_dir);

@@ -70,6 +70,7 @@ child_main(void)
 	r = ops->authenticate(&cfg, &q, &id, &reason);
 	switch (r) {
 	case MPOP_AUTH_OK:
+		g_assert_true(id->system_account);
 		printf("OK %s %u %u\n", id->user, (unsigned)id->uid, (unsigned)id->gid);
 		if (g_getenv("MPOPD_TEST_PAM_SESSION_HOOKS"))
 			child_session(ops, &cfg, id);

@@ -182,6 +182,7 @@ print_result(const Case *c)
 	r = mpop_auth_check(&cfg, &q, &id, &reason);
 	if (r == MPOP_AUTH_OK) {
 		g_assert_null(id->mailbox);
+		g_assert_true(id->system_account); /* the session gets its groups */
 		printf("OK %s %u %u %s", id->user, (unsigned)id->uid, (unsigned)id->gid,
 		       id->home ? id->home : "(none)");
 	} else {

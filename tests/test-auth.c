@@ -322,6 +322,8 @@ test_userlist_ok(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(id->gid, ==, 100);
 	g_assert_cmpstr(id->mailbox, ==, "/srv/mail/bob");
 	g_assert_cmpstr(id->home, ==, pw ? pw->pw_dir : NULL);
+	/* A virtual user: the session gets no supplementary groups, whatever uid it has. */
+	g_assert_false(id->system_account);
 	/* The malformed line is reported with file and line number, never with a hash. */
 	g_assert_nonnull(strstr(log, f->path));
 	g_assert_nonnull(strstr(log, ":4:"));

@@ -4,7 +4,9 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -237,6 +239,73 @@ test_become(void)
 	g_assert_cmpint(rmdir(top), ==, 0);
 }
 
+/* In a child with a private /etc/group: the groups become() gives. */
+static int
+groups_after_become(const char *group_file, const char *groups_of, gid_t *list, int max)
+{
+	int p[2], n = -1;
+	pid_t pid;
+	int status;
+
+	g_assert_cmpint(pipe(p), ==, 0);
+	pid = fork();
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		gid_t got[16];
+		int k;
+		close(p[0]);
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount(group_file, "/etc/group", NULL, MS_BIND, NULL) < 0)
+			_exit(2);
+		if (mpop_privsep_become(4242, 4243, groups_of, (gid_t)-1) != 0)
+			_exit(3);
+		k = getgroups(16, got);
+		if (k < 0 ||
+		    write(p[1], got, (size_t)k * sizeof(gid_t)) != (ssize_t)(k * sizeof(gid_t)))
+			_exit(4);
+		_exit(0);
+	}
+	close(p[1]);
+	n = (int)read(p[0], list, (size_t)max * sizeof(gid_t));
+	close(p[0]);
+	g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+	g_assert_true(WIFEXITED(status));
+	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+	return n < 0 ? n : n / (int)sizeof(gid_t);
+}
+
+/* A system account's session gets the account's supplementary groups (initgroups); a
+ * virtual user's (groups_of NULL) none but its own gid, even when a passwd entry of the
+ * same name exists. */
+static void
+test_become_groups(void)
+{
+	g_autofree char *dir = NULL, *file = NULL;
+	gid_t list[16];
+	int n;
+
+	if (geteuid() != 0) {
+		g_test_skip("needs root");
+		return;
+	}
+	dir = g_dir_make_tmp("privsep-groups-XXXXXX", NULL);
+	file = g_build_filename(dir, "group", NULL);
+	g_assert_true(
+		g_file_set_contents(file,
+				    "root:x:0:\nmpopt-grp:x:4243:\nmpopt-extra:x:4250:mpopt-user\n"
+				    "mpopt-other:x:4251:someone\n",
+				    -1, NULL));
+	n = groups_after_become(file, "mpopt-user", list, 16);
+	g_assert_cmpint(n, ==, 2);
+	g_assert_true((list[0] == 4243 && list[1] == 4250) || (list[0] == 4250 && list[1] == 4243));
+	n = groups_after_become(file, NULL, list, 16);
+	g_assert_cmpint(n, ==, 1);
+	g_assert_cmpuint(list[0], ==, 4243);
+	g_assert_cmpint(unlink(file), ==, 0);
+	g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
 /* Log records of the pre-login process: a round trip, the checks on every field, and
  * control characters escaped before anything is logged. */
 static void
@@ -289,5 +358,6 @@ main(int argc, char **argv)
 	g_test_add_func("/privsep/malformed", test_malformed);
 	g_test_add_func("/privsep/limits", test_limits);
 	g_test_add_func("/privsep/become", test_become);
+	g_test_add_func("/privsep/become-groups", test_become_groups);
 	return g_test_run();
 }
