@@ -419,13 +419,14 @@ prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, p
 
 /* ---- the connection process ---- */
 
-/* Events only this process writes: log readers act on them (fail2ban bans the address in
- * a login-failed record), so the pre-login process, which talks to the network, may not
- * forge them. */
+/* Events only this process (or the listener before it) writes: log readers act on them
+ * (fail2ban bans the address in a login-failed record, mpopdctl stats counts them), so the
+ * pre-login process, which talks to the network, may not forge them. */
 static gboolean
 prelogin_may_log(const char *event)
 {
-	static const char *const own[] = {"connect", "auth", "login", "login-failed", "logout"};
+	static const char *const own[] = {"connect",	  "auth",   "login",
+					  "login-failed", "logout", "denied"};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(own); i++) {
 		if (strcmp(event, own[i]) == 0)

@@ -529,6 +529,16 @@ verb_passwd(Ctl *ctl)
 	return mpop_ctl_passwd(ctl->scheme);
 }
 
+/* Reached through the table only without options of its own: main hands "stats ..." over
+ * whole. */
+static int
+verb_stats(Ctl *ctl)
+{
+	char *argv[] = {(char *)ctl->verb, NULL};
+
+	return mpop_ctl_stats(1, argv);
+}
+
 /* ---- the verb table */
 
 static const Verb verbs[] = {
@@ -541,6 +551,7 @@ static const Verb verbs[] = {
 	{"config", verb_config, FALSE, "print the effective configuration; -e: edit it"},
 	{"passwd", verb_passwd, FALSE, "read a password, print its crypt(5) hash"},
 	{"check", verb_check, FALSE, "validate the configuration (mpopd --check-config)"},
+	{"stats", verb_stats, FALSE, "per-user statistics from the journal or syslog (stats -h)"},
 };
 
 static const Verb *
@@ -602,6 +613,9 @@ main(int argc, char **argv)
 	int c;
 
 	mpop_log_init("mpopdctl", MPOP_LOG_WARNING);
+	/* stats has options of its own (mpopdctl-stats.c). */
+	if (argc > 1 && strcmp(argv[1], "stats") == 0)
+		return mpop_ctl_stats(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "fp:c:eh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':

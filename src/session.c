@@ -27,6 +27,21 @@ engine_params(const MpopConfig *cfg, const MpopConnection *conn)
 	};
 }
 
+/* The logout record: what the session retrieved (RETR=count/octets, TOP=count) and what
+ * UPDATE really deleted (DELE=count/octets, 0/0 without QUIT or when UPDATE failed), read
+ * by mpopdctl stats. */
+static void
+log_logout(const MpopSession *s, guint deleted, guint64 del_octets, const char *msg)
+{
+	g_autofree char *f1 =
+		g_strdup_printf("RETR=%u/%" G_GUINT64_FORMAT, s->p.retr_count, s->p.retr_octets);
+	g_autofree char *f2 = g_strdup_printf("TOP=%u", s->p.top_count);
+	g_autofree char *f3 = g_strdup_printf("DELE=%u/%" G_GUINT64_FORMAT, deleted, del_octets);
+	const char *fields[] = {f1, f2, f3, NULL};
+
+	mpop_log_event(MPOP_LOG_INFO, "logout", fields, "%s", msg);
+}
+
 MpopSession *
 mpop_session_new(const MpopConfig *cfg, MpopConnection *conn, MpopStream *st,
 		 guint login_deadline_s)
@@ -50,8 +65,7 @@ mpop_session_free(MpopSession *s)
 	if (!s)
 		return;
 	if (s->mb && !s->quit_seen)
-		mpop_log_event(MPOP_LOG_INFO, "logout", NULL,
-			       "session ended without QUIT: nothing deleted");
+		log_logout(s, 0, 0, "session ended without QUIT: nothing deleted");
 	mpop_pop3_clear(&s->p);
 	g_clear_pointer(&s->mb, mpop_mailbox_close);
 	mpop_stream_free(s->st);
@@ -187,20 +201,16 @@ do_update(MpopSession *s)
 	guint64 del_octets = 0;
 	guint deleted = mpop_mailbox_deleted_count(s->mb, &del_octets);
 	gboolean ok = mpop_mailbox_commit(s->mb, &error);
-	g_autofree char *f1 =
-		g_strdup_printf("RETR=%u/%" G_GUINT64_FORMAT, s->p.retr_count, s->p.retr_octets);
-	g_autofree char *f2 = g_strdup_printf("TOP=%u", s->p.top_count);
-	g_autofree char *f3 = g_strdup_printf("DELE=%u/%" G_GUINT64_FORMAT, deleted, del_octets);
-	const char *fields[] = {f1, f2, f3, NULL};
+	g_autofree char *msg = NULL;
 
 	s->quit_seen = TRUE;
 	if (!ok)
 		mpop_log_event(MPOP_LOG_ERR, "update-failed", NULL, "UPDATE failed: %s",
 			       error->message);
-	mpop_log_event(MPOP_LOG_INFO, "logout", fields,
-		       "logout, retrieved %u (%" G_GUINT64_FORMAT " octets), deleted %u%s",
-		       s->p.retr_count, s->p.retr_octets, ok ? deleted : 0,
-		       ok ? "" : " (UPDATE failed)");
+	msg = g_strdup_printf("logout, retrieved %u (%" G_GUINT64_FORMAT " octets), deleted %u%s",
+			      s->p.retr_count, s->p.retr_octets, ok ? deleted : 0,
+			      ok ? "" : " (UPDATE failed)");
+	log_logout(s, ok ? deleted : 0, ok ? del_octets : 0, msg);
 	mpop_pop3_update_done(&s->p, ok, error, s->st->out);
 }
 
