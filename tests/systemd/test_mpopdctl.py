@@ -6,9 +6,10 @@ All four units installed; first the default setup (mpopd.socket, Accept=yes), th
 daemon setup (mpopd.service enabled, so mpopd-daemon.socket is enabled through Also=).
 """
 
+import json
 import uuid
 
-from mpopdtest import Reporter
+from mpopdtest import Reporter, wait_for
 from nspawn import booted, skip_unless_possible
 
 PORT = 110
@@ -29,6 +30,29 @@ def state(s, unit):
     return s.ct.prop(unit, "ActiveState")
 
 
+def stats_from_journal(t, s):
+    """stats reads what the instances wrote to the real journal (the session part as the
+    mailbox owner)."""
+    res = s.ct.pop(PORT, [{"op": "fetch", "dele": [1]}, {"op": "wrong"}])
+    count, octets = res[0].get("stat", [0, 0])
+    want = {"sessions": 1, "retrieved": count, "retrieved_octets": octets, "deleted": 1,
+            "failed_logins": 1}
+    got = {}
+
+    def figures():
+        r = s.ct.sh([s.mpopdctl, "stats", "--json", "--user", "alice"], check=False)
+        try:
+            users = json.loads(r.stdout)["users"]
+        except (ValueError, KeyError):
+            return False
+        got.update({k: users[0].get(k) for k in want} if users else {})
+        return got == want
+
+    t.check(count > 0 and wait_for(figures),
+            "stats: alice's session, RETRs, DELE and failed login from the journal",
+            f"{res} want {want} got {got}")
+
+
 def socket_setup(t, s):
     rc, out = ctl(s, "status")
     t.check(rc == 3 and "mpopd.socket" in out,
@@ -37,6 +61,7 @@ def socket_setup(t, s):
     t.check(rc == 0 and state(s, "mpopd.socket") == "active",
             "start: systemctl start mpopd.socket", out)
     t.check(greeting(s).startswith("+OK"), "... and port 110 is served")
+    stats_from_journal(t, s)
     rc, out = ctl(s, "status")
     t.check(rc == 0 and "mpopd.socket" in out and "active (listening)" in out,
             "status: systemctl status mpopd.socket, active", out)
