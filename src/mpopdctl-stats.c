@@ -96,7 +96,8 @@ stats_add(Stats *st, gint64 usec, const MpopStatsLine *r)
 {
 	UserCounts *u;
 
-	if (!r->event || !is_counted(r->event) || usec < st->since || usec > st->until)
+	/* Times before 1970 only come from a broken or forged line (-1 means "never" here). */
+	if (!r->event || !is_counted(r->event) || usec < 0 || usec < st->since || usec > st->until)
 		return;
 	if (strcmp(r->event, "denied") == 0) {
 		g_autofree char *host = host_of(r->peer ? r->peer : "");
