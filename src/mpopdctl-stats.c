@@ -186,9 +186,17 @@ read_journal(Stats *st)
 	int r;
 
 	if ((r = journal_open(st, &j)) < 0) {
-		fprintf(stderr, "mpopdctl: cannot open the journal%s%s: %s\n",
-			st->directory ? " in " : "", st->directory ? st->directory : "",
-			g_strerror(-r));
+		g_autofree char *what =
+			st->files->len > 1
+				? g_strjoinv(", ", (char **)st->files->pdata)
+				: g_strdup(st->directory ? st->directory : "the journal");
+
+		fprintf(stderr, "mpopdctl: cannot open %s: %s\n", what, g_strerror(-r));
+		/* journalctl -o export output is a stream, not a journal file. */
+		if (r == -EBADMSG && st->files->len > 1)
+			fprintf(stderr,
+				"mpopdctl: to read journal export format, convert it first: "
+				"/lib/systemd/systemd-journal-remote -o NAME.journal FILE\n");
 		return 1;
 	}
 	r = journal_match(j, st);

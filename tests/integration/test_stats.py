@@ -240,6 +240,12 @@ def test_journal(t):
         # errors
         rc, _, err = stats("--file", os.path.join(d, "missing.journal"))
         t.check(rc == 1 and "cannot open" in err, "a missing journal file: exit 1", err)
+        exp = os.path.join(d, "mpopd.export")
+        with open(exp, "wb") as f:
+            f.write(export(RECORDS))
+        rc, _, err = stats("--file", exp)
+        t.check(rc == 1 and "systemd-journal-remote" in err,
+                "export format given as a journal file: exit 1, how to convert it", err)
         for bad in (("--since", "yesterday-ish"), ("--until", "2027-13-01"),
                     ("--file", path, "--syslog", path), ("--file", path, "--directory", d),
                     ("--no-such-option",), ("extra",)):
