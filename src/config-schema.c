@@ -36,7 +36,9 @@ static const Choice plaintext_auths[] = {{"auto", MPOP_PLAINTEXT_AUTO},
 					 {"always", MPOP_PLAINTEXT_ALWAYS},
 					 {NULL}};
 static const Choice tls_versions[] = {{"TLSv1.2", MPOP_TLS_1_2}, {"TLSv1.3", MPOP_TLS_1_3}, {NULL}};
-static const Choice uidl_sources[] = {{"x-uidl"}, {"message-id"}, {"digest"}, {NULL}};
+static const Choice uidl_sources[] = {{"x-uidl"}, {"message-id"}, {"dovecot"},
+				      {"popa3d"}, {"digest"},	  {NULL}};
+static const Choice maildir_uidl_sources[] = {{"dovecot"}, {"filename"}, {NULL}};
 static const Choice proxy_versions[] = {{"off", 0},
 					{"v1", MPOP_PROXY_V1},
 					{"v2", MPOP_PROXY_V2},
@@ -230,9 +232,22 @@ const Key mpop_config_keys[] = {
 		 "mpopd: $mailgroup."},
 	{"mailbox", "uidl_source", KT_LIST, "x-uidl;message-id;digest", .choices = uidl_sources,
 	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(uidl_source),
-	 .help = "mbox: where a message's UIDL comes from, the first usable one wins: the "
-		 "X-UIDL header, the Message-ID header, or a digest of the message. Perl "
-		 "mpopd: the X-UIDL header it wrote, or an MD5 digest."},
+	 .help = "mbox: where a message's UIDL comes from, the first usable one wins: x-uidl the "
+		 "X-UIDL header (without the \"mpop\" prefix the Perl mpopd 2.x wrote), "
+		 "message-id the Message-ID header (what Perl mpopd 3.x answered), dovecot the "
+		 "X-UID header with the X-IMAPbase UIDVALIDITY of the first message (what "
+		 "Dovecot answers with its default pop3_uidl_format %08Xu%08Xv), popa3d "
+		 "popa3d's digest of some header lines (always usable), digest a digest of the "
+		 "header. After the list, the digest. Perl mpopd: the X-UIDL header it wrote "
+		 "(2.x, with username, time, number and pid when it added one) or the "
+		 "Message-Id (3.x)."},
+	{"mailbox", "maildir_uidl_source", KT_LIST, "filename", .choices = maildir_uidl_sources,
+	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(maildir_uidl_source),
+	 .help = "maildir: where a message's UIDL comes from, the first usable one wins: "
+		 "dovecot the UID and UIDVALIDITY in Dovecot's dovecot-uidlist in the maildir "
+		 "(read only; what Dovecot answers with its default pop3_uidl_format "
+		 "%08Xu%08Xv, or a UIDL it saved there), filename the file name up to its ':' "
+		 "(Perl mpopd; Dovecot's %f). After the list, the file name."},
 	{"mailbox", "show_headers", KT_LIST, "", .check = check_header, .flags = F_NODUP,
 	 .offset = OFF(show_headers),
 	 .help = "Bookkeeping header fields (such as Status or X-UIDL) that are normally hidden "

@@ -90,8 +90,9 @@ typedef struct {
 	MpopMboxMode mbox_mode;
 	char *spool_dir;
 	char *mail_privileged_group; /* "": none */
-	char **uidl_source;	     /* "x-uidl", "message-id", "digest" */
-	char **show_headers;	     /* bookkeeping headers to show anyway */
+	char **uidl_source; /* mbox: "x-uidl", "message-id", "dovecot", "popa3d", "digest" */
+	char **maildir_uidl_source; /* "dovecot", "filename" */
+	char **show_headers;	    /* bookkeeping headers to show anyway */
 
 	/* [auth] */
 	char **auth_default;   /* the default chain: backend names in order */

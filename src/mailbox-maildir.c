@@ -2,6 +2,7 @@
 /* Maildir backend: OFD lock, index of cur/ and new/, new -> cur moves, unlink at UPDATE. */
 #include "mailbox.h"
 #include "log.h"
+#include "uidl-compat.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -13,6 +14,8 @@
 #include <unistd.h>
 
 #define LOCK_NAME "mpopd.lock"
+#define UIDLIST_NAME "dovecot-uidlist"
+#define UIDLIST_MAX (64 * 1024 * 1024) /* some 400 000 messages */
 #define MEASURE_CHUNK (64 * 1024)
 
 typedef struct {
@@ -195,11 +198,47 @@ measure(MpopMailbox *mb, const Entry *e, guint64 *out_size)
 	return 0;
 }
 
+/* maildir_uidl_source=dovecot: the UIDLs Dovecot answered, from its dovecot-uidlist, read
+ * as the mailbox owner and never written. NULL when not asked for, absent or not
+ * understood (then the file names serve, as for mail Dovecot never saw). */
+static GHashTable *
+dovecot_uidls(MpopMailbox *mb)
+{
+	char **src = mb->cfg != NULL ? mb->cfg->maildir_uidl_source : NULL;
+	mpop_autofd fd = -1;
+	g_autofree char *buf = NULL;
+	GHashTable *t;
+	struct stat sb;
+
+	if (src == NULL || src[0] == NULL || strcmp(src[0], "dovecot") != 0)
+		return NULL;
+	fd = openat(priv_of(mb)->dir_fd, UIDLIST_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > UIDLIST_MAX) {
+		if (fd >= 0 || errno != ENOENT)
+			mpop_log_warning("maildir: cannot use %s, answering file names",
+					 UIDLIST_NAME);
+		return NULL;
+	}
+	buf = g_malloc((gsize)sb.st_size + 1);
+	/* Dovecot replaces the file by rename() or appends whole lines: what was there at
+	 * fstat() is enough, and a partial last line is ignored. */
+	size_t got = 0;
+	ssize_t n = 1;
+	while (got < (size_t)sb.st_size &&
+	       (n = mpop_read_some(fd, buf + got, (size_t)sb.st_size - got)) > 0)
+		got += (size_t)n;
+	t = n >= 0 ? mpop_uidl_dovecot_uidlist(buf, got) : NULL;
+	if (t == NULL)
+		mpop_log_warning("maildir: %s not understood, answering file names", UIDLIST_NAME);
+	return t;
+}
+
 /* Turn the sorted entries into the message table, skipping what cannot be read. */
 static void
 build_table(MpopMailbox *mb, GArray *entries)
 {
 	MaildirPriv *p = priv_of(mb);
+	g_autoptr(GHashTable) dovecot = dovecot_uidls(mb);
 
 	mb->msgs = g_new0(MpopMessage, MAX(entries->len, 1));
 	p->inos = g_new0(ino_t, MAX(entries->len, 1));
@@ -224,7 +263,8 @@ build_table(MpopMailbox *mb, GArray *entries)
 			continue;
 		}
 		/* RFC 1939 §7: the unique name is a stable UIDL when it is a valid one. */
-		m->uidl = mpop_mailbox_intern(mb, e->base);
+		const char *uidl = dovecot != NULL ? g_hash_table_lookup(dovecot, e->base) : NULL;
+		m->uidl = mpop_mailbox_intern(mb, uidl != NULL ? uidl : e->base);
 		m->name = g_steal_pointer(&e->name);
 		m->size = size;
 		p->inos[mb->n_msgs] = e->ino;

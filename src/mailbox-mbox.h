@@ -47,17 +47,28 @@ guint64 mpop_mbox_split_point(const MpopMboxParser *p, const char *data, size_t 
 
 /* The UIDL of a message by the uidl_source list (NULL: x-uidl message-id digest), written
  * NUL-terminated to out (no allocation per message): valid (RFC 1939 §7), not yet made
- * unique. Returns its length. */
+ * unique. Returns its length. "dovecot" finds the X-IMAPbase in this header only. */
 size_t mpop_mbox_uidl(const char *content, size_t header_len, const char *const *sources,
 		      char out[MPOP_UIDL_MAX + 1]);
 
 /* The uidl_source list resolved once, for the index. */
-typedef enum { MPOP_UIDL_X_UIDL, MPOP_UIDL_MESSAGE_ID } MpopUidlField;
+typedef enum {
+	MPOP_UIDL_X_UIDL,
+	MPOP_UIDL_MESSAGE_ID,
+	MPOP_UIDL_DOVECOT, /* X-UID with the mailbox's X-IMAPbase UIDVALIDITY */
+	MPOP_UIDL_POPA3D,  /* popa3d's digest of some header lines: always answers */
+} MpopUidlField;
 typedef struct {
-	MpopUidlField field[2]; /* header fields to try in order, then the digest */
+	MpopUidlField field[4]; /* sources to try in order, then the digest */
 	guint n;
+	/* MPOP_UIDL_DOVECOT: from the first message's X-IMAPbase; 0 when it has none */
+	guint32 uidvalidity, last_uid;
 } MpopUidlPlan;
 void mpop_mbox_uidl_plan(const char *const *sources, MpopUidlPlan *plan);
+/* For a plan with MPOP_UIDL_DOVECOT: the UIDVALIDITY and last UID of the mailbox from the
+ * X-IMAPbase (or X-IMAP) field of the first message, whose From line starts data (len
+ * bytes, untrusted). */
+void mpop_mbox_uidl_plan_mailbox(MpopUidlPlan *plan, const char *data, size_t len);
 /* progress: NULL, or reports while a long header is read. */
 size_t mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
 			      char out[MPOP_UIDL_MAX + 1], const MpopProgress *progress);

@@ -202,6 +202,7 @@ mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStrin
 	memset(out, 0, sizeof(*out));
 	mpop_mbox_uidl_plan(o->uidl_sources, &plan);
 	out->first_from = mpop_mbox_first_progress(o->parser, map, size, &progress);
+	mpop_mbox_uidl_plan_mailbox(&plan, map + out->first_from, size - out->first_from);
 	n = plan_parts(o, map, size, out->first_from, starts);
 	out->chunks = g_ptr_array_new_with_free_func((GDestroyNotify)g_string_chunk_free);
 	for (guint k = 0; k < n; k++) {

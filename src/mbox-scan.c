@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The mbox scanner: message boundaries by message_start/message_end, headers and UIDLs. */
 #include "mailbox-mbox.h"
+#include "uidl-compat.h"
 
 #include <string.h>
 
@@ -351,28 +352,37 @@ typedef struct {
 	size_t len;
 } Field;
 
-/* One walk over the header lines: the first X-UIDL and the first Message-ID field. */
+/* One walk over the header lines: the first field of each wanted name (n fields). */
 static void
-find_fields(const char *h, size_t len, Field *x_uidl, Field *msgid, const MpopProgress *pr)
+find_fields(const char *h, size_t len, Field *fields, guint n, const MpopProgress *pr)
 {
 	const char *p = h, *end = h + len;
 	size_t report = pr != NULL ? pr->step : len;
+	guint left = 0;
 
-	while (p < end && ((x_uidl->wanted && !x_uidl->seen) || (msgid->wanted && !msgid->seen))) {
+	for (guint i = 0; i < n; i++)
+		left += fields[i].wanted;
+	while (p < end && left > 0) {
 		const char *lf = memchr(p, '\n', (size_t)(end - p));
 		if (pr != NULL && (size_t)(p - h) >= report) { /* a header of megabytes */
 			pr->fn(pr->ctx, p);
 			report = (size_t)(p - h) + pr->step;
 		}
 		const char *le = lf != NULL ? lf : end, *q;
-		/* Both names start with a letter: OR-ing 0x20 lowercases it and nothing else
+		/* The names start with a letter: OR-ing 0x20 lowercases it and nothing else
 		 * matches, so most lines are passed over without a call. */
-		Field *f = (*p | 0x20) == 'x' ? x_uidl : (*p | 0x20) == 'm' ? msgid : NULL;
+		char c = (char)(*p | 0x20);
 
-		if (f != NULL && f->wanted && !f->seen &&
-		    (q = field_named(p, le, f->name, f->nlen)) != NULL) {
-			f->seen = TRUE;
-			f->fits = field_value(q, lf, end, f->value, sizeof(f->value), &f->len);
+		for (guint i = 0; i < n; i++) {
+			Field *f = &fields[i];
+			if (f->name[0] == c && f->wanted && !f->seen &&
+			    (q = field_named(p, le, f->name, f->nlen)) != NULL) {
+				f->seen = TRUE;
+				f->fits = field_value(q, lf, end, f->value, sizeof(f->value),
+						      &f->len);
+				left--;
+				break;
+			}
 		}
 		p = lf != NULL ? lf + 1 : end;
 	}
@@ -391,40 +401,135 @@ void
 mpop_mbox_uidl_plan(const char *const *sources, MpopUidlPlan *plan)
 {
 	static const char *const defaults[] = {"x-uidl", "message-id", "digest", NULL};
+	static const struct {
+		const char *name;
+		MpopUidlField field;
+	} known[] = {{"x-uidl", MPOP_UIDL_X_UIDL},
+		     {"message-id", MPOP_UIDL_MESSAGE_ID},
+		     {"dovecot", MPOP_UIDL_DOVECOT},
+		     {"popa3d", MPOP_UIDL_POPA3D}};
 
 	if (sources == NULL || sources[0] == NULL)
 		sources = defaults;
-	plan->n = 0;
-	/* The list as fields to look for, up to "digest" (config-schema.c allows these three). */
+	memset(plan, 0, sizeof(*plan));
+	/* The list as sources to try, up to "digest" or popa3d's digest, which always answer
+	 * (config-schema.c allows these names only, each once). */
 	for (; *sources != NULL && plan->n < G_N_ELEMENTS(plan->field); sources++) {
-		if (g_ascii_strcasecmp(*sources, "x-uidl") == 0)
-			plan->field[plan->n++] = MPOP_UIDL_X_UIDL;
-		else if (g_ascii_strcasecmp(*sources, "message-id") == 0)
-			plan->field[plan->n++] = MPOP_UIDL_MESSAGE_ID;
-		else
+		guint k = 0;
+		while (k < G_N_ELEMENTS(known) && g_ascii_strcasecmp(*sources, known[k].name) != 0)
+			k++;
+		if (k == G_N_ELEMENTS(known))
+			break;
+		plan->field[plan->n++] = known[k].field;
+		if (known[k].field == MPOP_UIDL_POPA3D)
 			break;
 	}
+}
+
+/* The header of the message whose From line starts data: after that line, up to the
+ * first empty line, at most cap bytes. */
+static size_t
+first_header(const char *data, size_t len, size_t cap, const char **out)
+{
+	const char *lf = memchr(data, '\n', len), *p, *end;
+
+	*out = data;
+	if (lf == NULL)
+		return 0;
+	p = lf + 1;
+	end = len - (size_t)(p - data) > cap ? p + cap : data + len;
+	*out = p;
+	for (const char *q = p; q < end;) {
+		const char *nl = memchr(q, '\n', (size_t)(end - q));
+		if (q[0] == '\n' || (q[0] == '\r' && q + 1 < end && q[1] == '\n'))
+			return (size_t)(q - p);
+		if (nl == NULL)
+			break;
+		q = nl + 1;
+	}
+	return (size_t)(end - p);
+}
+
+void
+mpop_mbox_uidl_plan_mailbox(MpopUidlPlan *plan, const char *data, size_t len)
+{
+	/* Dovecot and UW-IMAP write X-IMAPbase among the first message's header fields (X-IMAP
+	 * in a pseudo message): a megabyte is more than any header they leave. */
+	Field base[] = {{.name = "x-imapbase", .nlen = 10, .wanted = TRUE},
+			{.name = "x-imap", .nlen = 6, .wanted = TRUE}};
+	const char *h = NULL;
+	size_t hlen;
+
+	plan->uidvalidity = plan->last_uid = 0;
+	for (guint i = 0; i < plan->n; i++) {
+		if (plan->field[i] != MPOP_UIDL_DOVECOT)
+			continue;
+		hlen = first_header(data, len, 1024 * 1024, &h);
+		find_fields(h, hlen, base, G_N_ELEMENTS(base), NULL);
+		for (guint k = 0; k < G_N_ELEMENTS(base); k++)
+			if (base[k].seen && base[k].fits &&
+			    mpop_uidl_imapbase_parse(base[k].value, base[k].len, &plan->uidvalidity,
+						     &plan->last_uid))
+				return;
+		return;
+	}
+}
+
+/* Dovecot's answer for a message with an X-UID field: valid only with the mailbox's
+ * X-IMAPbase and at most its last UID (a higher one came with the mail, not from Dovecot). */
+static gboolean
+dovecot_uid(const Field *f, const MpopUidlPlan *plan, char out[MPOP_UIDL_MAX + 1])
+{
+	guint32 uid;
+
+	if (!f->seen || !f->fits || plan->uidvalidity == 0 ||
+	    !mpop_uidl_uid_parse(f->value, f->len, &uid) || uid > plan->last_uid)
+		return FALSE;
+	mpop_uidl_dovecot_format(uid, plan->uidvalidity, out);
+	return TRUE;
 }
 
 size_t
 mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
 		       char out[MPOP_UIDL_MAX + 1], const MpopProgress *pr)
 {
-	Field x_uidl = {.name = "x-uidl", .nlen = 6}, msgid = {.name = "message-id", .nlen = 10};
+	enum { F_X_UIDL, F_MSGID, F_X_UID, F_N };
+	Field fields[F_N] = {[F_X_UIDL] = {.name = "x-uidl", .nlen = 6},
+			     [F_MSGID] = {.name = "message-id", .nlen = 10},
+			     [F_X_UID] = {.name = "x-uid", .nlen = 5}};
 	g_autofree char *d = NULL;
 
-	for (guint i = 0; i < plan->n; i++)
-		(plan->field[i] == MPOP_UIDL_X_UIDL ? &x_uidl : &msgid)->wanted = TRUE;
-	find_fields(content, header_len, &x_uidl, &msgid, pr);
 	for (guint i = 0; i < plan->n; i++) {
-		const Field *f = plan->field[i] == MPOP_UIDL_X_UIDL ? &x_uidl : &msgid;
-		if (!f->seen || !f->fits)
+		if (plan->field[i] == MPOP_UIDL_X_UIDL)
+			fields[F_X_UIDL].wanted = TRUE;
+		else if (plan->field[i] == MPOP_UIDL_MESSAGE_ID)
+			fields[F_MSGID].wanted = TRUE;
+		else if (plan->field[i] == MPOP_UIDL_DOVECOT)
+			fields[F_X_UID].wanted = TRUE;
+	}
+	find_fields(content, header_len, fields, F_N, pr);
+	for (guint i = 0; i < plan->n; i++) {
+		const Field *f = NULL;
+		switch (plan->field[i]) {
+		case MPOP_UIDL_POPA3D:
+			mpop_uidl_popa3d(content, header_len, out);
+			return strlen(out);
+		case MPOP_UIDL_DOVECOT:
+			if (dovecot_uid(&fields[F_X_UID], plan, out))
+				return strlen(out);
 			continue;
-		/* Perl mpopd 2.x wrote "X-UIDL: mpop<uidl>" and announced <uidl>. */
-		if (f == &x_uidl && f->len > 4 && memcmp(f->value, "mpop", 4) == 0 &&
-		    mpop_uidl_valid(f->value + 4, f->len - 4))
-			return take(out, f->value + 4, f->len - 4);
-		if (mpop_uidl_valid(f->value, f->len))
+		case MPOP_UIDL_X_UIDL:
+			f = &fields[F_X_UIDL];
+			/* Perl mpopd 2.x wrote "X-UIDL: mpop<uidl>" and announced <uidl>. */
+			if (f->seen && f->fits && f->len > 4 && memcmp(f->value, "mpop", 4) == 0 &&
+			    mpop_uidl_valid(f->value + 4, f->len - 4))
+				return take(out, f->value + 4, f->len - 4);
+			break;
+		case MPOP_UIDL_MESSAGE_ID:
+			f = &fields[F_MSGID];
+			break;
+		}
+		if (f != NULL && f->seen && f->fits && mpop_uidl_valid(f->value, f->len))
 			return take(out, f->value, f->len);
 	}
 	d = mpop_uidl_digest_progress(content, header_len, pr);
@@ -438,5 +543,14 @@ mpop_mbox_uidl(const char *content, size_t header_len, const char *const *source
 	MpopUidlPlan plan;
 
 	mpop_mbox_uidl_plan(sources, &plan);
+	for (guint i = 0; i < plan.n; i++) {
+		if (plan.field[i] != MPOP_UIDL_DOVECOT)
+			continue;
+		/* No From line here: a line of its own stands in for it. */
+		g_autoptr(GString) s = g_string_new_len("From \n", 6);
+		g_string_append_len(s, content, (gssize)header_len);
+		mpop_mbox_uidl_plan_mailbox(&plan, s->str, s->len);
+		break;
+	}
 	return mpop_mbox_uidl_planned(content, header_len, &plan, out, NULL);
 }

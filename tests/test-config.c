@@ -263,7 +263,7 @@ static const struct {
 	{"[mailbox]\nuidl_source=digest;digest\n",
 	 "t.conf: [mailbox] uidl_source: value \"digest\" is listed twice"},
 	{"[mailbox]\nuidl_source=md5\n",
-	 "t.conf: [mailbox] uidl_source: value \"md5\" is not one of x-uidl, message-id, digest"},
+	 "t.conf: [mailbox] uidl_source: value \"md5\" is not one of x-uidl, message-id, dovecot, popa3d, digest"},
 	{"[mailbox]\nshow_headers=X-A:B\n",
 	 "t.conf: [mailbox] show_headers: value \"X-A:B\" is not a header field name"},
 	{"[mailbox]\nspool_dir=spool\n",
