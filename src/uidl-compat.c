@@ -155,9 +155,9 @@ uidlist_header(const char *p, const char *end, UidlistHeader *h)
 	while (p < end) {
 		const char *sp = memchr(p, ' ', (size_t)(end - p)), *tok_end = sp ? sp : end;
 		const char *v = p + 1;
-		if (*p == 'V' && !number(&v, tok_end, &h->uidvalidity))
+		if (*p == 'V' && (!number(&v, tok_end, &h->uidvalidity) || v != tok_end))
 			return FALSE;
-		if (*p == 'N' && !number(&v, tok_end, &h->next_uid))
+		if (*p == 'N' && (!number(&v, tok_end, &h->next_uid) || v != tok_end))
 			return FALSE;
 		p = tok_end;
 		while (p < end && *p == ' ')
@@ -207,8 +207,10 @@ uidlist_record(const char *p, const char *end, const UidlistHeader *h, guint32 *
 	colon = memchr(p, ':', (size_t)(end - p));
 	base = g_strndup(p, (gsize)((colon != NULL ? colon : end) - p));
 	if (pop3 != NULL && pop3 == pop3_end) {
-		/* An empty saved UIDL stands for the base name. */
-		g_hash_table_replace(t, base, g_strdup(base));
+		/* An empty saved UIDL stands for the base name: what mpopd answers for a file
+		 * without a record (a valid UIDL or its digest). */
+		g_hash_table_remove(t, base);
+		g_free(base);
 	} else if (pop3 != NULL && mpop_uidl_valid(pop3, (size_t)(pop3_end - pop3))) {
 		g_hash_table_replace(t, base, g_strndup(pop3, (gsize)(pop3_end - pop3)));
 	} else {
