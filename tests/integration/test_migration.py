@@ -135,6 +135,21 @@ def test_dovecot_maildir_f(r):
         r.equal(mpopd_answers(fx, {}), before, "Dovecot %f = mpopd's default (file names)")
 
 
+def test_dovecot_maildir_saved(r):
+    """UIDLs Dovecot saved in dovecot-uidlist (pop3_save_uidl) win, as they do for Dovecot."""
+    with t.Fixture(messages=MAILDIR_MESSAGES, fmt="maildir") as fx:
+        md = fx.maildirs[USER]
+        with peers.start_dovecot(peer_users(fx), mail_location="maildir:" + md,
+                                 uidl_format="%v.%u", extra_conf="pop3_save_uidl = yes\n") as dc:
+            saved = by_subject(dc.port)
+        r.check(all("." in u for u in saved.values()), "Dovecot answered %v.%u", saved)
+        with peers.start_dovecot(peer_users(fx), mail_location="maildir:" + md) as dc:
+            before = by_subject(dc.port)
+        r.equal(before, saved, "Dovecot answers the saved UIDLs under its default format")
+        got = mpopd_answers(fx, {"mailbox.maildir_uidl_source": "dovecot;filename"})
+        r.equal(got, saved, "mpopd answers the UIDLs Dovecot saved")
+
+
 def make_mbox(fx, messages):
     """The fixture mbox renamed to <mail>/alice (popa3d's /var/mail/alice)."""
     path = os.path.join(fx.mail, USER)
@@ -216,7 +231,7 @@ def main():
         print("Bail out! the peer servers need root")
         sys.exit(99)
     for test in (test_perl_mpopd, test_dovecot_maildir, test_dovecot_maildir_f,
-                 test_dovecot_mbox, test_popa3d):
+                 test_dovecot_maildir_saved, test_dovecot_mbox, test_popa3d):
         r.run(test)
     r.done()
 
