@@ -233,14 +233,13 @@ const Key mpop_config_keys[] = {
 	{"mailbox", "uidl_source", KT_LIST, "x-uidl;message-id;digest", .choices = uidl_sources,
 	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(uidl_source),
 	 .help = "mbox: where a message's UIDL comes from, the first usable one wins: x-uidl the "
-		 "X-UIDL header (without the \"mpop\" prefix the Perl mpopd 2.x wrote), "
-		 "message-id the Message-ID header (what Perl mpopd 3.x answered), dovecot the "
-		 "X-UID header with the X-IMAPbase UIDVALIDITY of the first message (what "
-		 "Dovecot answers with its default pop3_uidl_format %08Xu%08Xv), popa3d "
-		 "popa3d's digest of some header lines (always usable), digest a digest of the "
-		 "header. After the list, the digest. Perl mpopd: the X-UIDL header it wrote "
-		 "(2.x, with username, time, number and pid when it added one) or the "
-		 "Message-Id (3.x)."},
+		 "X-UIDL header (without the \"mpop\" prefix of the Perl mpopd 2.x, whose "
+		 "X-UIDL: mpop<user><time><number><pid> it added), message-id the Message-ID "
+		 "header (what Perl mpopd 3.x answered), dovecot the X-UID header with the "
+		 "X-IMAPbase UIDVALIDITY of the first message (what Dovecot answers with its "
+		 "default pop3_uidl_format %08Xu%08Xv), popa3d popa3d's digest of some header "
+		 "lines (always usable), digest a SHA-256 digest of the header. After the list, "
+		 "the digest. README.md, Migrating, says which to use after which server."},
 	{"mailbox", "maildir_uidl_source", KT_LIST, "filename", .choices = maildir_uidl_sources,
 	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(maildir_uidl_source),
 	 .help = "maildir: where a message's UIDL comes from, the first usable one wins: "
