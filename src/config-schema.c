@@ -53,6 +53,12 @@ static const Choice log_targets[] = {{"auto", MPOP_LOG_TARGET_AUTO},
 				     {"stderr", MPOP_LOG_TARGET_STDERR},
 				     {NULL}};
 
+/* The mbox header fields of other programs' bookkeeping that RETR and TOP leave out unless
+ * [mailbox] show_headers names them. */
+const char *const mpop_config_hidden_headers[] = {
+	"Status", "X-Status", "X-UID", "X-IMAP", "X-IMAPbase", "X-Keywords", "Content-Length", NULL,
+};
+
 static const char *check_greeting(const char *s);
 static const char *check_name(const char *s);
 static const char *check_listen(const char *s);
@@ -191,12 +197,27 @@ const Key mpop_config_keys[] = {
 	 .help = "The mail spool directory, %s in location. Perl mpopd: $mail_spool_dir."},
 	{"mailbox", "message_start", KT_STRING, "From\\s", .check = check_line, .flags = F_NONEMPTY,
 	 .offset = OFF(message_start),
-	 .help = "mbox: the line prefix that starts a message, a literal (not a regular "
-		 "expression); \\s is a space. Perl mpopd: $message_start."},
+	 .help = "mbox: the line that starts a message, a regular expression (PCRE, the syntax "
+		 "of Perl's) matched from the first character of a line, as if it began with ^, "
+		 "against the line without its LF and a CR before it. A message starts at the "
+		 "file's first line or at a line right after a message_end line, if that line "
+		 "matches; a matching line anywhere else is text of the message, and text before "
+		 "the first start belongs to no message (never sent, never removed). The start "
+		 "line is not part of the message. A plain prefix (From\\s, ^From\\s) is read "
+		 "fastest. The file's own escapes apply first: \\s is a space and a backslash of "
+		 "the expression is written \\\\ (^From\\\\s+\\\\d for Perl's ^From\\s+\\d); "
+		 "an invalid expression is an error. Perl mpopd: $message_start ('^From ')."},
 	{"mailbox", "message_end", KT_STRING, "", .check = check_line, .offset = OFF(message_end),
-	 .help = "mbox: empty means a message ends with the blank line before the next start "
-		 "line; otherwise the literal line that ends each message. Perl mpopd: "
-		 "$message_end."},
+	 .help = "mbox: the line that ends a message when a message_start line follows it, a "
+		 "regular expression that must match the whole line (as if written ^(?:...)$), "
+		 "without its LF and a CR before it: END is a line that says END and nothing "
+		 "else, never a line that contains END. That line is not part of the message "
+		 "(not sent, not counted); UPDATE keeps it with the message before it and removes "
+		 "it with that message. Empty (and ^\\\\s*$, and Perl mpopd 2.x's ^\\\\s+$): a "
+		 "line of white space only, the blank line of an mbox. --check-config warns about "
+		 "an expression without ^ and $, which Perl mpopd matched anywhere in a line, and "
+		 "about \\s in the value, which is a space here. Perl mpopd: $message_end "
+		 "('^\\s*$')."},
 	{"mailbox", "from_quoting", KT_ENUM, "mboxrd", .choices = quotings,
 	 .offset = OFF(from_quoting),
 	 .help = "mbox: mboxrd removes one '>' from \">From \" lines (with any number of '>') "
@@ -229,7 +250,8 @@ const Key mpop_config_keys[] = {
 		 "/var/mail (Dovecot's mail_privileged_group): only where the mbox's directory "
 		 "is writable by this group and not by the user (never for an mbox in a home "
 		 "directory); the rest of the session runs without it. Empty: none. Perl "
-		 "mpopd: $mailgroup."},
+		 "mpopd: $mailgroup, the gid it gave its dotlocks (12, mail, in its sample): "
+		 "name that group here."},
 	{"mailbox", "uidl_source", KT_LIST, "x-uidl;message-id;digest", .choices = uidl_sources,
 	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(uidl_source),
 	 .help = "mbox: where a message's UIDL comes from, the first usable one wins: x-uidl the "
@@ -249,21 +271,28 @@ const Key mpop_config_keys[] = {
 		 "(Perl mpopd; Dovecot's %f). After the list, the file name."},
 	{"mailbox", "show_headers", KT_LIST, "", .check = check_header, .flags = F_NODUP,
 	 .offset = OFF(show_headers),
-	 .help = "Bookkeeping header fields (such as Status or X-UIDL) that are normally hidden "
-		 "but should be sent to clients."},
+	 .help = "mbox: the header fields that other programs keep for themselves and mpopd "
+		 "does not send, Status, X-Status, X-UID, X-IMAP, X-IMAPbase, X-Keywords and "
+		 "Content-Length, that should be sent after all (no other name is accepted). "
+		 "Everything else, X-UIDL included, is always sent: the Perl mpopd 2.x sent the "
+		 "X-UIDL it wrote too."},
 
 	{"auth", "default", KT_LIST, "userlist", .choices = mpop_config_auth_backends,
 	 .flags = F_NONEMPTY | F_NODUP, .offset = OFF(auth_default),
 	 .help = "The chain of authentication backends for users without a [user_auth] entry, "
 		 "asked in order: the next one only when the previous one does not know the "
-		 "user, never after a wrong password or a refused account. system (also "
-		 "spelled passwd or shadow) is the system accounts, pam Linux-PAM, userlist the "
-		 "user list. Perl mpopd: $auth_type."},
+		 "user, never after a wrong password or a refused account: userlist the user "
+		 "list, system (also spelled passwd or shadow) the system accounts, pam Linux-PAM, "
+		 "hostname and email virtual hosts ([host:NAME]), central one list and one spool "
+		 "directory, plugin a checkpassword program (see AUTHENTICATION BACKENDS). Perl "
+		 "mpopd: $auth_type."},
 	{"auth", "failure_delay", KT_UINT, "1000", 0, 60000, .offset = OFF(failure_delay),
-	 .help = "Milliseconds from a login attempt to the answer when it fails, whatever the "
-		 "reason (unknown user, wrong password, refused account, backend failure), so "
-		 "that the time tells nothing. Keep it above the slowest password check (a "
-		 "yescrypt hash takes tens of milliseconds, PAM may take longer)."},
+	 .help = "Milliseconds from a login attempt (USER/PASS or AUTH PLAIN) to the answer when "
+		 "it fails, whatever the reason (unknown user, wrong password, refused account, "
+		 "backend failure, an address blocked by the failure penalty), so that the time "
+		 "tells nothing; the failure penalty adds to it. Keep it above the slowest "
+		 "password check (a yescrypt hash takes tens of milliseconds, PAM may take "
+		 "longer). Perl mpopd: none (a wrong password closed the connection)."},
 	{"auth", "userlist", KT_STRING, "/etc/mpopd/users", .flags = F_PATH,
 	 .offset = OFF(userlist),
 	 .help = "The user list of the userlist backend, lines of "
@@ -285,11 +314,11 @@ const Key mpop_config_keys[] = {
 		 "session and keeps the PAM handle; false: only the auth and account stacks run "
 		 "and no root process stays."},
 	{"auth", "system_min_uid", KT_UINT, "1000", 1, 4294967294u, .offset = OFF(system_min_uid),
-	 .help = "passwd and shadow backends: the lowest uid that may log in, so system and "
-		 "service accounts cannot. uid 0 never logs in."},
+	 .help = "system backend (also passwd, shadow): the lowest uid that may log in, so "
+		 "system and service accounts cannot. uid 0 never logs in."},
 	{"auth", "system_group", KT_STRING, "", .check = check_name, .offset = OFF(system_group),
-	 .help = "passwd and shadow backends: only members of this group (primary or "
-		 "supplementary) may log in; empty: any account that passes the other checks."},
+	 .help = "system backend (also passwd, shadow): only members of this group (primary "
+		 "or supplementary) may log in; empty: any account that passes the other checks."},
 	{"auth", "plugin", KT_STRING, "", .flags = F_PATH, .offset = OFF(plugin),
 	 .help = "plugin backend: absolute path of a program with qmail's checkpassword "
 		 "interface, run without a shell for every login it is asked about. It reads "
@@ -550,16 +579,16 @@ check_line(const char *s)
 	return strlen(s) > 200 ? "is longer than 200 characters" : NULL;
 }
 
-/* RFC 5322 section 3.6.8: field-name = 1*ftext, printable ASCII except ':'. */
+/* Only the hidden fields: any other name would be accepted and change nothing. Field names
+ * are case-insensitive (RFC 5322 section 1.2.2). */
 static const char *
 check_header(const char *s)
 {
-	if (!*s || strlen(s) > 200)
-		return "is not a header field name";
-	for (; *s; s++)
-		if ((unsigned char)*s < 33 || (unsigned char)*s > 126 || *s == ':')
-			return "is not a header field name";
-	return NULL;
+	for (const char *const *h = mpop_config_hidden_headers; *h != NULL; h++)
+		if (g_ascii_strcasecmp(s, *h) == 0)
+			return NULL;
+	return "is not one of the hidden fields Status, X-Status, X-UID, X-IMAP, X-IMAPbase, "
+	       "X-Keywords and Content-Length (every other field is sent anyway)";
 }
 
 /* Characters that would make local@domain ambiguous or reach a path or a list. */

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "mailbox-mbox.h"
 #include "mpopd-build.h"
 #include "util.h"
 
@@ -418,6 +419,70 @@ check_combinations(const MpopConfig *cfg, const char *file, GError **error)
 	return TRUE;
 }
 
+/* The mbox rules compile (each alone, so that the error names its key). */
+static gboolean
+check_mbox_rules(const MpopConfig *cfg, const char *file, GError **error)
+{
+	const char *keys[] = {"message_start", "message_end"};
+	const char *values[] = {cfg->message_start, cfg->message_end};
+
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+		g_autoptr(GError) e = NULL;
+		g_autoptr(MpopMboxParser) p = mpop_mbox_parser_new(i == 0 ? values[0] : NULL,
+								   i == 1 ? values[1] : NULL, &e);
+		if (p == NULL) {
+			g_autofree char *v =
+				mpop_escape_excerpt(values[i], strlen(values[i]), EXCERPT_MAX);
+			/* e names the key and quotes the value already: keep GLib's reason. */
+			const char *why = strstr(e->message, ": ");
+			return key_error(error, file, "mailbox", keys[i],
+					 "value \"%s\" is not a valid regular expression%s", v,
+					 why != NULL ? why : "");
+		}
+	}
+	return TRUE;
+}
+
+static void G_GNUC_PRINTF(5, 6) warn(MpopConfig *cfg, const char *file, const char *group,
+				     const char *key, const char *fmt, ...)
+{
+	g_autofree char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	if (cfg->warnings == NULL)
+		cfg->warnings = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(cfg->warnings, g_strdup_printf("%s: [%s] %s: %s", file, group, key, msg));
+}
+
+/* Valid settings that probably do not mean what they say (--check-config prints them). */
+static void
+collect_warnings(GKeyFile *kf, MpopConfig *cfg, const char *file)
+{
+	const char *note = mpop_mbox_end_rule_note(cfg->message_end);
+	g_autofree char *raw = g_key_file_get_value(kf, "mailbox", "message_end", NULL);
+
+	if (note != NULL) {
+		g_autofree char *v = mpop_escape_excerpt(cfg->message_end, strlen(cfg->message_end),
+							 EXCERPT_MAX);
+		warn(cfg, file, "mailbox", "message_end", "\"%s\" %s", v, note);
+	}
+	/* Pasted from a Perl config, ^\s*$ would read as ^ *$ (spaces only): GKeyFile takes \s
+	 * for a space before the expression is compiled. */
+	for (const char *q = raw; q != NULL && (q = strchr(q, '\\')) != NULL; q += 2) {
+		if (q[1] == 's') {
+			warn(cfg, file, "mailbox", "message_end",
+			     "\\s in the file is a space, not the expression's white space "
+			     "class: write \\\\s for that");
+			break;
+		}
+		if (q[1] == '\0')
+			break;
+	}
+}
+
 gboolean
 mpop_config_has_tls(const MpopConfig *cfg)
 {
@@ -458,8 +523,9 @@ load_keyfile(GKeyFile *kf, const char *file, GError **error)
 		return NULL;
 	if (!load_hosts(kf, cfg, file, error))
 		return NULL;
-	if (!check_combinations(cfg, file, error))
+	if (!check_combinations(cfg, file, error) || !check_mbox_rules(cfg, file, error))
 		return NULL;
+	collect_warnings(kf, cfg, file);
 	return g_steal_pointer(&cfg);
 }
 
@@ -528,6 +594,8 @@ mpop_config_free(MpopConfig *cfg)
 	for (guint i = 0; i < cfg->n_hosts; i++)
 		host_clear(&cfg->hosts[i]);
 	g_free(cfg->hosts);
+	if (cfg->warnings != NULL)
+		g_ptr_array_unref(cfg->warnings);
 	g_free(cfg->path);
 	g_free(cfg);
 }

@@ -135,7 +135,13 @@ typedef struct {
 	/* [host:NAME] groups, in file order */
 	MpopHostConfig *hosts;
 	guint n_hosts;
+
+	GPtrArray *warnings; /* NULL or strings naming file, group and key: valid but doubtful */
 } MpopConfig;
+
+/* The mbox header fields RETR and TOP leave out unless [mailbox] show_headers names them
+ * (NULL-terminated). */
+extern const char *const mpop_config_hidden_headers[];
 
 /* Load and validate path (NULL: MPOPD_DEFAULT_CONFIG). A missing file is an error when
  * must_exist. Errors name the file, group and key. */

@@ -65,10 +65,6 @@ typedef struct {
 	size_t cache_skip;
 } MboxPriv;
 
-static const char *const bookkeeping_headers[] = {
-	"Status", "X-Status", "X-UID", "X-IMAP", "X-IMAPbase", "X-Keywords", "Content-Length",
-};
-
 /* ---- boundary hashes ---- */
 
 /* Hash of n bytes at off of fd, in full VERIFY_CHUNK pieces whatever pread() returns.
@@ -139,12 +135,12 @@ setup_stuff(MpopMailbox *mb, MboxPriv *p)
 {
 	guint n = 0;
 
-	for (gsize i = 0; i < G_N_ELEMENTS(bookkeeping_headers); i++) {
+	for (const char *const *h = mpop_config_hidden_headers; *h != NULL; h++) {
 		gboolean shown = FALSE;
 		for (char **s = mb->cfg->show_headers; s != NULL && *s != NULL; s++)
-			shown |= g_ascii_strcasecmp(*s, bookkeeping_headers[i]) == 0;
+			shown |= g_ascii_strcasecmp(*s, *h) == 0;
 		if (!shown)
-			p->hide[n++] = bookkeeping_headers[i];
+			p->hide[n++] = *h;
 	}
 	p->hide[n] = NULL;
 	mb->stuff_opts.unquote_from = mb->cfg->from_quoting == MPOP_FROM_MBOXRD;

@@ -8,11 +8,17 @@
 /* Compiled message_start / message_end rules. */
 typedef struct MpopMboxParser MpopMboxParser;
 
-/* start: a literal ("^From " or "From ": a line prefix, the fast path) or a regex; end:
- * "^\s*$" style (whitespace-only line, the fast path) or a regex. Regexes see one line
- * without its CR/LF, as the Perl original did. NULL or "" means the default. */
+/* Both rules are regular expressions (PCRE, as Perl's) matched against one line without its
+ * LF and a CR before it: start at the beginning of the line (a plain prefix such as "From "
+ * or "^From " takes a fast path), end against the whole line; "", "^\s*$", "^\s+$" and "\s*"
+ * mean a line of white space only (the fast path). A line starts a message when it matches
+ * start and is the first line or follows a line matching end. NULL or "" means the default.
+ * An invalid expression is MPOP_ERROR_CONFIG naming the key. */
 MpopMboxParser *mpop_mbox_parser_new(const char *message_start, const char *message_end,
 				     GError **error);
+/* A warning for --check-config when message_end is not anchored at both ends (Perl mpopd
+ * searched it anywhere in a line), or NULL. Static text. */
+const char *mpop_mbox_end_rule_note(const char *message_end);
 void mpop_mbox_parser_free(MpopMboxParser *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MpopMboxParser, mpop_mbox_parser_free)
 

@@ -29,7 +29,7 @@ usage(FILE *f)
 		"                      header of that version; overrides [server] proxy_protocol\n"
 		"  -F, --foreground    legacy daemon: stay in the foreground\n"
 		"      --check-config  validate the configuration, print it and exit\n"
-		"  -q, --quiet         with --check-config: print only errors\n"
+		"  -q, --quiet         with --check-config: print only errors (no warnings)\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n\n"
 		"Under systemd the way in is detected: one connected socket (Accept=yes),\n"
@@ -165,6 +165,9 @@ main(int argc, char **argv)
 			}
 			SSL_CTX_free(ctx);
 		}
+		for (guint i = 0; !quiet && cfg->warnings != NULL && i < cfg->warnings->len; i++)
+			fprintf(stderr, "mpopd: warning: %s\n",
+				(const char *)g_ptr_array_index(cfg->warnings, i));
 		if (dump != NULL)
 			fputs(dump, stdout);
 		mpop_config_free(cfg);

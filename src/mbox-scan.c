@@ -2,6 +2,7 @@
 /* The mbox scanner: message boundaries by message_start/message_end, headers and UIDLs. */
 #include "mailbox-mbox.h"
 #include "uidl-compat.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -54,32 +55,78 @@ is_literal(const char *s)
 	return s[strcspn(s, ".[]()*+?{}|\\$^")] == '\0';
 }
 
+/* The message_end values that mean "a line of white space only": empty, the Perl 3.x
+ * default and the Perl 2.x default, which 2.x matched with the newline still on the line
+ * (so an empty line matched there too). */
+static gboolean
+is_blank_rule(const char *s)
+{
+	return s == NULL || s[0] == '\0' || strcmp(s, "^\\s*$") == 0 || strcmp(s, "^\\s+$") == 0 ||
+	       strcmp(s, "\\s*") == 0;
+}
+
+/* A rule as a GRegex: PCRE, bytes rather than UTF-8, matched against one line without its
+ * LF (and a CR before it). */
+static GRegex *
+compile(const char *re, const char *what, GRegexCompileFlags extra, GError **error)
+{
+	g_autoptr(GError) e = NULL;
+	GRegex *r = g_regex_new(re, G_REGEX_RAW | G_REGEX_OPTIMIZE | extra, 0, &e);
+
+	if (r == NULL)
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "%s %s: %s", what, re,
+			    e->message);
+	return r;
+}
+
 MpopMboxParser *
 mpop_mbox_parser_new(const char *message_start, const char *message_end, GError **error)
 {
 	g_autoptr(MpopMboxParser) p = g_new0(MpopMboxParser, 1);
-	const char *lit =
-		message_start != NULL && message_start[0] != '\0' ? message_start : "^From ";
-	const GRegexCompileFlags flags = G_REGEX_RAW | G_REGEX_OPTIMIZE;
+	const char *start =
+		message_start != NULL && message_start[0] != '\0' ? message_start : "From ";
+	const char *lit = start[0] == '^' ? start + 1 : start;
 
-	if (lit[0] == '^' && lit[1] != '\0' && is_literal(lit + 1))
-		lit++;
-	if (is_literal(lit) && lit[0] != '\0') {
+	/* message_start matches at the beginning of a line (G_REGEX_ANCHORED), as ^From did in
+	 * Perl; a plain prefix takes the fast path. */
+	if (lit[0] != '\0' && is_literal(lit)) {
 		p->start_nl = g_strconcat("\n", lit, NULL);
 		p->start_len = strlen(lit);
 	} else {
-		p->start_re = g_regex_new(message_start, flags, 0, error);
+		p->start_re = compile(start, "message_start", G_REGEX_ANCHORED, error);
 		if (p->start_re == NULL)
 			return NULL;
 	}
-	/* The Perl 2.x default "^\s+$" was matched with the newline still there. */
-	if (message_end != NULL && message_end[0] != '\0' && strcmp(message_end, "^\\s*$") != 0 &&
-	    strcmp(message_end, "^\\s+$") != 0) {
-		p->end_re = g_regex_new(message_end, flags, 0, error);
+	/* message_end must match the whole line: END is a line "END", not any line containing
+	 * it. The rule is compiled alone first so that its own errors are reported as such,
+	 * then inside \A(?:...)\z. */
+	if (!is_blank_rule(message_end)) {
+		g_autoptr(GRegex) alone = compile(message_end, "message_end", 0, error);
+		g_autofree char *whole = NULL;
+
+		if (alone == NULL)
+			return NULL;
+		whole = g_strconcat("\\A(?:", message_end, ")\\z", NULL);
+		p->end_re = compile(whole, "message_end", 0, error);
 		if (p->end_re == NULL)
 			return NULL;
 	}
 	return g_steal_pointer(&p);
+}
+
+const char *
+mpop_mbox_end_rule_note(const char *message_end)
+{
+	size_t n = message_end != NULL ? strlen(message_end) : 0;
+
+	if (is_blank_rule(message_end))
+		return NULL;
+	if (message_end[0] == '^' && n >= 2 && message_end[n - 1] == '$' &&
+	    message_end[n - 2] != '\\')
+		return NULL;
+	return "is matched against whole lines (as ^(?:...)$), where Perl mpopd matched it "
+	       "anywhere in a line; write it with ^ and $ to say so, or .*RULE.* for a "
+	       "line that contains RULE";
 }
 
 void

@@ -140,7 +140,9 @@ static const struct {
 	{"[mailbox]\nlock_stale_age=0\n", "lock_stale_age=0"},
 	{"[mailbox]\nmbox_mode=spool\n", "mbox_mode=spool"},
 	{"[mailbox]\nuidl_source=message-id;x-uidl\n", "uidl_source=message-id;x-uidl"},
-	{"[mailbox]\nshow_headers=Status;X\\;Y\n", "show_headers=Status;X\\;Y"},
+	{"[mailbox]\nshow_headers=status;X-Keywords\n", "show_headers=status;X-Keywords"},
+	{"[mailbox]\nmessage_start=^BEGIN\\\\s+\\\\d\nmessage_end=^(END|STOP)$\n",
+	 "message_start=^BEGIN\\\\s+\\\\d"},
 	{"[auth]\ndefault=pam\n", "default=pam"},
 	{"[auth]\nuserlist=\n", "userlist="},
 	{"[log]\nlevel=err\n", "level=err"},
@@ -265,7 +267,15 @@ static const struct {
 	{"[mailbox]\nuidl_source=md5\n",
 	 "t.conf: [mailbox] uidl_source: value \"md5\" is not one of x-uidl, message-id, dovecot, popa3d, digest"},
 	{"[mailbox]\nshow_headers=X-A:B\n",
-	 "t.conf: [mailbox] show_headers: value \"X-A:B\" is not a header field name"},
+	 "t.conf: [mailbox] show_headers: value \"X-A:B\" is not one of the hidden fields*"},
+	{"[mailbox]\nshow_headers=X-UIDL\n",
+	 "t.conf: [mailbox] show_headers: value \"X-UIDL\" is not one of the hidden fields Status, "
+	 "X-Status, X-UID, X-IMAP, X-IMAPbase, X-Keywords and Content-Length (every other field "
+	 "is sent anyway)"},
+	{"[mailbox]\nmessage_start=^From (\n",
+	 "t.conf: [mailbox] message_start: value \"^From (\" is not a valid regular expression: *"},
+	{"[mailbox]\nmessage_end=a)(b\n",
+	 "t.conf: [mailbox] message_end: value \"a)(b\" is not a valid regular expression: *"},
 	{"[mailbox]\nspool_dir=spool\n",
 	 "t.conf: [mailbox] spool_dir: value \"spool\" is not an absolute path"},
 	{"[auth]\ndefault=ldap\n",
@@ -290,6 +300,47 @@ static const struct {
 	{"[server]\ngarbage\n", "t.conf: *"},
 	{"idle_timeout=600\n", "t.conf: *"},
 };
+
+/* Valid settings that --check-config warns about. */
+static void
+test_warnings(void)
+{
+	static const struct {
+		const char *text;
+		const char *warning; /* NULL: none */
+	} cases[] = {
+		{"", NULL},
+		{"[mailbox]\nmessage_end=^END$\n", NULL},
+		{"[mailbox]\nmessage_end=^\\\\s*$\n", NULL},
+		{"[mailbox]\nmessage_end=^\\\\s+$\n", NULL},
+		{"[mailbox]\nmessage_end=END\n",
+		 "t.conf: [mailbox] message_end: \"END\" is matched against whole lines (as "
+		 "^(?:...)$), where Perl mpopd matched it anywhere in a line; write it with ^ and "
+		 "$ "
+		 "to say so, or .*RULE.* for a line that contains RULE"},
+		{"[mailbox]\nmessage_end=^END\n", "t.conf: [mailbox] message_end: \"^END\" is*"},
+		/* Pasted from Perl: GKeyFile reads ^ *$, a line of spaces only. */
+		{"[mailbox]\nmessage_end=^\\s*$\n",
+		 "t.conf: [mailbox] message_end: \\s in the file is a space, not the expression's "
+		 "white space class: write \\\\s for that"},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MpopConfig) cfg = load_text(cases[i].text, &error);
+
+		g_test_message("case %s", cases[i].text);
+		g_assert_no_error(error);
+		if (cases[i].warning == NULL) {
+			g_assert_null(cfg->warnings);
+			continue;
+		}
+		g_assert_nonnull(cfg->warnings);
+		g_assert_cmpuint(cfg->warnings->len, ==, 1);
+		g_assert_true(g_pattern_match_simple(cases[i].warning,
+						     g_ptr_array_index(cfg->warnings, 0)));
+	}
+}
 
 static void
 check_error(const GError *error, const char *expected)
@@ -648,6 +699,7 @@ main(int argc, char **argv)
 	g_test_add_func("/config/fields", test_fields);
 	g_test_add_func("/config/valid-values", test_valid_values);
 	g_test_add_func("/config/errors", test_errors);
+	g_test_add_func("/config/warnings", test_warnings);
 	g_test_add_func("/config/error-limits", test_error_limits);
 	g_test_add_func("/config/round-trip", test_round_trip);
 	g_test_add_func("/config/user-auth", test_user_auth);
