@@ -3,6 +3,7 @@
  * one place a key is described), and the value checks. */
 #include "config-schema.h"
 #include "hostrules.h"
+#include "mpopd-build.h"
 #include "proxy.h"
 #include "util.h"
 
@@ -293,7 +294,7 @@ const Key mpop_config_keys[] = {
 		 "tells nothing; the failure penalty adds to it. Keep it above the slowest "
 		 "password check (a yescrypt hash takes tens of milliseconds, PAM may take "
 		 "longer). Perl mpopd: none (a wrong password closed the connection)."},
-	{"auth", "userlist", KT_STRING, "/etc/mpopd/users", .flags = F_PATH,
+	{"auth", "userlist", KT_STRING, MPOPD_SYSCONFDIR "/users", .flags = F_PATH,
 	 .offset = OFF(userlist),
 	 .help = "The user list of the userlist backend, lines of "
 		 "name:crypt-hash:uid[:gid[:mailbox]]; mpopdctl passwd makes a hash. Perl mpopd: "

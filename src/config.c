@@ -26,7 +26,7 @@
 	"# [host:example.org]\n"                                                                   \
 	"# addresses=192.0.2.10;2001:db8::10\n"                                                    \
 	"# names=mail.example.org;example.net\n"                                                   \
-	"# userlist=/etc/mpopd/example.org.users\n"                                                \
+	"# userlist=" MPOPD_SYSCONFDIR "/example.org.users\n"                                      \
 	"# location=/srv/mail/%d/%n\n"
 
 #define FIELD(cfg, k, type) ((type *)(void *)((char *)(cfg) + (k)->offset))

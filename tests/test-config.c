@@ -61,7 +61,7 @@ test_defaults(void)
 	g_assert_cmpuint(g_strv_length(cfg->show_headers), ==, 0);
 	g_assert_cmpuint(g_strv_length(cfg->auth_default), ==, 1);
 	g_assert_cmpstr(cfg->auth_default[0], ==, "userlist");
-	g_assert_cmpstr(cfg->userlist, ==, "/etc/mpopd/users");
+	g_assert_cmpstr(cfg->userlist, ==, MPOPD_SYSCONFDIR "/users");
 	g_assert_cmpstr(cfg->pam_service, ==, "mpopd");
 	g_assert_cmpuint(g_hash_table_size(cfg->user_auth), ==, 0);
 	g_assert_false(cfg->reject_unknown_user_early);
@@ -614,11 +614,23 @@ read_dist_file(const char *dir, const char *name)
 	return text;
 }
 
+/* The files in the tree name the Debian layout (/etc/mpopd); meson writes the configured
+ * directory into the installed copies (the path_subst of meson.build), which is what this
+ * build's library prints. */
+static char *
+canonical(char *text)
+{
+	g_auto(GStrv) parts = g_strsplit(text, MPOPD_SYSCONFDIR "/", -1);
+
+	g_free(text);
+	return g_strjoinv("/etc/mpopd/", parts);
+}
+
 static void
 test_sample_sync(void)
 {
 	g_autofree char *file = read_dist_file("conf", "mpopd.conf");
-	g_autofree char *sample = mpop_config_sample();
+	g_autofree char *sample = canonical(mpop_config_sample());
 
 	if (strcmp(file, sample) != 0)
 		g_test_message("conf/mpopd.conf is stale: run test-config --write-docs SRCDIR");
@@ -629,7 +641,7 @@ static void
 test_man_sync(void)
 {
 	g_autofree char *man = read_dist_file("man", "mpopd.conf.5");
-	g_autofree char *section = mpop_config_man_section();
+	g_autofree char *section = canonical(mpop_config_man_section());
 	const char *begin = strstr(man, MAN_BEGIN), *end = strstr(man, MAN_END);
 	g_autofree char *between = NULL;
 
@@ -661,8 +673,8 @@ write_docs(const char *srcdir)
 {
 	g_autofree char *conf = g_build_filename(srcdir, "conf", "mpopd.conf", NULL);
 	g_autofree char *manp = g_build_filename(srcdir, "man", "mpopd.conf.5", NULL);
-	g_autofree char *sample = mpop_config_sample();
-	g_autofree char *section = mpop_config_man_section();
+	g_autofree char *sample = canonical(mpop_config_sample());
+	g_autofree char *section = canonical(mpop_config_man_section());
 	g_autofree char *man = NULL;
 	g_autoptr(GError) error = NULL;
 	const char *begin, *end;

@@ -52,11 +52,12 @@ ignore_progress(gpointer ctx, const char *done)
 {
 }
 
-/* The first byte picks the rules: the literal fast path or the regex path. */
+/* The first byte picks the rules: the literal fast path or the regex path (bit 0), blank
+ * separator lines or END marker lines (bit 7). */
 int
 LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-	static MpopMboxParser *parsers[2];
+	static MpopMboxParser *parsers[4];
 	static const char *const hide[] = {"Status", "Content-Length", NULL};
 	const char *buf;
 	size_t len;
@@ -66,10 +67,12 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	if (parsers[0] == NULL) {
 		parsers[0] = mpop_mbox_parser_new("^From ", "^\\s*$", NULL);
 		parsers[1] = mpop_mbox_parser_new("^From\\s", "^[ \\t]*$", NULL);
+		parsers[2] = mpop_mbox_parser_new("From ", "END", NULL);
+		parsers[3] = mpop_mbox_parser_new("From\\s", "END|--", NULL);
 	}
 	if (size == 0)
 		return 0;
-	p = parsers[data[0] & 1];
+	p = parsers[(data[0] & 1) | ((data[0] >> 6) & 2)];
 	buf = (const char *)data + 1;
 	len = size - 1;
 	from = mpop_mbox_first(p, buf, len);
