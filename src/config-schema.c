@@ -243,7 +243,14 @@ const Key mpop_config_keys[] = {
 		 "spool copies the mailbox to spool_dir at login. Perl mpopd: $parse_to_disk."},
 	{"mailbox", "spool_dir", KT_STRING, "/var/spool/mpopd", .flags = F_PATH | F_NONEMPTY,
 	 .offset = OFF(spool_dir),
-	 .help = "mbox_mode=spool: the directory for private copies. Perl mpopd: $mpopd_spool."},
+	 .help = "mbox_mode=spool: the directory where each session, running as the mailbox "
+		 "owner, keeps its private copy of the mbox, a file without a name (O_TMPFILE) "
+		 "that disappears with the session. It must exist and be writable by every user: "
+		 "the tmpfiles.d entry of the package creates /var/spool/mpopd as root:root 1733 "
+		 "(sticky, world-writable, not listable); without it a login in spool mode fails "
+		 "(-ERR [SYS/TEMP], or [SYS/PERM] when the user may not write there). A pattern "
+		 "with %u names a directory per user, which the "
+		 "session creates (0700) where it may. Perl mpopd: $mpopd_spool."},
 	{"mailbox", "mail_privileged_group", KT_STRING, "mail", .check = check_name,
 	 .offset = OFF(mail_privileged_group),
 	 .help = "Group the session takes on only while it creates or removes a dotlock and "

@@ -158,6 +158,42 @@ def test_without_group(rep):
         shutil.rmtree(top, ignore_errors=True)
 
 
+def test_spool_dir(rep):
+    """mbox_mode=spool with the spool_dir that units/mpopd.tmpfiles creates: 1733 root, the
+    session (the user) copies the mbox there and leaves nothing behind."""
+    top, spool, mbox, conf = setup("mail", "home")
+    root = os.path.join(top, "root")
+    os.mkdir(root)
+    tmpfiles = os.path.join(t.SRCDIR, "units", "mpopd.tmpfiles")
+    try:
+        r = subprocess.run(["systemd-tmpfiles", "--create", "--root=" + root, tmpfiles],
+                           capture_output=True, text=True)
+        rep.check(r.returncode == 0, "systemd-tmpfiles --create units/mpopd.tmpfiles", r.stderr)
+        spool_dir = os.path.join(root, "var", "spool", "mpopd")
+        st = os.stat(spool_dir)
+        rep.equal((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (0, 0, 0o1733),
+                  "/var/spool/mpopd is root:root 1733")
+        with open(conf, "a") as f:
+            f.write("mbox_mode=spool\nspool_dir=" + spool_dir + "\n")
+        out, err = session(conf, f"USER alice\r\nPASS {t.PASSWORD}\r\nSTAT\r\nRETR 2\r\n"
+                           "DELE 1\r\nQUIT\r\n".encode())
+        rep.check("+OK 2 " in out, "spool mode: login and STAT as the user", out + err)
+        rep.check("Subject: two\r\n\r\nsecond\r\n.\r\n" in out, "spool mode: RETR from the copy",
+                  out + err)
+        rep.check("+OK mpopd signing off (1 messages deleted)." in out,
+                  "spool mode: UPDATE", out + err)
+        with open(mbox, "rb") as f:
+            rep.equal(f.read(), MSG[1], "spool mode: exactly the undeleted message is left")
+        rep.equal(os.listdir(spool_dir), [], "spool mode: nothing left in spool_dir")
+        # Without the directory the login fails, and says why in the log.
+        os.rmdir(spool_dir)
+        out, err = session(conf, f"USER alice\r\nPASS {t.PASSWORD}\r\nQUIT\r\n".encode())
+        rep.check("-ERR" in out and "spool" in err, "spool mode: a missing spool_dir is an "
+                  "error naming it", out + err)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def main():
     rep = t.Reporter("mbox-spool")
     t.need_binaries()
@@ -172,6 +208,7 @@ def main():
     rep.run(test_privileged_group)
     rep.run(test_without_group)
     rep.run(test_home_and_spools)
+    rep.run(test_spool_dir)
     rep.done()
 
 
