@@ -152,9 +152,10 @@ def check_sandbox(t, ct, unit, tag="the instance", relay=False):
             "writable", {m: mounts.get(m) for m in ("/", "/usr", VMAIL)})
     limits = cgroup_limits(ct, unit)
     if limits is None:
-        print("# MemoryMax=/TasksMax= not enforceable in this container: the host has "
-              "no unified cgroup v2 hierarchy (systemd-nspawn gives the container "
-              "read-only cgroup v1 controllers); skipped", flush=True)
+        # A visible skip, which tools/test accepts only as its ALLOWED_SKIPS says.
+        t.skip(f"{tag}: MemoryMax=256M and TasksMax=8 in force",
+               "no unified cgroup v2 hierarchy on this host (systemd-nspawn gives the "
+               "container read-only cgroup v1 controllers)")
     else:
         t.equal(limits, ["268435456", "8"], f"{tag}: MemoryMax=256M and TasksMax=8 in force")
 
