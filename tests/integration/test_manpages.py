@@ -77,6 +77,20 @@ def main():
     ok(keys > 60 and not missing, "mpopd.conf(5) describes all %d keys" % keys,
        "\n".join(missing))
 
+    # The backends the page describes are the ones this build has: [auth] default accepts
+    # each (its Type line lists the built-in names, from the same table as the registry).
+    src = open(os.path.join(BUILDDIR, "man", "mpopd.conf.5")).read()
+    sect = src.split(".SH AUTHENTICATION BACKENDS", 1)[1].split("\n.SH ", 1)[0]
+    described = set()
+    for m in re.finditer(r"^\.TP\n\.BR? (.*)$", sect, re.M):
+        described |= {w for w in re.findall(r"[a-z]+", m.group(1))}
+    built = re.search(r"^\s+default=userlist\n(?:.*\n)*?\s+Type: a list of ([a-z, ]+)",
+                      conf5, re.M)
+    built = set(built.group(1).replace(",", " ").split()) if built else set()
+    ok(described and described <= built,
+       "the backends mpopd.conf(5) describes (%s) are built in" % " ".join(sorted(described)),
+       "not built: %s" % " ".join(sorted(described - built)))
+
     # The paths follow the build: the same configuration file in --help and the pages.
     conf = default_config(MPOPD)
     ok(conf is not None and conf == default_config(MPOPDCTL),
