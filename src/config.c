@@ -443,8 +443,11 @@ check_mbox_rules(const MpopConfig *cfg, const char *file, GError **error)
 	return TRUE;
 }
 
-static void G_GNUC_PRINTF(5, 6) warn(MpopConfig *cfg, const char *file, const char *group,
-				     const char *key, const char *fmt, ...)
+static void warn(MpopConfig *cfg, const char *file, const char *group, const char *key,
+		 const char *fmt, ...) G_GNUC_PRINTF(5, 6);
+
+static void
+warn(MpopConfig *cfg, const char *file, const char *group, const char *key, const char *fmt, ...)
 {
 	g_autofree char *msg = NULL;
 	va_list ap;
