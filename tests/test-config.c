@@ -264,8 +264,8 @@ static const struct {
 	{"[mailbox]\nuidl_source=\n", "t.conf: [mailbox] uidl_source: the list must not be empty"},
 	{"[mailbox]\nuidl_source=digest;digest\n",
 	 "t.conf: [mailbox] uidl_source: value \"digest\" is listed twice"},
-	{"[mailbox]\nuidl_source=md5\n",
-	 "t.conf: [mailbox] uidl_source: value \"md5\" is not one of x-uidl, message-id, dovecot, popa3d, digest"},
+	{"[mailbox]\nuidl_source=md5\n", "t.conf: [mailbox] uidl_source: value \"md5\" is not one "
+					 "of x-uidl, message-id, dovecot, popa3d, digest"},
 	{"[mailbox]\nshow_headers=X-A:B\n",
 	 "t.conf: [mailbox] show_headers: value \"X-A:B\" is not one of the hidden fields*"},
 	{"[mailbox]\nshow_headers=X-UIDL\n",
