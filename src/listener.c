@@ -46,6 +46,7 @@ typedef struct {
 	int pidfile_fd;
 	char *pidfile;
 	gboolean stopping;
+	int exit_status;      /* of the accept loop */
 	MpopPenalty *penalty; /* the failure penalty table; NULL: none */
 	MpopHostRules *rules; /* [access] hosts_allow_deny, NULL: none */
 } MpopListener;
@@ -489,70 +490,174 @@ load_rules(const MpopConfig *cfg, MpopHostRules **out, GError **error)
 	return *out != NULL;
 }
 
-/* SIGHUP / SIGUSR1: re-read the configuration for new sessions; running sessions keep the
- * one they started with. A bad file keeps the old configuration. */
+/* A configuration read for a reload or refresh, validated, not yet in force. */
+typedef struct {
+	MpopConfig *cfg;
+	SSL_CTX *tls;
+	MpopHostRules *rules;
+} MpopNextConfig;
+
+static void
+next_clear(MpopNextConfig *n)
+{
+	g_clear_pointer(&n->cfg, mpop_config_free);
+	g_clear_pointer(&n->tls, SSL_CTX_free);
+	g_clear_pointer(&n->rules, mpop_hostrules_free);
+}
+
+/* Read and check the configuration file again: the file, the backends, the host rules, the
+ * certificate and key. FALSE: *n is empty and the old configuration stays. */
+static gboolean
+next_load(MpopListener *l, MpopNextConfig *n, GError **error)
+{
+	*n = (MpopNextConfig){0};
+	n->cfg = mpop_config_load(l->opts->config_path, FALSE, error);
+	if (n->cfg && mpop_auth_check_config(n->cfg, error) &&
+	    load_rules(n->cfg, &n->rules, error) &&
+	    (!mpop_config_has_tls(n->cfg) || (n->tls = mpop_tls_context_new(n->cfg, error))) &&
+	    check_tls_needed(l, n->cfg, error))
+		return TRUE;
+	next_clear(n);
+	return FALSE;
+}
+
+/* Put a loaded configuration in force for new sessions; running ones keep theirs. */
+static void
+next_adopt(MpopListener *l, MpopNextConfig *n)
+{
+	mpop_config_free(l->cfg);
+	l->cfg = g_steal_pointer(&n->cfg);
+	g_clear_pointer(&l->tls, SSL_CTX_free);
+	l->tls = g_steal_pointer(&n->tls);
+	mpop_hostrules_free(l->rules);
+	l->rules = g_steal_pointer(&n->rules);
+	mpop_log_set_level(l->cfg->log_level);
+	mpop_log_open(l->cfg->log_target, l->opts->foreground, l->cfg->log_syslog_socket);
+	(void)mpop_privsep_resolve_login(l->cfg->login_user);
+}
+
+static void
+close_listeners(MpopListener *l)
+{
+	for (guint i = 0; i < l->n_fds; i++)
+		close(l->fds[i]);
+	l->n_fds = 0;
+}
+
+/* Bind cfg's addresses and take them instead of the current sockets, which are closed
+ * first when close_first (a refresh binds the same ports again), else only once the new
+ * ones are bound. FALSE: the current sockets are untouched (close_first: gone). */
+static gboolean
+rebind(MpopListener *l, const MpopConfig *cfg, gboolean close_first, GError **error)
+{
+	int fds[MAX_LISTEN], proxy[MAX_LISTEN];
+	gboolean tls[MAX_LISTEN];
+	guint n = 0;
+
+	if (close_first)
+		close_listeners(l);
+	if (!bind_all(l, cfg, fds, tls, proxy, &n, error))
+		return FALSE;
+	close_listeners(l);
+	memcpy(l->fds, fds, sizeof(int) * n);
+	memcpy(l->implicit_tls, tls, sizeof(gboolean) * n);
+	memcpy(l->proxy, proxy, sizeof(int) * n);
+	l->n_fds = n;
+	return TRUE;
+}
+
+static gboolean pidfile_write(MpopListener *l, GError **error);
+
+/* The pid file names the port now bound; a failure to say so is logged, not fatal. */
+static void
+pidfile_update(MpopListener *l)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!pidfile_write(l, &error))
+		mpop_log_err("%s", error->message);
+}
+
+/* SIGUSR1 (and systemctl reload): re-read the configuration for new sessions; running
+ * sessions keep the one they started with. A changed listen is bound anew (the legacy
+ * daemon; systemd owns its sockets). A bad file keeps the old configuration. */
 static void
 reload(MpopListener *l)
 {
 	g_autoptr(GError) error = NULL;
-	MpopConfig *ncfg;
-	SSL_CTX *ntls = NULL;
-	MpopHostRules *nrules = NULL;
+	MpopNextConfig n;
 
 	if (l->from_systemd)
 		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
-	ncfg = mpop_config_load(l->opts->config_path, FALSE, &error);
-	if (ncfg && !mpop_auth_check_config(ncfg, &error))
-		g_clear_pointer(&ncfg, mpop_config_free);
-	if (ncfg && !load_rules(ncfg, &nrules, &error))
-		g_clear_pointer(&ncfg, mpop_config_free);
-	if (ncfg && mpop_config_has_tls(ncfg))
-		ntls = mpop_tls_context_new(ncfg, &error);
-	if (!ncfg || (mpop_config_has_tls(ncfg) && !ntls) || !check_tls_needed(l, ncfg, &error)) {
+	if (next_load(l, &n, &error) && !l->from_systemd &&
+	    (!g_strv_equal((const char *const *)n.cfg->listen,
+			   (const char *const *)l->cfg->listen) ||
+	     !g_strv_equal((const char *const *)n.cfg->listen_tls,
+			   (const char *const *)l->cfg->listen_tls))) {
+		if (rebind(l, n.cfg, FALSE, &error))
+			pidfile_update(l);
+		else
+			next_clear(&n);
+	}
+	if (n.cfg) {
+		next_adopt(l, &n);
+		mpop_log_event(MPOP_LOG_NOTICE, "reload", NULL, "configuration reloaded from %s",
+			       l->cfg->path);
+	} else {
 		mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
 			       "reload failed, keeping the old configuration: %s", error->message);
-		g_clear_pointer(&ncfg, mpop_config_free);
-		g_clear_pointer(&ntls, SSL_CTX_free);
-		g_clear_pointer(&nrules, mpop_hostrules_free);
-	} else {
-		gboolean rebind = !l->from_systemd &&
-				  (!g_strv_equal((const char *const *)ncfg->listen,
-						 (const char *const *)l->cfg->listen) ||
-				   !g_strv_equal((const char *const *)ncfg->listen_tls,
-						 (const char *const *)l->cfg->listen_tls));
-		int nfds[MAX_LISTEN], nproxy[MAX_LISTEN];
-		gboolean ntlsfd[MAX_LISTEN];
-		guint nn = 0;
-		if (rebind && !bind_all(l, ncfg, nfds, ntlsfd, nproxy, &nn, &error)) {
-			mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
-				       "reload failed, keeping the old configuration: %s",
-				       error->message);
-			g_clear_pointer(&ncfg, mpop_config_free);
-			g_clear_pointer(&ntls, SSL_CTX_free);
-			g_clear_pointer(&nrules, mpop_hostrules_free);
-		} else if (rebind) {
-			for (guint i = 0; i < l->n_fds; i++)
-				close(l->fds[i]);
-			memcpy(l->fds, nfds, sizeof(int) * nn);
-			memcpy(l->implicit_tls, ntlsfd, sizeof(gboolean) * nn);
-			memcpy(l->proxy, nproxy, sizeof(int) * nn);
-			l->n_fds = nn;
+	}
+	if (l->from_systemd)
+		sd_notify(0, "READY=1");
+}
+
+/* SIGHUP (mpopdctl refresh): end every running session without UPDATE (SIGTERM, which a
+ * session does not catch: the client sees the connection close, nothing is deleted), close
+ * the listening sockets, re-read the configuration and bind its addresses again. A bad file
+ * refuses the whole refresh, so that sessions are never ended for nothing. */
+static void
+refresh(MpopListener *l)
+{
+	g_autoptr(GError) error = NULL;
+	MpopNextConfig n;
+	GHashTableIter it;
+	gpointer pid;
+
+	if (l->from_systemd)
+		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
+	if (!next_load(l, &n, &error)) {
+		mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
+			       "refresh refused, sessions and configuration unchanged: %s",
+			       error->message);
+		goto out;
+	}
+	mpop_log_event(MPOP_LOG_NOTICE, "refresh", NULL,
+		       "refresh: ending %u session(s) without UPDATE",
+		       g_hash_table_size(l->children));
+	g_hash_table_iter_init(&it, l->children);
+	while (g_hash_table_iter_next(&it, &pid, NULL))
+		kill(GPOINTER_TO_INT(pid), SIGTERM);
+	/* The port may be busy for a moment (another program took it): then the old
+	 * configuration's addresses, and with neither there is nothing left to serve. */
+	if (!l->from_systemd && !rebind(l, n.cfg, TRUE, &error)) {
+		g_autoptr(GError) again = NULL;
+		mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
+			       "refresh: %s; keeping the old configuration", error->message);
+		next_clear(&n);
+		if (!rebind(l, l->cfg, TRUE, &again)) {
+			mpop_log_err("refresh: %s; stopping", again->message);
+			l->stopping = TRUE;
+			l->exit_status = 1;
 		}
 	}
-	if (ncfg) {
-		mpop_config_free(l->cfg);
-		l->cfg = ncfg;
-		/* New sessions get the renewed certificate; running ones keep theirs. */
-		g_clear_pointer(&l->tls, SSL_CTX_free);
-		l->tls = g_steal_pointer(&ntls);
-		mpop_hostrules_free(l->rules);
-		l->rules = g_steal_pointer(&nrules);
-		mpop_log_set_level(ncfg->log_level);
-		mpop_log_open(ncfg->log_target, l->opts->foreground, ncfg->log_syslog_socket);
-		(void)mpop_privsep_resolve_login(ncfg->login_user);
+	if (n.cfg) {
+		next_adopt(l, &n);
 		mpop_log_event(MPOP_LOG_NOTICE, "reload", NULL, "configuration reloaded from %s",
-			       ncfg->path);
+			       l->cfg->path);
 	}
+	if (!l->from_systemd && !l->stopping)
+		pidfile_update(l);
+out:
 	if (l->from_systemd)
 		sd_notify(0, "READY=1");
 }
@@ -568,6 +673,8 @@ handle_signal(MpopListener *l)
 			reap(l);
 			break;
 		case SIGHUP:
+			refresh(l);
+			break;
 		case SIGUSR1:
 			reload(l);
 			break;
@@ -642,7 +749,7 @@ accept_loop(MpopListener *l)
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
 	g_hash_table_destroy(l->children);
-	return 0;
+	return l->exit_status;
 }
 
 /* The pid file is flock()ed for the daemon's lifetime: a second daemon sees it busy, and
@@ -673,28 +780,46 @@ pidfile_lock(MpopListener *l, GError **error)
 	return TRUE;
 }
 
-/* Content: "pid\nport\n", written by the process that serves. */
+/* The port of the first plain listening socket (else of the first one): what the pid file
+ * names. "" when none is bound. */
+static char *
+bound_port(const MpopListener *l)
+{
+	for (int tls = 0; tls < 2; tls++) {
+		for (guint i = 0; i < l->n_fds; i++) {
+			struct sockaddr_storage ss;
+			socklen_t len = sizeof ss;
+			if (l->implicit_tls[i] != tls ||
+			    getsockname(l->fds[i], (struct sockaddr *)&ss, &len) < 0)
+				continue;
+			if (ss.ss_family == AF_INET)
+				return g_strdup_printf(
+					"%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+			if (ss.ss_family == AF_INET6)
+				return g_strdup_printf(
+					"%u", ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		}
+	}
+	return g_strdup("");
+}
+
+/* Content: "pid\nport\n", written by the process that serves, with the port it has bound
+ * (again after a reload or refresh that bound others). Written over the old content and then
+ * cut to length, so that a reader never finds the file empty. */
 static gboolean
 pidfile_write(MpopListener *l, GError **error)
 {
-	const char *path = l->pidfile;
-	g_autofree char *text = NULL, *first = NULL;
-	const char *port = l->opts->port;
+	g_autofree char *port = NULL, *text = NULL;
+	size_t len;
 
 	if (l->pidfile_fd < 0)
 		return TRUE;
-	if (!port) {
-		const char *c;
-		first = l->cfg->listen && l->cfg->listen[0]
-				? mpop_config_listen_split(l->cfg->listen[0], NULL)
-				: NULL;
-		c = first ? strrchr(first, ':') : NULL;
-		port = c ? c + 1 : "";
-	}
+	port = bound_port(l);
 	text = g_strdup_printf("%d\n%s\n", (int)getpid(), port);
-	if (ftruncate(l->pidfile_fd, 0) < 0 ||
-	    mpop_write_all(l->pidfile_fd, text, strlen(text)) < 0) {
-		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "pid file %s: %s", path,
+	len = strlen(text);
+	if (pwrite(l->pidfile_fd, text, len, 0) != (ssize_t)len ||
+	    ftruncate(l->pidfile_fd, (off_t)len) < 0) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "pid file %s: %s", l->pidfile,
 			    g_strerror(errno));
 		return FALSE;
 	}

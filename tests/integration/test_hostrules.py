@@ -4,7 +4,7 @@
 (systemd-socket-activate --inetd) modes: the host rules file refuses a client before the
 greeting with one -ERR line and a record with event=denied, lets the others in, WARN admits
 and logs, DENY ALL leaves only the ALLOW lines, a host name rule matches the forward-confirmed
-name (127.0.0.1 is localhost in /etc/hosts), a reload (SIGHUP) reads the file again, a bad
+name (127.0.0.1 is localhost in /etc/hosts), a reload (SIGUSR1) reads the file again, a bad
 line fails --check-config and the start naming the file and the line, and trusted_networks
 exempt their clients from the failure penalty, from max_sessions_per_source and from
 allow_non_fqdn=false, which refuses clients without a forward-confirmed name.
@@ -119,9 +119,9 @@ def apply_rules(t, fx, srv, text):
     reloads = fx.stderr_text().count("event=reload ")
     fx.set_rules(text)
     if srv.mode == "daemon":
-        os.kill(srv.proc.pid, signal.SIGHUP)
+        os.kill(srv.proc.pid, signal.SIGUSR1)
         t.check(wait_for(lambda: fx.stderr_text().count("event=reload ") > reloads),
-                "SIGHUP reloads", fx.stderr_text()[-1500:])
+                "SIGUSR1 reloads", fx.stderr_text()[-1500:])
 
 
 def reload(t):
@@ -133,7 +133,7 @@ def reload(t):
         t.check(line == DENIED, "reload: the new file refuses 127.0.0.3", line)
         # a bad file at a reload keeps the old rules and says where it is wrong
         fx.set_rules("DENY 127.0.0.3\nALLOW 127.0.0\n")
-        os.kill(srv.proc.pid, signal.SIGHUP)
+        os.kill(srv.proc.pid, signal.SIGUSR1)
         t.check(wait_for(lambda: "event=reload-failed" in fx.stderr_text()),
                 "reload: a bad file fails the reload", fx.stderr_text()[-1500:])
         t.check(f"{fx.rules_path}:2:" in fx.stderr_text(),

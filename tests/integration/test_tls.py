@@ -589,9 +589,9 @@ def reload_swap(t, pki):
             _, r = old.login("bob")
             t.check(r.startswith(b"+OK"), "reload: a session opened before the reload", r)
 
-            def hup(event, what):
+            def usr1(event, what):
                 since = mark(fx)
-                os.kill(srv.pid, signal.SIGHUP)
+                os.kill(srv.pid, signal.SIGUSR1)
                 ok = wait_for(lambda: any(r["event"] in ("reload", "reload-failed")
                                           for r in fx.records(since)))
                 recs = [r for r in fx.records(since) if r["event"] in ("reload", "reload-failed")]
@@ -603,12 +603,12 @@ def reload_swap(t, pki):
             # a renewal in place (certbot's way): same paths, new contents
             shutil.copy(pki.cert2, live_cert)
             shutil.copy(pki.key2, live_key)
-            hup("reload", "renewed files")
+            usr1("reload", "renewed files")
             t.equal(tls_fp(srv.tls_port, pki), fp_b, "reload: new implicit-TLS sessions get B")
             t.equal(tls_fp(srv.port, pki, stls=True), fp_b, "reload: new STLS sessions get B")
             # a new path in the configuration
             fx.write_config({"tls.certificate": pki.cert, "tls.key": pki.key})
-            hup("reload", "config names other files")
+            usr1("reload", "config names other files")
             t.equal(tls_fp(srv.tls_port, pki), fp_a, "reload: back to A via the config")
             # broken key material: the old certificate stays
             for what, cert, key, named in (
@@ -617,7 +617,7 @@ def reload_swap(t, pki):
                     ("missing key", pki.cert2, fx.dir + "/no-such.key", fx.dir + "/no-such.key"),
                     ("garbage certificate", pki.garbage, pki.key, pki.garbage)):
                 fx.write_config({"tls.certificate": cert, "tls.key": key})
-                recs = hup("reload-failed", what)
+                recs = usr1("reload-failed", what)
                 if named:
                     t.check(recs and named in recs[0]["line"],
                             f"reload: {what}: the record names the file", recs)

@@ -3,9 +3,9 @@
 """mpopd-daemon.socket (Accept=no) + mpopd.service (Type=notify) under a real systemd.
 
 Enabled with `systemctl enable --now mpopd.service` (Also= brings the socket): fetch, the
-STATUS= text, `systemctl reload` (SIGHUP; mpopd answers RELOADING=1 ... READY=1) returning
+STATUS= text, `systemctl reload` (SIGUSR1; mpopd answers RELOADING=1 ... READY=1) returning
 in a few seconds with a changed greeting used by the next connection, a broken file failing
-the reload (ExecReload checks it first) and, sent SIGHUP directly, keeping the old
+the reload (ExecReload checks it first) and, sent SIGUSR1 directly, keeping the old
 configuration with the service active, `systemctl stop` ending it
 cleanly, socket activation of the stopped service; then TLS: mpopd-daemon-tls.socket (port
 995, FileDescriptorName=pop3s) next to mpopd-daemon.socket (pop3) for the same daemon,
@@ -102,7 +102,7 @@ def reload(t, s):
         print(f"#   {n}", flush=True)
 
     # A file that does not validate: ExecReload's check fails the reload with the reason (file,
-    # group, key) and SIGHUP is never sent; the old configuration stays.
+    # group, key) and SIGUSR1 is never sent; the old configuration stays.
     s.write_config_text("[server]\nidle_timeout=banana\n")
     r, took = timed(ct, "reload", "mpopd.service")
     print(f"# systemctl reload (broken file) took {took:.2f} s, rc {r.returncode}", flush=True)
@@ -119,12 +119,12 @@ def reload(t, s):
     t.check(text in greeting(ct), "... and keeps the old configuration (greeting)")
     t.check(not any(e.get("MPOPD_EVENT") == "reload-failed" for e in ct.journal()[0]),
             "... and the daemon was not signalled (no reload-failed from it)")
-    # SIGHUP without the check (kill, or mpopdctl refresh on a host without systemd): the
+    # SIGUSR1 without the check (kill, or mpopdctl config on a host without systemd): the
     # daemon's own validation keeps the old configuration and logs why.
-    ct.systemctl("kill", "-s", "HUP", "mpopd.service", check=False)
+    ct.systemctl("kill", "-s", "USR1", "mpopd.service", check=False)
     t.check(wait_for(lambda: any(e.get("MPOPD_EVENT") == "reload-failed"
                                  for e in ct.journal()[0]), timeout=5, step=0.3),
-            "SIGHUP with a broken file: journal MPOPD_EVENT=reload-failed")
+            "SIGUSR1 with a broken file: journal MPOPD_EVENT=reload-failed")
     t.check(ct.prop("mpopd.service", "ActiveState") == "active"
             and ct.prop("mpopd.service", "MainPID") == pid
             and text in greeting(ct),
@@ -206,7 +206,7 @@ def tls(t, s):
         check_hangup_records(t, ct, PORT, tag="mpopd-daemon.socket")
         check_hangup_records(t, ct, TLS_PORT, tls="implicit", tag="mpopd-daemon-tls.socket")
 
-        # Renewal: new files, then systemctl reload (ExecReload checks them, then SIGHUP).
+        # Renewal: new files, then systemctl reload (ExecReload checks them, then SIGUSR1).
         pid = ct.prop("mpopd.service", "MainPID")
         # the renewed certificate comes with an intermediate (the file holds the chain)
         fp2 = fingerprint_pem(pki.cert2)
@@ -231,10 +231,10 @@ def tls(t, s):
                                      for e in ct.journal()[0][mark:]), timeout=5, step=0.3),
                 f"journal: the failed reload names {CT_KEY}",
                 [e.get("MESSAGE") for e in ct.journal()[0][mark:]][-6:])
-        ct.systemctl("kill", "-s", "HUP", "mpopd.service", check=False)
+        ct.systemctl("kill", "-s", "USR1", "mpopd.service", check=False)
         t.check(wait_for(lambda: any(e.get("MPOPD_EVENT") == "reload-failed"
                                      for e in ct.journal()[0][mark:]), timeout=5, step=0.3),
-                "SIGHUP with the bad key: MPOPD_EVENT=reload-failed")
+                "SIGUSR1 with the bad key: MPOPD_EVENT=reload-failed")
         t.check(ct.prop("mpopd.service", "ActiveState") == "active"
                 and ct.prop("mpopd.service", "MainPID") == pid,
                 "... the daemon stays active")
