@@ -14,8 +14,10 @@ one JSON line per op:
   {"op": "stat", "retr": [n]}   -> {"stat": [count, octets], "uidls": count of UIDL lines,
                                    "messages": {n: hex of the lines joined by LF}, "quit"}
   {"op": "wrong"}               -> {"reply": "-ERR ..."} (USER/PASS with a wrong password)
-  {"op": "hold", "seconds": s}  -> {"held": true} at once, then stays logged in for s seconds
-                                   or until the server closes: {"closed_by_server": bool}
+  {"op": "hold", "seconds": s, "dele": [n]}
+                                -> {"held": true} at once (after DELE n), then stays logged in
+                                   for s seconds or until the server closes:
+                                   {"closed_by_server": bool}
   {"op": "capa"}                -> {"capa": [lines], "tls"} (no login)
   {"op": "user"}                -> {"reply": "+OK/-ERR ..."} to USER (no PASS)
   {"op": "cert"}                -> {"sha256": hex of the server certificate (DER), "tls"}
@@ -122,6 +124,8 @@ def op_wrong(req, op):
 def op_hold(req, op):
     """Logged in until the server closes the connection or the time is up."""
     p = login(req)
+    for n in op.get("dele", []):
+        p.dele(n)
     print(json.dumps({"held": True}), flush=True)
     p.sock.settimeout(op.get("seconds", 10))
     try:

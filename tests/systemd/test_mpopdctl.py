@@ -3,7 +3,9 @@
 """mpopdctl under a real systemd: its service verbs map to systemctl on the right units.
 
 All four units installed; first the default setup (mpopd.socket, Accept=yes), then the
-daemon setup (mpopd.service enabled, so mpopd-daemon.socket is enabled through Also=).
+daemon setup (mpopd.service enabled, so mpopd-daemon.socket is enabled through Also=). In
+both, config re-reads (or says there is nothing to reload) and refresh ends a session that
+has DELEs without UPDATE and restarts the socket; -c naming another file is refused.
 """
 
 import json
@@ -53,6 +55,36 @@ def stats_from_journal(t, s):
             f"{res} want {want} got {got}")
 
 
+def held_session(s):
+    """A session logged in with DELE 1 and DELE 2 pending, held open in the background."""
+    p = s.ct.pop_background(PORT, [{"op": "hold", "seconds": 20, "dele": [1, 2]}])
+    first = json.loads(p.stdout.readline() or b"{}")
+    return p, first.get("held", False)
+
+
+def refresh_ends_session(t, s, what):
+    """refresh while a session with DELEs runs: it ends, nothing is deleted."""
+    count = s.ct.pop(PORT, [{"op": "stat"}])[0].get("stat", [-1])[0]
+    p, held = held_session(s)
+    t.check(held, f"{what}: a session logged in with DELE 1 and DELE 2")
+    rc, out = ctl(s, "refresh")
+    t.check(rc == 0 and "without UPDATE" in out, f"{what}: refresh exits 0", out)
+    try:
+        p.wait(timeout=30)
+        done = json.loads(p.stdout.read().decode().strip().splitlines()[-1])
+    except Exception as e:  # noqa: BLE001 - reported as a failure below
+        done = {"error": repr(e)}
+        p.kill()
+        p.wait()
+    t.check(done.get("closed_by_server") is True,
+            f"{what}: the client sees the connection end", done)
+    res = s.ct.pop(PORT, [{"op": "stat"}])[0]
+    t.check(res.get("stat", [0])[0] == count,
+            f"{what}: nothing was deleted ({count} messages)", res)
+    t.check(state(s, "mpopd-daemon.socket" if "daemon" in what else "mpopd.socket") == "active",
+            f"{what}: the socket is listening again")
+
+
 def socket_setup(t, s):
     rc, out = ctl(s, "status")
     t.check(rc == 3 and "mpopd.socket" in out,
@@ -69,9 +101,17 @@ def socket_setup(t, s):
     t.check(rc == 0 and "nothing to reload" in out,
             "reload with socket activation: nothing to reload (each session reads the file)",
             out)
+    rc, out = ctl(s, "config")
+    t.check(rc == 0 and "socket-activated instances read the configuration" in out,
+            "config with socket activation: the same", out)
+    rc, out = ctl(s, "-c", "/etc/mpopd-other.conf", "config")
+    t.check(rc == 2 and "does not apply under systemd" in out,
+            "config -c ANOTHER-FILE is refused under systemd", out)
+    refresh_ends_session(t, s, "socket activation")
     rc, out = ctl(s, "-p", "2110", "start")
-    t.check(rc == 1 and "does not apply under systemd" in out,
-            "start -p PORT is refused under systemd (the port is in the socket unit)", out)
+    t.check(rc == 2 and "does not apply under systemd" in out and "Failed" not in out,
+            "start -p PORT is refused under systemd (the port is in the socket unit): exit 2",
+            out)
     conf = [] if s.conf_inside == s.conf_default else ["-c", s.conf_inside]
     rc, out = ctl(s, *conf, "check")
     t.check(rc == 0, "check: the configuration mpopd reads validates", out)
@@ -101,6 +141,16 @@ def daemon_setup(t, s):
     t.check(rc == 0 and s.ct.prop("mpopd.service", "MainPID") == pid,
             "reload: systemctl reload mpopd.service, same daemon", out)
     t.check(text in greeting(s), "... and the next connection has the new greeting")
+    text = "Ctl-" + uuid.uuid4().hex[:8]
+    s.set_config({"server.greeting": text})
+    rc, out = ctl(s, "config")
+    t.check(rc == 0 and s.ct.prop("mpopd.service", "MainPID") == pid and text in greeting(s),
+            "config: systemctl reload mpopd.service too", out)
+    refresh_ends_session(t, s, "daemon")
+    t.check(state(s, "mpopd.service") == "active" and
+            s.ct.prop("mpopd.service", "MainPID") not in (pid, "0"),
+            "refresh: mpopd.service runs again (a new daemon)")
+    pid = s.ct.prop("mpopd.service", "MainPID")
     rc, out = ctl(s, "restart")
     new = s.ct.prop("mpopd.service", "MainPID")
     t.check(rc == 0 and new not in (pid, "0") and state(s, "mpopd.service") == "active",
