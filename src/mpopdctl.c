@@ -130,7 +130,7 @@ verb_stats(MpopCtl *ctl)
 static const Verb verbs[] = {
 	{"start", mpop_ctl_start, TRUE, "start mpopd (systemd: the socket unit)",
 	 MPOP_CTL_OPT_FORCE | MPOP_CTL_OPT_PORT, "[-f] [-p port]"},
-	{"stop", mpop_ctl_stop, TRUE, "stop mpopd; sessions end without UPDATE", 0, NULL},
+	{"stop", mpop_ctl_stop, TRUE, "stop mpopd and wait until it has exited", 0, NULL},
 	{"restart", mpop_ctl_restart, TRUE, "stop, wait, start again (-p: on that port)",
 	 MPOP_CTL_OPT_FORCE | MPOP_CTL_OPT_PORT, "[-f] [-p port]"},
 	{"refresh", mpop_ctl_refresh, TRUE, "end sessions without UPDATE, bind the ports again", 0,

@@ -680,14 +680,20 @@ test_ctl_pidfile(Fixture *f, gconstpointer data)
 		 * mpopd, which must be treated as stale. */
 		if (round == 1)
 			g_assert_true(g_file_set_contents(pidfile, ours, -1, NULL));
-		g_assert_cmpint(run_ctl(NULL, stop, &o1, &e1), ==, 1);
+		/* Exit 3: not running; status as the LSB says, 1 for a stale pid file. */
+		g_assert_cmpint(run_ctl(NULL, stop, &o1, &e1), ==, 3);
 		g_assert_nonnull(strstr(e1, "not running"));
-		g_assert_cmpint(run_ctl(NULL, status, &o2, &e2), ==, 3);
-		g_assert_cmpstr(o2, ==, "mpopd is not running\n");
-		g_assert_cmpint(run_ctl(NULL, refresh, &o3, &e3), ==, 1);
+		if (round == 0) {
+			g_assert_cmpint(run_ctl(NULL, status, &o2, &e2), ==, 3);
+			g_assert_cmpstr(o2, ==, "mpopd is not running\n");
+		} else {
+			g_assert_cmpint(run_ctl(NULL, status, &o2, &e2), ==, 1);
+			g_assert_nonnull(strstr(o2, "stale"));
+		}
+		g_assert_cmpint(run_ctl(NULL, refresh, &o3, &e3), ==, 3);
 		if (round == 1) {
-			/* start refuses the stale file without -f and leaves it alone. */
-			g_assert_cmpint(run_ctl(NULL, start, &o4, &e4), ==, 1);
+			/* start refuses the stale file without -f (exit 7) and leaves it alone. */
+			g_assert_cmpint(run_ctl(NULL, start, &o4, &e4), ==, 7);
 			g_assert_nonnull(strstr(e4, "-f"));
 			g_assert_true(g_file_test(pidfile, G_FILE_TEST_EXISTS));
 		}
@@ -747,22 +753,22 @@ test_ctl_daemon(Fixture *f, gconstpointer data)
 	first = pid_from(o1);
 	g_assert_cmpint(first, >, 1);
 	g_assert_nonnull(strstr(o1, port));
-	g_assert_cmpint(run_ctl(NULL, start, &o2, NULL), ==, 1); /* already running */
+	g_assert_cmpint(run_ctl(NULL, start, &o2, NULL), ==, 5); /* already running */
 	g_assert_cmpint(run_ctl(NULL, status, &o3, NULL), ==, 0);
 	g_assert_cmpint(pid_from(o3), ==, first);
 	g_assert_cmpint(run_ctl(NULL, refresh, &o4, NULL), ==, 0);
 	g_usleep(200 * 1000);
-	g_assert_cmpint(kill(first, 0), ==, 0); /* SIGHUP reloads, it does not kill */
+	g_assert_cmpint(kill(first, 0), ==, 0); /* SIGHUP ends sessions, not the daemon */
 	g_assert_cmpint(run_ctl(NULL, restart, &o5, NULL), ==, 0);
 	g_assert_nonnull(strstr(o5, "started"));
 	second = pid_from(strstr(o5, "started"));
 	g_assert_cmpint(second, >, 1);
 	g_assert_cmpint(second, !=, first);
-	g_assert_nonnull(strstr(o5, port)); /* the old port, from the pid file */
+	g_assert_nonnull(strstr(o5, port)); /* the configuration's port (-p is not kept) */
 	g_assert_cmpint(run_ctl(NULL, stop, &o6, NULL), ==, 0);
 	g_assert_false(g_file_test(pidfile, G_FILE_TEST_EXISTS));
 	g_assert_cmpint(run_ctl(NULL, status, &o7, NULL), ==, 3);
-	g_assert_cmpint(run_ctl(NULL, stop, &o8, NULL), ==, 1);
+	g_assert_cmpint(run_ctl(NULL, stop, &o8, NULL), ==, 3);
 	unlink(conf);
 	g_unsetenv("MPOPDCTL_NO_SYSTEMD");
 }
