@@ -111,7 +111,8 @@ const Key mpop_config_keys[] = {
 		 "socket units decide."},
 	{"server", "pid_file", KT_STRING, "/run/mpopd.pid", .flags = F_PATH,
 	 .offset = OFF(pid_file),
-	 .help = "Where the legacy daemon writes its process id (mpopdctl reads it); empty: none. "
+	 .help = "Where the legacy daemon writes its process id and the port it has bound, "
+		 "again after a reload that binds another (mpopdctl reads it); empty: none. "
 		 "Perl mpopd: $mpopd_pid_file."},
 	{"server", "max_sessions", KT_UINT, "100", 1, 100000, .offset = OFF(max_sessions),
 	 .help = "Concurrent sessions the daemon serves when it accepts connections itself; "
