@@ -732,8 +732,11 @@ accept_loop(MpopListener *l)
 		pfd[n] = (struct pollfd){.fd = l->sigfd, .events = POLLIN};
 		if (poll(pfd, n + 1, -1) < 0 && errno != EINTR)
 			break;
-		if (pfd[n].revents)
+		if (pfd[n].revents) {
 			handle_signal(l);
+			/* A reload or refresh may have replaced the sockets just polled. */
+			continue;
+		}
 		for (guint i = 0; i < n && !l->stopping && i < l->n_fds; i++)
 			if (pfd[i].revents & POLLIN)
 				accept_one(l, i);

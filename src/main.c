@@ -74,6 +74,7 @@ main(int argc, char **argv)
 	};
 	MpopListenOptions opts = {.mode = MPOP_MODE_AUTO, .proxy = -1};
 	g_autoptr(GError) error = NULL;
+	g_autofree char *config_path = NULL;
 	gboolean check = FALSE, quiet = FALSE;
 	MpopConfig *cfg;
 	int c;
@@ -84,7 +85,10 @@ main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "c:FqVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			opts.config_path = optarg;
+			/* Absolute: the daemon reads it again after chdir("/") (reload). */
+			g_free(config_path);
+			config_path = g_canonicalize_filename(optarg, NULL);
+			opts.config_path = config_path;
 			break;
 		case 'i':
 			opts.mode = MPOP_MODE_INETD;

@@ -25,14 +25,14 @@ VERBS = ["start", "stop", "restart", "refresh", "config", "reload", "status", "s
          "check", "passwd"]
 
 
-def ctl(fx, *args, env=None, stdin=None, user=None):
+def ctl(fx, *args, env=None, stdin=None, user=None, cwd=None):
     """mpopdctl -c fx.conf ARGS. Returns (rc, stdout, stderr). The daemon it starts lets go
     of our pipes when it detaches."""
     r = subprocess.run([MPOPDCTL, "-c", fx.conf, *args], env=env or ENV,
                        input=stdin.encode() if stdin is not None else None,
                        stdin=None if stdin is not None else subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=WAIT * 3,
-                       user=user)
+                       user=user, cwd=cwd)
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 
@@ -304,6 +304,26 @@ def start_permission(t):
                 "start with an unwritable pid file: exit 4, names it", err)
 
 
+def relative_config(t):
+    """-c with a relative path: the detached daemon (cwd /) still finds it at a reload."""
+    with Fixture() as fx:
+        fx.pidf = os.path.join(fx.dir, "mpopd.pid")
+        port = free_port()
+        configure(fx, port, "Ctl-rel-one")
+        rc, out, err = ctl(fx, "-c", "mpopd.conf", "start", cwd=fx.dir)
+        pid, _ = pid_file(fx)
+        try:
+            t.check(rc == 0 and greets(port, "Ctl-rel-one"), "relative -c: start", out + err)
+            configure(fx, port, "Ctl-rel-two")
+            rc, out, err = ctl(fx, "-c", "mpopd.conf", "config", cwd=fx.dir)
+            t.check(rc == 0 and wait_for(lambda: greets(port, "Ctl-rel-two")),
+                    "relative -c: config re-reads the same file", out + err)
+        finally:
+            if pid:
+                ctl(fx, "stop")
+                wait_for(lambda: gone(pid))
+
+
 def stop(t, fx, port, pid):
     rc, out, err = ctl(fx, "stop")
     t.check(rc == 0 and f"pid {pid}" in out and gone(pid) and not os.path.exists(fx.pidf),
@@ -354,6 +374,7 @@ def scenario(t):
                 os.kill(pid, 15)
                 wait_for(lambda: gone(pid))
     t.run(start_permission)
+    t.run(relative_config)
 
 
 def main():
