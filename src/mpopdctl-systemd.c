@@ -110,8 +110,12 @@ sd_reload(const Units *u)
 		fprintf(stderr, "mpopdctl: mpopd is not running (%s is not active)\n", u->sock);
 		return MPOP_CTL_NOT_RUNNING;
 	}
-	printf("nothing to reload: socket-activated instances read the configuration at every "
-	       "connection\n");
+	if (u->daemon)
+		printf("nothing to reload: mpopd.service is not running; the next connection "
+		       "starts it with the configuration\n");
+	else
+		printf("nothing to reload: socket-activated instances read the configuration at "
+		       "every connection\n");
 	return MPOP_CTL_OK;
 }
 
