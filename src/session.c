@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <malloc.h>
 #include <string.h>
 
@@ -200,8 +201,19 @@ do_update(MpopSession *s)
 	g_autoptr(GError) error = NULL;
 	guint64 del_octets = 0;
 	guint deleted = mpop_mailbox_deleted_count(s->mb, &del_octets);
-	gboolean ok = mpop_mailbox_commit(s->mb, &error);
 	g_autofree char *msg = NULL;
+	sigset_t stop, old;
+	gboolean ok;
+
+	/* Once the client said QUIT, UPDATE runs to its end: a stop or a refresh (SIGTERM),
+	 * a hangup or ^C arriving meanwhile takes effect after it, never halfway through. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	ok = mpop_mailbox_commit(s->mb, &error);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 
 	s->quit_seen = TRUE;
 	if (!ok)

@@ -15,8 +15,8 @@ import os
 import re
 import subprocess
 
-from mpopdtest import (IS_ROOT, MPOPDCTL, WAIT, FORMAT, Fixture, Pop, Reporter, free_port,
-                       need_binaries, wait_for)
+from mpopdtest import (IS_ROOT, MPOPDCTL, TEST_GID, TEST_UID, WAIT, FORMAT, Fixture, Pop,
+                       Reporter, free_port, need_binaries, wait_for)
 
 ENV = dict(os.environ, MPOPDCTL_NO_SYSTEMD="1")
 ENV.pop("VISUAL", None)
@@ -209,6 +209,41 @@ def refresh_with_deletions(t, fx, port, pid):
     q.close()
 
 
+def update_runs_to_its_end(t, fx, port, pid):
+    """A stop or refresh (SIGTERM to the session) that arrives while UPDATE deletes a large
+    Maildir's messages takes effect after it: every DELEd message is gone, none half."""
+    n = 5000
+    cur = os.path.join(fx.maildirs["bob"], "cur")
+    for i in range(n):
+        path = os.path.join(cur, f"1700000000.M{i}P1.bulk:2,")
+        with open(path, "wb") as f:
+            f.write(b"Subject: bulk\n\nx\n")
+        if IS_ROOT:
+            os.chown(path, TEST_UID, TEST_GID)
+    def left():
+        return len(fx.listing("bob"))
+
+    p = Pop(port)
+    p.login(user="bob")
+    total = int(p.cmd("STAT").split()[1])
+    t.check(total == left() >= n, "update: STAT counts every message", total)
+    p.send(b"".join(b"DELE %d\r\n" % i for i in range(1, total + 1)))
+    answers = [p.line() for _ in range(total)]
+    t.check(all(a.startswith(b"+OK") for a in answers), "update: every DELE accepted")
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        sessions = [int(x) for x in f.read().split()]
+    t.check(len(sessions) == 1, "update: the daemon has one session", sessions)
+    p.send(b"QUIT\r\n")
+    t.check(wait_for(lambda: left() < total, step=0.001), "update: UPDATE began deleting")
+    os.kill(sessions[0], 15)
+    left_at_kill = left()
+    t.check(0 < left_at_kill, "update: the SIGTERM arrived while UPDATE ran",
+            f"{left_at_kill} of {total} left")
+    t.check(p.closed(), "update: the session ended")
+    p.close()
+    t.equal(left(), 0, "update: it ran to its end (no message left half-way)")
+
+
 def port_change(t, fx, port, pid):
     new = free_port()
     configure(fx, new, "Ctl-four")
@@ -363,6 +398,8 @@ def scenario(t):
             t.run(config_reload, fx, port, pid)
             t.run(invalid_config, fx, port, pid)
             t.run(refresh_with_deletions, fx, port, pid)
+            if FORMAT == "maildir":
+                t.run(update_runs_to_its_end, fx, port, pid)
             t.run(permission, fx, port, pid)
             pid, port = port_change(t, fx, port, pid)
             t.run(editor, fx, port, pid)
