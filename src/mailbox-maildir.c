@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Maildir backend: OFD lock, index of cur/ and new/, new -> cur moves, unlink at UPDATE. */
+/* Maildir backend: lock, index of cur/ and new/ with sizes from names or the size cache,
+ * new -> cur moves, unlink at UPDATE. */
 #include "mailbox.h"
 #include "log.h"
+#include "maildir-sizes.h"
 #include "uidl-compat.h"
 #include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #define LOCK_NAME "mpopd.lock"
@@ -20,16 +25,24 @@
 
 typedef struct {
 	int dir_fd;  /* the maildir; -1 when it does not exist (empty maildrop) */
-	int lock_fd; /* holds the OFD write lock until close */
+	int lock_fd; /* network filesystems only: holds the OFD write lock on LOCK_NAME */
 	int msg_fd;  /* the message being streamed */
 	ino_t *inos; /* per message: the inode, which survives renames by other clients */
 } MaildirPriv;
+
+/* Where a message's size came from. Only measured and cached sizes go into the cache: a
+ * name's size is read from the name again. */
+typedef enum { SIZE_NONE, SIZE_NAME, SIZE_CACHED, SIZE_MEASURED } SizeSource;
 
 typedef struct {
 	char *base; /* unique name: file name up to the first ':' */
 	char *name; /* "cur/..." or "new/..." */
 	ino_t ino;
 	gboolean in_new;
+	SizeSource src;
+	guint64 file_size; /* st_size, st_mtim: with base and ino, the key of a cached size */
+	struct timespec mtime;
+	guint64 size; /* octets as sent */
 } Entry;
 
 static void
@@ -56,10 +69,60 @@ errno_class(int err)
 }
 
 static gboolean
+lock_failed(int err, GError **error)
+{
+	if (err == EAGAIN || err == EACCES || err == EWOULDBLOCK)
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_IN_USE,
+			    "maildrop is locked by another session");
+	else
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP, "cannot lock maildrop: %s",
+			    g_strerror(err));
+	return FALSE;
+}
+
+/* Filesystems where a flock() on a directory is seen by every process that can open the
+ * Maildir. On a network filesystem (NFS) it stays on one machine, so there the lock is a
+ * byte-range lock on a file, which the NFS client passes to the server. */
+static gboolean
+dir_lock_is_global(int dir_fd)
+{
+	static const unsigned long local[] = {
+		EXT4_SUPER_MAGIC,
+		XFS_SUPER_MAGIC,
+		BTRFS_SUPER_MAGIC,
+		TMPFS_MAGIC,
+		RAMFS_MAGIC,
+		F2FS_SUPER_MAGIC,
+		OVERLAYFS_SUPER_MAGIC,
+		REISERFS_SUPER_MAGIC,
+		0x3153464aUL /* JFS */,
+		0x2fc12fc1UL /* ZFS */,
+		0xca451a4eUL /* bcachefs */,
+	};
+	struct statfs sf;
+
+	if (fstatfs(dir_fd, &sf) < 0)
+		return FALSE;
+	for (guint i = 0; i < G_N_ELEMENTS(local); i++)
+		if ((unsigned long)sf.f_type == local[i])
+			return TRUE;
+	return FALSE;
+}
+
+/* RFC 1939 §4: one session per maildrop. On local filesystems a flock() on the Maildir's own
+ * descriptor: it leaves nothing behind, needs no write access to the Maildir root, excludes
+ * other sessions in this process too (it belongs to the open file description) and is
+ * released by the kernel when the holder dies. Only mpopd processes need to see it. */
+static gboolean
 maildir_lock(MaildirPriv *p, GError **error)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 
+	if (dir_lock_is_global(p->dir_fd)) {
+		if (flock(p->dir_fd, LOCK_EX | LOCK_NB) < 0)
+			return lock_failed(errno, error);
+		return TRUE;
+	}
 	p->lock_fd = openat(p->dir_fd, LOCK_NAME, O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (p->lock_fd < 0) {
 		int err = errno;
@@ -67,18 +130,9 @@ maildir_lock(MaildirPriv *p, GError **error)
 			    g_strerror(err));
 		return FALSE;
 	}
-	/* An open file description lock: exclusive across processes, not shared with other fds
-	 * of this process, and released by the kernel when the holder dies (RFC 1939 §4). */
-	if (fcntl(p->lock_fd, F_OFD_SETLK, &fl) < 0) {
-		int err = errno;
-		if (err == EAGAIN || err == EACCES)
-			g_set_error(error, MPOP_ERROR, MPOP_ERROR_IN_USE,
-				    "maildrop is locked by another session");
-		else
-			g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP, "cannot lock maildrop: %s",
-				    g_strerror(err));
-		return FALSE;
-	}
+	/* An open file description lock, exclusive across processes and machines. */
+	if (fcntl(p->lock_fd, F_OFD_SETLK, &fl) < 0)
+		return lock_failed(errno, error);
 	return TRUE;
 }
 
@@ -121,6 +175,10 @@ list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
 		e.name = g_strconcat(sub, "/", de->d_name, NULL);
 		e.ino = sb.st_ino;
 		e.in_new = strcmp(sub, "new") == 0;
+		e.src = SIZE_NONE;
+		e.file_size = (guint64)sb.st_size;
+		e.mtime = sb.st_mtim;
+		e.size = 0;
 		g_array_append_val(entries, e);
 	}
 	if (errno != 0) {
@@ -172,9 +230,10 @@ move_to_cur(MaildirPriv *p, Entry *e)
 	e->in_new = FALSE;
 }
 
-/* Exact size as sent (RFC 1939 §5): CRLF line ends, before stuffing. Returns 0 / -errno. */
+/* Exact size as sent (RFC 1939 §5): CRLF line ends, before stuffing. The stat of the file
+ * read becomes the entry's key in the size cache. Returns 0 / -errno. */
 static int
-measure(MpopMailbox *mb, const Entry *e, guint64 *out_size)
+measure(MpopMailbox *mb, Entry *e)
 {
 	mpop_autofd fd = openat(priv_of(mb)->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	g_autofree char *buf = NULL;
@@ -194,7 +253,10 @@ measure(MpopMailbox *mb, const Entry *e, guint64 *out_size)
 	if (n < 0)
 		return (int)n;
 	mpop_stuffer_finish(&st, NULL);
-	*out_size = st.size;
+	e->file_size = (guint64)sb.st_size;
+	e->mtime = sb.st_mtim;
+	e->size = st.size;
+	e->src = SIZE_MEASURED;
 	return 0;
 }
 
@@ -233,24 +295,90 @@ dovecot_uidls(MpopMailbox *mb)
 	return t;
 }
 
-/* Turn the sorted entries into the message table, skipping what cannot be read. */
+/* The size cache read beside the sorted entries: both are in mpop_sizes_cmp() order, so one
+ * pass over each finds every match with no table in memory. */
+typedef struct {
+	MpopSizesReader *reader; /* NULL: no usable cache */
+	MpopSizeRecord rec;
+	gboolean have;
+	guint stale; /* records of messages that are gone or changed */
+} CacheWalk;
+
 static void
-build_table(MpopMailbox *mb, GArray *entries)
+walk_next(CacheWalk *w)
+{
+	w->have = w->reader != NULL && mpop_sizes_reader_next(w->reader, &w->rec);
+}
+
+/* A cached size for e: only for the same name and inode with the same size and mtime (a
+ * Maildir message never changes once delivered; anything else is another file). */
+static gboolean
+cache_lookup(CacheWalk *w, Entry *e)
+{
+	size_t blen = strlen(e->base);
+
+	for (; w->have; walk_next(w)) {
+		int c = mpop_sizes_cmp(w->rec.base, w->rec.base_len, w->rec.ino, e->base, blen,
+				       e->ino);
+		if (c > 0)
+			return FALSE;
+		if (c < 0) {
+			w->stale++;
+			continue;
+		}
+		if (w->rec.file_size != e->file_size || w->rec.mtime_sec != e->mtime.tv_sec ||
+		    w->rec.mtime_nsec != (guint32)e->mtime.tv_nsec) {
+			w->stale++;
+			walk_next(w);
+			return FALSE;
+		}
+		e->size = w->rec.size;
+		e->src = SIZE_CACHED;
+		walk_next(w);
+		return TRUE;
+	}
+	return FALSE;
+}
+
+/* The size of e without reading it where possible: the cache, then the name, then reading.
+ * Sizes from names and the cache are claims the stream checks when it sends (mailbox.c).
+ * Returns 0 / -errno. */
+static int
+entry_size(MpopMailbox *mb, CacheWalk *w, gboolean use_sizes, Entry *e)
+{
+	if (use_sizes && cache_lookup(w, e))
+		return 0;
+	if (use_sizes && mpop_sizes_from_name(e->base, strlen(e->base), e->file_size, &e->size)) {
+		e->src = SIZE_NAME;
+		return 0;
+	}
+	return measure(mb, e);
+}
+
+/* Turn the sorted entries into the message table, skipping what cannot be read. Counts the
+ * sizes measured and the stale cache records. */
+static void
+build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_measured,
+	    guint *out_stale)
 {
 	MaildirPriv *p = priv_of(mb);
 	g_autoptr(GHashTable) dovecot = dovecot_uidls(mb);
+	CacheWalk w = {0};
+	guint measured = 0;
 
+	if (use_sizes)
+		w.reader = mpop_sizes_reader_open(p->dir_fd, mpop_sizes_max_bytes(entries->len));
+	walk_next(&w);
 	mb->msgs = g_new0(MpopMessage, MAX(entries->len, 1));
 	p->inos = g_new0(ino_t, MAX(entries->len, 1));
 	for (guint i = 0; i < entries->len; i++) {
 		Entry *e = &g_array_index(entries, Entry, i);
 		MpopMessage *m = &mb->msgs[mb->n_msgs];
-		guint64 size = 0;
 		int rc;
 
 		if (e->in_new)
 			move_to_cur(p, e);
-		rc = measure(mb, e, &size);
+		rc = entry_size(mb, &w, use_sizes, e);
 		if (rc < 0) {
 			/* Vanished: another client removed it. Unreadable: skipped (and so never
 			 * deleted) rather than blocking the whole maildrop; the admin is told. */
@@ -262,16 +390,54 @@ build_table(MpopMailbox *mb, GArray *entries)
 			}
 			continue;
 		}
+		measured += e->src == SIZE_MEASURED;
 		/* RFC 1939 §7: the unique name is a stable UIDL when it is a valid one. */
 		const char *uidl = dovecot != NULL ? g_hash_table_lookup(dovecot, e->base) : NULL;
 		m->uidl = mpop_mailbox_intern(mb, uidl != NULL ? uidl : e->base);
 		m->name = g_steal_pointer(&e->name);
-		m->size = size;
+		m->size = e->size;
 		p->inos[mb->n_msgs] = e->ino;
 		mb->n_msgs++;
 	}
+	for (; w.have; walk_next(&w))
+		w.stale++;
+	mpop_sizes_reader_free(w.reader);
 	/* An invalid name becomes a digest of itself there. */
 	mpop_uidl_make_unique(mb);
+	*out_measured = measured;
+	*out_stale = w.stale;
+}
+
+/* Replace the size cache with the measured and cached sizes of this listing. A Maildir whose
+ * root cannot be written is served all the same, measuring at every login. */
+static void
+save_sizes(MaildirPriv *p, GArray *entries)
+{
+	g_autoptr(MpopSizesWriter) w = NULL;
+	int rc = 0;
+
+	w = mpop_sizes_writer_new(p->dir_fd, &rc);
+	if (w != NULL) {
+		for (guint i = 0; i < entries->len; i++) {
+			const Entry *e = &g_array_index(entries, Entry, i);
+			MpopSizeRecord rec = {
+				.base = e->base,
+				.base_len = strlen(e->base),
+				.ino = e->ino,
+				.file_size = e->file_size,
+				.mtime_sec = e->mtime.tv_sec,
+				.mtime_nsec = (guint32)e->mtime.tv_nsec,
+				.size = e->size,
+			};
+			if (e->src == SIZE_CACHED || e->src == SIZE_MEASURED)
+				mpop_sizes_writer_add(w, &rec);
+		}
+		rc = mpop_sizes_writer_commit(g_steal_pointer(&w));
+	}
+	if (rc < 0)
+		mpop_log(rc == -EACCES || rc == -EPERM || rc == -EROFS ? MPOP_LOG_DEBUG
+								       : MPOP_LOG_NOTICE,
+			 "maildir: size cache not written: %s", g_strerror(-rc));
 }
 
 static gboolean
@@ -279,6 +445,9 @@ maildir_open(MpopMailbox *mb, GError **error)
 {
 	MaildirPriv *p = g_new0(MaildirPriv, 1);
 	g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(Entry));
+	/* Names and the cache give sizes of messages sent unchanged (nothing hidden). */
+	gboolean use_sizes = mb->stuff_opts.hide_headers == NULL && !mb->stuff_opts.unquote_from;
+	guint measured = 0, stale = 0;
 
 	p->lock_fd = p->msg_fd = -1;
 	mb->priv = p;
@@ -298,7 +467,11 @@ maildir_open(MpopMailbox *mb, GError **error)
 	if (!list_sub(p, "cur", entries, error) || !list_sub(p, "new", entries, error))
 		return FALSE;
 	g_array_sort(entries, entry_cmp);
-	build_table(mb, entries);
+	build_table(mb, entries, use_sizes, &measured, &stale);
+	/* Rewritten when something was measured, and when enough of it describes messages that
+	 * are gone, so that it holds about what the Maildir holds. */
+	if (use_sizes && (measured > 0 || stale > 64 + mb->n_msgs / 8))
+		save_sizes(p, entries);
 	return TRUE;
 }
 
@@ -395,6 +568,36 @@ maildir_msg_read(MpopMailbox *mb, char *buf, gsize len, GError **error)
 	return n;
 }
 
+/* The stream counted another size than the table gave: the name or the cache was wrong, or
+ * the file changed. Store what was counted, under the stat of the file read, so that the next
+ * session lists it (this one has already). */
+static void
+maildir_size_wrong(MpopMailbox *mb, guint idx, guint64 sent)
+{
+	MaildirPriv *p = priv_of(mb);
+	const char *file = strchr(mb->msgs[idx].name, '/') + 1;
+	struct stat sb;
+	MpopSizeRecord rec;
+	int rc;
+
+	if (fstat(p->msg_fd, &sb) < 0)
+		return;
+	rec = (MpopSizeRecord){
+		.base = file,
+		.base_len = strcspn(file, ":"),
+		.ino = sb.st_ino,
+		.file_size = (guint64)sb.st_size,
+		.mtime_sec = sb.st_mtim.tv_sec,
+		.mtime_nsec = (guint32)sb.st_mtim.tv_nsec,
+		.size = sent,
+	};
+	rc = mpop_sizes_store_one(p->dir_fd, &rec, mpop_sizes_max_bytes(mb->n_msgs));
+	mpop_log_warning("maildir: message %u is %" G_GUINT64_FORMAT
+			 " octets, not %" G_GUINT64_FORMAT "; %s",
+			 idx + 1, sent, mb->msgs[idx].size,
+			 rc == 0 ? "size cache corrected" : "size cache not written");
+}
+
 static void
 maildir_msg_end(MpopMailbox *mb)
 {
@@ -483,6 +686,7 @@ const MpopMailboxOps mpop_mailbox_maildir_ops = {
 	.msg_begin = maildir_msg_begin,
 	.msg_read = maildir_msg_read,
 	.msg_end = maildir_msg_end,
+	.size_wrong = maildir_size_wrong,
 	.commit = maildir_commit,
 	.close = maildir_close,
 };

@@ -304,9 +304,7 @@ stream_body(MpopMailbox *mb, MpopStuffer *st, MpopStream *out, char *raw, GError
 	dst = mpop_stream_reserve(out, STREAM_TAIL_MAX);
 	if (!dst)
 		goto broken;
-	/* RFC 1939 §3: a multi-line response ends with "." CRLF. */
 	mpop_stream_commit(out, mpop_stuffer_finish(st, dst));
-	g_string_append_len(out->out, ".\r\n", 3);
 	return TRUE;
 broken:
 	g_set_error(error, MPOP_ERROR, MPOP_ERROR_FAILED, "write failed");
@@ -334,6 +332,20 @@ mpop_mailbox_stream(MpopMailbox *mb, guint idx, gint64 top_lines, MpopStream *ou
 		mb->stream_raw = g_malloc(STREAM_RAW_MAX);
 	mpop_stuffer_init(&st, &mb->stuff_opts, top_lines);
 	ok = stream_body(mb, &st, out, mb->stream_raw, error);
+	/* RFC 1939 §5: LIST gave the exact size. A message that differs (changed since it was
+	 * indexed, or a size from a name or cache that was wrong) never ends as if complete: the
+	 * reply fails, before anything was written (-ERR) or by ending the connection. */
+	if (ok && top_lines < 0 && st.size != mb->msgs[idx].size) {
+		if (mb->ops->size_wrong != NULL)
+			mb->ops->size_wrong(mb, idx, st.size);
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED,
+			    "message is %" G_GUINT64_FORMAT " octets, listed as %" G_GUINT64_FORMAT,
+			    st.size, mb->msgs[idx].size);
+		ok = FALSE;
+	}
+	/* RFC 1939 §3: a multi-line response ends with "." CRLF (room kept by STREAM_TAIL_MAX). */
+	if (ok)
+		g_string_append_len(out->out, ".\r\n", 3);
 	mb->ops->msg_end(mb);
 	/* Once part of the reply has left, the client cannot be told: end the connection. */
 	if (!ok && out_broken != NULL)

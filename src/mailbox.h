@@ -39,6 +39,10 @@ typedef struct {
 	/* Read the next raw bytes of the current message: > 0 bytes, 0 at its end, < 0 error. */
 	gssize (*msg_read)(MpopMailbox *mb, char *buf, gsize len, GError **error);
 	void (*msg_end)(MpopMailbox *mb);
+	/* Optional, called between msg_begin and msg_end: RETR counted sent octets for message
+	 * idx where the table says msgs[idx].size (which stays, LIST has given it); the reply
+	 * fails. The backend makes the next session list the size sent. */
+	void (*size_wrong)(MpopMailbox *mb, guint idx, guint64 sent);
 	/* UPDATE (RFC 1939 §6): remove exactly the messages marked deleted, keep everything
 	 * else, including messages delivered since open. */
 	gboolean (*commit)(MpopMailbox *mb, GError **error);
