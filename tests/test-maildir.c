@@ -92,6 +92,37 @@ rm(const char *dir, const char *rel)
 	g_assert_cmpint(remove(p), ==, 0);
 }
 
+static gint
+cmp_names(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in the Maildir root, sorted, space-separated. */
+static char *
+root_names(const char *dir)
+{
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *n;
+	GString *s = g_string_new(NULL);
+
+	g_assert_nonnull(d);
+	while ((n = g_dir_read_name(d)) != NULL)
+		g_ptr_array_add(names, g_strdup(n));
+	g_dir_close(d);
+	g_ptr_array_sort(names, cmp_names);
+	for (guint i = 0; i < names->len; i++)
+		g_string_append_printf(s, "%s%s", i ? " " : "", (char *)names->pdata[i]);
+	return g_string_free(s, FALSE);
+}
+
+#define g_assert_cmpstr_free(a, op, b)                                                             \
+	do {                                                                                       \
+		g_autofree char *got_ = (a);                                                       \
+		g_assert_cmpstr(got_, op, b);                                                      \
+	} while (0)
+
 static MpopMailbox *
 open_ok(const char *dir)
 {
@@ -722,10 +753,11 @@ test_lock(void)
 	char c;
 	int status;
 
-	put(dir, "new/1.a", "1\n");
+	put(dir, "new/1.a,S=2,W=3", "1\n");
 	mb = open_ok(dir);
-	g_assert_cmpint(lstat(lock, &sb), ==, 0);
-	g_assert_cmpint(sb.st_mode & 07777, ==, 0600);
+	/* A flock() on the Maildir itself: no lock file, nothing written to the root. */
+	g_assert_cmpint(lstat(lock, &sb), ==, -1);
+	g_assert_cmpstr_free(root_names(dir), ==, "cur new tmp");
 	g_assert_cmpint(child_try_open(dir), ==, 10);
 	/* OFD locks also exclude a second session within the same process. */
 	mb2 = mpop_mailbox_open(&mpop_mailbox_maildir_ops, NULL, "u", dir, &error);
@@ -757,6 +789,7 @@ test_lock(void)
 	mb = open_ok(dir);
 	g_assert_cmpuint(mb->n_msgs, ==, 1);
 	mpop_mailbox_close(mb);
+	g_assert_cmpstr_free(root_names(dir), ==, "cur new tmp");
 	rm_rf(dir);
 }
 
@@ -957,6 +990,427 @@ test_move_collision(void)
 	rm_rf(dir);
 }
 
+/* ---- sizes without reading the messages ---- */
+
+/* RETR of message idx through the session's path: TRUE with what was written in *out. */
+static gboolean
+retr(MpopMailbox *mb, guint idx, GString *out, gboolean *out_broken, GError **error)
+{
+	Rec r;
+	gboolean ok;
+
+	rec_init(&r);
+	ok = test_stream_message(mb, idx, -1, "+OK\r\n", rec_write, &r, out_broken, error);
+	for (guint i = 0; i < r.writes->len; i++) {
+		gsize len;
+		const char *d = g_bytes_get_data(r.writes->pdata[i], &len);
+		g_string_append_len(out, d, (gssize)len);
+	}
+	rec_clear(&r);
+	return ok;
+}
+
+/* RETR must give the listed size: the body between "+OK\r\n" and ".\r\n", unstuffed. */
+static void
+assert_retr_matches_list(MpopMailbox *mb, guint idx)
+{
+	g_autoptr(GString) out = g_string_new(NULL);
+	g_autoptr(GError) error = NULL;
+	gboolean broken = TRUE;
+	guint64 octets = 0;
+
+	g_assert_true(retr(mb, idx, out, &broken, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_str_has_suffix(out->str, "\r\n.\r\n") ||
+		      strcmp(out->str, "+OK\r\n.\r\n") == 0);
+	/* Sizes count each line once, dot-stuffing excluded. */
+	for (const char *p = out->str + 5, *end = out->str + out->len - 3; p < end;) {
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)(lf - p) + 1;
+		octets += n - (*p == '.');
+		p += n;
+	}
+	g_assert_cmpuint(octets, ==, mb->msgs[idx].size);
+}
+
+/* RETR of message idx fails as the session sees it: -ERR possible (nothing written), the
+ * mailbox "changed". */
+static void
+assert_retr_refused(MpopMailbox *mb, guint idx)
+{
+	g_autoptr(GString) out = g_string_new(NULL);
+	g_autoptr(GError) error = NULL;
+	gboolean broken = TRUE;
+
+	g_assert_false(retr(mb, idx, out, &broken, &error));
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED);
+	g_assert_false(broken);
+	g_assert_cmpuint(out->len, ==, 0);
+}
+
+static char *
+cache_text(const char *dir)
+{
+	g_autofree char *p = g_build_filename(dir, "mpopd-sizes", NULL);
+	char *data = NULL;
+
+	if (!g_file_get_contents(p, &data, NULL, NULL))
+		return NULL;
+	return data;
+}
+
+static void
+put_cache(const char *dir, const char *text)
+{
+	put(dir, "mpopd-sizes", text);
+}
+
+static guint64
+size_of(const char *dir, const char *name)
+{
+	MpopMailbox *mb = open_ok(dir);
+	guint64 size = G_MAXUINT64;
+
+	for (guint i = 0; i < mb->n_msgs; i++)
+		if (strcmp(mb->msgs[i].uidl, name) == 0)
+			size = mb->msgs[i].size;
+	mpop_mailbox_close(mb);
+	return size;
+}
+
+/* The cache line for one message as the backend writes it, with the size claimed. */
+static char *
+cache_line(const char *dir, const char *rel, guint64 claim)
+{
+	g_autofree char *p = g_build_filename(dir, rel, NULL);
+	const char *base = strchr(rel, '/') + 1;
+	struct stat sb;
+
+	g_assert_cmpint(stat(p, &sb), ==, 0);
+	return g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+			       " %" G_GINT64_FORMAT ".%09ld %.*s\n",
+			       claim, (guint64)sb.st_size, (guint64)sb.st_ino,
+			       (gint64)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+			       (int)strcspn(base, ":"), base);
+}
+
+static void
+test_size_cache(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autofree char *line = NULL, *text = NULL;
+	MpopMailbox *mb;
+
+	put(dir, "cur/1.a:2,S", "a\nb\n"); /* 6 octets as sent */
+	put(dir, "new/2.b", "x\r\ny\n");   /* 6 */
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->msgs[0].size, ==, 6);
+	g_assert_cmpuint(mb->msgs[1].size, ==, 6);
+	mpop_mailbox_close(mb);
+	/* Measured once, written as the listing found them (new/ moved to cur/ first). */
+	text = cache_text(dir);
+	g_assert_nonnull(text);
+	line = cache_line(dir, "cur/1.a:2,S", 6);
+	g_assert_true(g_str_has_prefix(text, "mpopd-sizes 1\n"));
+	g_assert_nonnull(strstr(text, line));
+	g_assert_cmpuint(g_strv_length(g_strsplit(text, "\n", -1)), ==, 4); /* leaks in test only */
+	g_assert_cmpstr_free(root_names(dir), ==, "cur mpopd-sizes new tmp");
+
+	/* A claim the key cannot check (same name, inode, size and mtime) is listed; RETR never
+	 * sends a different count: it fails, and the cache is corrected for the next session. */
+	g_clear_pointer(&line, g_free);
+	line = cache_line(dir, "cur/1.a:2,S", 7);
+	{
+		g_autofree char *c = g_strconcat("mpopd-sizes 1\n", line, NULL);
+		put_cache(dir, c);
+	}
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->msgs[0].size, ==, 7);
+	g_assert_cmpuint(mb->msgs[1].size, ==, 6);
+	assert_retr_refused(mb, 0);
+	assert_retr_matches_list(mb, 1);
+	mpop_mailbox_close(mb);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+	mb = open_ok(dir);
+	assert_retr_matches_list(mb, 0);
+	mpop_mailbox_close(mb);
+	rm_rf(dir);
+}
+
+/* Damaged, foreign, oversized or linked caches claiming a wrong size are not used. */
+static void
+test_size_cache_ignored(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autofree char *claim = NULL, *other = g_build_filename(dir, "other", NULL);
+	g_autofree char *cache = g_build_filename(dir, "mpopd-sizes", NULL);
+	g_autofree char *keyless = NULL;
+	GString *big;
+
+	put(dir, "cur/1.a:2,", "a\nb\n");
+	claim = g_strconcat("mpopd-sizes 1\n", cache_line(dir, "cur/1.a:2,", 8), NULL);
+	put_cache(dir, claim);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 8); /* believed while intact */
+
+	/* A different file size or mtime in the key: another file. */
+	keyless = g_strdup(claim);
+	*strchr(keyless + 14, ' ') = '\0';
+	{
+		g_autofree char *c = g_strdup_printf("%s 5%s", keyless, strchr(claim + 16, ' '));
+		put_cache(dir, c);
+		g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+	}
+	/* Truncated inside its last line, garbage after a valid line, NULs. */
+	put_len(dir, "mpopd-sizes", claim, (gssize)strlen(claim) - 1);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+	{
+		g_autofree char *c = g_strconcat(claim, "garbage\n", NULL);
+		put_cache(dir, c);
+		g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+		put_len(dir, "mpopd-sizes", c, (gssize)strlen(c) + 1);
+		g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+	}
+	/* A size no file of that length can have. */
+	{
+		g_autofree char *c =
+			g_strconcat("mpopd-sizes 1\n", cache_line(dir, "cur/1.a:2,", 11), NULL);
+		put_cache(dir, c);
+		g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+	}
+	/* Larger than a Maildir of one message can need, though every line is valid. */
+	big = g_string_new(claim);
+	for (guint i = 0; big->len < 600 * 1024; i++)
+		g_string_append_printf(big, "4 4 %u 1.000000000 zz%08u\n", i, i);
+	put_len(dir, "mpopd-sizes", big->str, (gssize)big->len);
+	g_string_free(big, TRUE);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+	/* A symlink to a valid claim: not followed, and replaced, not written through. */
+	put(dir, "other", claim);
+	unlink(cache);
+	g_assert_cmpint(symlink("other", cache), ==, 0);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+	g_assert_false(g_file_test(cache, G_FILE_TEST_IS_SYMLINK));
+	{
+		g_autofree char *o = NULL;
+		g_file_get_contents(other, &o, NULL, NULL);
+		g_assert_cmpstr(o, ==, claim);
+	}
+	/* Another owner's cache (needs root to make one). */
+	if (geteuid() == 0) {
+		put_cache(dir, claim);
+		g_assert_cmpint(chown(cache, 12345, 12345), ==, 0);
+		g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+		g_assert_cmpint(lstat(cache, &(struct stat){0}), ==, 0);
+	}
+	/* A FIFO in its place does not block the login. */
+	unlink(cache);
+	g_assert_cmpint(mkfifo(cache, 0600), ==, 0);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+	rm_rf(dir);
+}
+
+/* Dovecot's ",S=<file size>,W=<size with CRLF>": believed when ,S= is the file's size, and
+ * RETR checks ,W= when it sends. */
+static void
+test_size_names(void)
+{
+	g_autofree char *dir = make_maildir();
+	MpopMailbox *mb;
+
+	put(dir, "cur/1.h,S=4,W=6:2,S", "a\nb\n"); /* right */
+	put(dir, "cur/2.h,S=4,W=7:2,S", "a\nb\n"); /* ,W= wrong but possible */
+	put(dir, "cur/3.h,S=3,W=4:2,", "a\nb");	   /* Dovecot's count: no CRLF added at the end */
+	put(dir, "cur/4.h,S=5,W=6:2,", "a\nb\n");  /* ,S= is not the file's size */
+	put(dir, "cur/5.h,S=4,W=11:2,", "a\nb\n"); /* impossible ,W= */
+	put(dir, "cur/6.h,W=7:2,", "a\nb\n");	   /* ,W= alone */
+	put(dir, "new/7.h,S=8,W=12", "x\n\n.y\nz\n"); /* right, in new/ */
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 7);
+	g_assert_cmpuint(mb->msgs[0].size, ==, 6);
+	g_assert_cmpuint(mb->msgs[1].size, ==, 7);
+	g_assert_cmpuint(mb->msgs[2].size, ==, 4);
+	for (guint i = 3; i < 6; i++)
+		g_assert_cmpuint(mb->msgs[i].size, ==, 6);
+	g_assert_cmpuint(mb->msgs[6].size, ==, 12);
+	assert_retr_matches_list(mb, 0);
+	assert_retr_refused(mb, 1);
+	assert_retr_refused(mb, 2);
+	for (guint i = 3; i < 7; i++)
+		assert_retr_matches_list(mb, i);
+	mpop_mailbox_close(mb);
+	/* The corrections win over the names from now on. */
+	mb = open_ok(dir);
+	for (guint i = 0; i < 7; i++) {
+		g_assert_cmpuint(mb->msgs[i].size, ==, i == 6 ? 12 : 6);
+		assert_retr_matches_list(mb, i);
+	}
+	mpop_mailbox_close(mb);
+	rm_rf(dir);
+
+	/* Only right names: nothing measured, nothing written to the root. */
+	dir = make_maildir();
+	put(dir, "new/1.h,S=4,W=6", "a\nb\n");
+	mb = open_ok(dir);
+	assert_retr_matches_list(mb, 0);
+	mpop_mailbox_close(mb);
+	g_assert_cmpstr_free(root_names(dir), ==, "cur new tmp");
+	rm_rf(dir);
+}
+
+/* A wrong size found while a message larger than the output buffer is sent: part of it has
+ * left, so the connection must end (no terminator, never a complete-looking reply). */
+static void
+test_size_wrong_big(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autoptr(GString) out = g_string_new(NULL);
+	g_autoptr(GError) error = NULL;
+	GString *msg = g_string_new(NULL);
+	g_autofree char *rel = NULL;
+	gboolean broken = FALSE;
+	MpopMailbox *mb;
+
+	while (msg->len < 1024 * 1024)
+		g_string_append(msg, "a line of the message\n");
+	rel = g_strdup_printf("cur/1.h,S=%zu,W=%zu", msg->len, msg->len + msg->len / 22 + 1);
+	put_len(dir, rel, msg->str, (gssize)msg->len);
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->msgs[0].size, ==, msg->len + msg->len / 22 + 1);
+	g_assert_false(retr(mb, 0, out, &broken, &error));
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED);
+	g_assert_true(broken);
+	g_assert_cmpuint(out->len, >, 0);
+	g_assert_false(g_str_has_suffix(out->str, "\r\n.\r\n"));
+	mpop_mailbox_close(mb);
+	g_assert_cmpuint(size_of(dir, rel + 4), ==, msg->len + msg->len / 22);
+	g_string_free(msg, TRUE);
+	rm_rf(dir);
+}
+
+/* Mail delivered during a session is listed by the next one, measured once. */
+static void
+test_size_concurrent_delivery(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autofree char *text = NULL;
+	MpopMailbox *mb;
+
+	put(dir, "cur/1.a:2,", "one\n");
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 1);
+	put(dir, "new/2.b", "two\n\n");
+	put(dir, "new/3.c,S=6,W=7", "three\n");
+	mb->msgs[0].deleted = TRUE;
+	g_assert_true(mpop_mailbox_commit(mb, NULL));
+	mpop_mailbox_close(mb);
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->n_msgs, ==, 2);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "2.b");
+	g_assert_cmpuint(mb->msgs[0].size, ==, 7);
+	g_assert_cmpuint(mb->msgs[1].size, ==, 7);
+	assert_retr_matches_list(mb, 0);
+	assert_retr_matches_list(mb, 1);
+	mpop_mailbox_close(mb);
+	/* The cache holds what was measured and is still there. */
+	text = cache_text(dir);
+	g_assert_nonnull(strstr(text, " 2.b\n"));
+	g_assert_null(strstr(text, " 1.a\n"));
+	g_assert_null(strstr(text, " 3.c"));
+	rm_rf(dir);
+}
+
+static void
+set_mtime(const char *dir, const char *rel, const struct timespec *t)
+{
+	g_autofree char *p = g_build_filename(dir, rel, NULL);
+	struct timespec ts[2] = {*t, *t};
+
+	g_assert_cmpint(utimensat(AT_FDCWD, p, ts, 0), ==, 0);
+}
+
+/* A message replaced under the same name, with the same size and mtime. */
+static void
+test_size_replaced(void)
+{
+	g_autofree char *dir = make_maildir();
+	g_autofree char *p = g_build_filename(dir, "cur/1.a:2,", NULL);
+	struct stat sb;
+	MpopMailbox *mb;
+	int fd;
+
+	put(dir, "cur/1.a:2,", "abc\n"); /* 5 */
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 5);
+	g_assert_cmpint(stat(p, &sb), ==, 0);
+
+	/* A new file renamed over it: another inode, measured again. */
+	put(dir, "tmp/x", "a\n\n\n"); /* 7 */
+	set_mtime(dir, "tmp/x", &sb.st_mtim);
+	mv(dir, "tmp/x", "cur/1.a:2,");
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 7);
+
+	/* Rewritten in place with the same length and mtime put back: nothing in the key
+	 * changed, so the cache is believed; RETR refuses, and the next session is right. */
+	g_assert_cmpint(stat(p, &sb), ==, 0);
+	fd = open(p, O_WRONLY);
+	g_assert_cmpint(pwrite(fd, "abc\n", 4, 0), ==, 4);
+	close(fd);
+	set_mtime(dir, "cur/1.a:2,", &sb.st_mtim);
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->msgs[0].size, ==, 7);
+	assert_retr_refused(mb, 0);
+	mpop_mailbox_close(mb);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 5);
+
+	/* Replaced during the session: never sent under the old size. */
+	mb = open_ok(dir);
+	put(dir, "tmp/y", "abcdefgh\n");
+	mv(dir, "tmp/y", "cur/1.a:2,");
+	assert_retr_refused(mb, 0);
+	mpop_mailbox_close(mb);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 10);
+	rm_rf(dir);
+}
+
+/* A Maildir whose root the owner cannot write is served: no lock file, no cache needed. */
+static void
+test_readonly_root(void)
+{
+	g_autofree char *dir = make_maildir();
+	pid_t pid;
+	int status;
+
+	put(dir, "new/1.a", "one\n");
+	put(dir, "cur/2.b:2,S", "two\n");
+	pid = fork();
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		MpopMailbox *mb;
+		g_autofree char *cmd = g_strdup_printf("chown -R 65534:65534 '%s'", dir);
+		if (geteuid() == 0 && (system(cmd) != 0 || setresgid(65534, 65534, 65534) < 0 ||
+				       setresuid(65534, 65534, 65534) < 0))
+			_exit(2);
+		if (chmod(dir, 0555) < 0 || access(dir, W_OK) == 0)
+			_exit(3);
+		mb = open_ok(dir);
+		g_assert_cmpuint(mb->n_msgs, ==, 2);
+		g_assert_cmpuint(mb->msgs[0].size, ==, 5);
+		assert_retr_matches_list(mb, 0);
+		assert_retr_matches_list(mb, 1);
+		mb->msgs[1].deleted = TRUE;
+		g_assert_true(mpop_mailbox_commit(mb, NULL));
+		mpop_mailbox_close(mb);
+		_exit(0);
+	}
+	g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+	g_assert_true(WIFEXITED(status));
+	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+	g_assert_cmpstr_free(root_names(dir), ==, "cur new tmp");
+	g_assert_true(exists(dir, "cur/1.a:2,"));
+	g_assert_false(exists(dir, "cur/2.b:2,S"));
+	g_assert_cmpint(chmod(dir, 0700), ==, 0);
+	rm_rf(dir);
+}
+
 static void
 test_ops_for(void)
 {
@@ -988,5 +1442,12 @@ main(int argc, char **argv)
 	g_test_add_func("/maildir/stream-errors", test_stream_errors);
 	g_test_add_func("/maildir/stream-big", test_stream_big);
 	g_test_add_func("/maildir/move-collision", test_move_collision);
+	g_test_add_func("/maildir/size-cache", test_size_cache);
+	g_test_add_func("/maildir/size-cache-ignored", test_size_cache_ignored);
+	g_test_add_func("/maildir/size-names", test_size_names);
+	g_test_add_func("/maildir/size-wrong-big", test_size_wrong_big);
+	g_test_add_func("/maildir/size-concurrent-delivery", test_size_concurrent_delivery);
+	g_test_add_func("/maildir/size-replaced", test_size_replaced);
+	g_test_add_func("/maildir/readonly-root", test_readonly_root);
 	return g_test_run();
 }
