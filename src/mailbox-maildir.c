@@ -38,12 +38,15 @@ typedef struct {
 	char *base; /* unique name: file name up to the first ':' */
 	char *name; /* "cur/..." or "new/..." */
 	ino_t ino;
-	gboolean in_new;
-	SizeSource src;
-	guint64 file_size; /* st_size, st_mtim: with base and ino, the key of a cached size */
-	struct timespec mtime;
+	guint64 file_size; /* st_size and st_mtim: with base and ino, the key of a cached size */
+	gint64 mtime_sec;
 	guint64 size; /* octets as sent */
+	guint32 mtime_nsec;
+	guint8 in_new;
+	guint8 src; /* SizeSource */
 } Entry;
+/* Listing entries live only while the table is built, beside it: keep them small. */
+G_STATIC_ASSERT(sizeof(Entry) <= 56);
 
 static void
 entry_clear(gpointer p)
@@ -177,7 +180,8 @@ list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
 		e.in_new = strcmp(sub, "new") == 0;
 		e.src = SIZE_NONE;
 		e.file_size = (guint64)sb.st_size;
-		e.mtime = sb.st_mtim;
+		e.mtime_sec = sb.st_mtim.tv_sec;
+		e.mtime_nsec = (guint32)sb.st_mtim.tv_nsec;
 		e.size = 0;
 		g_array_append_val(entries, e);
 	}
@@ -254,7 +258,8 @@ measure(MpopMailbox *mb, Entry *e)
 		return (int)n;
 	mpop_stuffer_finish(&st, NULL);
 	e->file_size = (guint64)sb.st_size;
-	e->mtime = sb.st_mtim;
+	e->mtime_sec = sb.st_mtim.tv_sec;
+	e->mtime_nsec = (guint32)sb.st_mtim.tv_nsec;
 	e->size = st.size;
 	e->src = SIZE_MEASURED;
 	return 0;
@@ -326,8 +331,8 @@ cache_lookup(CacheWalk *w, Entry *e)
 			w->stale++;
 			continue;
 		}
-		if (w->rec.file_size != e->file_size || w->rec.mtime_sec != e->mtime.tv_sec ||
-		    w->rec.mtime_nsec != (guint32)e->mtime.tv_nsec) {
+		if (w->rec.file_size != e->file_size || w->rec.mtime_sec != e->mtime_sec ||
+		    w->rec.mtime_nsec != e->mtime_nsec) {
 			w->stale++;
 			walk_next(w);
 			return FALSE;
@@ -425,8 +430,8 @@ save_sizes(MaildirPriv *p, GArray *entries)
 				.base_len = strlen(e->base),
 				.ino = e->ino,
 				.file_size = e->file_size,
-				.mtime_sec = e->mtime.tv_sec,
-				.mtime_nsec = (guint32)e->mtime.tv_nsec,
+				.mtime_sec = e->mtime_sec,
+				.mtime_nsec = e->mtime_nsec,
 				.size = e->size,
 			};
 			if (e->src == SIZE_CACHED || e->src == SIZE_MEASURED)
