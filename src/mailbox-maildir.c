@@ -360,8 +360,24 @@ entry_size(MpopMailbox *mb, CacheWalk *w, gboolean use_sizes, Entry *e)
 	return measure(mb, e);
 }
 
+static MpopSizeRecord
+entry_record(const Entry *e)
+{
+	return (MpopSizeRecord){
+		.base = e->base,
+		.base_len = strlen(e->base),
+		.ino = e->ino,
+		.file_size = e->file_size,
+		.mtime_sec = e->mtime_sec,
+		.mtime_nsec = e->mtime_nsec,
+		.size = e->size,
+	};
+}
+
 /* Turn the sorted entries into the message table, skipping what cannot be read. Counts the
- * sizes measured and the stale cache records. */
+ * sizes measured that the cache can hold (an odd name, an mtime before 1970 cannot: those
+ * are measured at every login without rewriting the cache each time) and the stale cache
+ * records. */
 static void
 build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_measured,
 	    guint *out_stale)
@@ -395,7 +411,10 @@ build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_mea
 			}
 			continue;
 		}
-		measured += e->src == SIZE_MEASURED;
+		if (e->src == SIZE_MEASURED) {
+			MpopSizeRecord rec = entry_record(e);
+			measured += mpop_sizes_storable(&rec);
+		}
 		/* RFC 1939 §7: the unique name is a stable UIDL when it is a valid one. */
 		const char *uidl = dovecot != NULL ? g_hash_table_lookup(dovecot, e->base) : NULL;
 		m->uidl = mpop_mailbox_intern(mb, uidl != NULL ? uidl : e->base);
@@ -425,15 +444,7 @@ save_sizes(MaildirPriv *p, GArray *entries)
 	if (w != NULL) {
 		for (guint i = 0; i < entries->len; i++) {
 			const Entry *e = &g_array_index(entries, Entry, i);
-			MpopSizeRecord rec = {
-				.base = e->base,
-				.base_len = strlen(e->base),
-				.ino = e->ino,
-				.file_size = e->file_size,
-				.mtime_sec = e->mtime_sec,
-				.mtime_nsec = e->mtime_nsec,
-				.size = e->size,
-			};
+			MpopSizeRecord rec = entry_record(e);
 			if (e->src == SIZE_CACHED || e->src == SIZE_MEASURED)
 				mpop_sizes_writer_add(w, &rec);
 		}

@@ -157,13 +157,19 @@ mpop_sizes_parse_line(MpopSizesParser *p, const char *line, size_t len, MpopSize
 	return 1;
 }
 
+gboolean
+mpop_sizes_storable(const MpopSizeRecord *rec)
+{
+	return mpop_sizes_name_ok(rec->base, rec->base_len) && rec->mtime_sec >= 0 &&
+	       rec->mtime_nsec < 1000000000u && mpop_sizes_plausible(rec->file_size, rec->size);
+}
+
 size_t
 mpop_sizes_format(const MpopSizeRecord *rec, char *buf)
 {
 	int n;
 
-	if (!mpop_sizes_name_ok(rec->base, rec->base_len) || rec->mtime_sec < 0 ||
-	    rec->mtime_nsec >= 1000000000u || !mpop_sizes_plausible(rec->file_size, rec->size))
+	if (!mpop_sizes_storable(rec))
 		return 0;
 	n = g_snprintf(buf, MPOP_SIZES_LINE_MAX,
 		       "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT

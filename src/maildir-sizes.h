@@ -58,6 +58,10 @@ void mpop_sizes_parser_init(MpopSizesParser *p);
  * points into line), 0 for the header, -EINVAL for anything else. */
 int mpop_sizes_parse_line(MpopSizesParser *p, const char *line, size_t len, MpopSizeRecord *out);
 
+/* TRUE when rec can be stored: a name that is mpop_sizes_name_ok(), an mtime from 1970 on,
+ * a plausible size. */
+gboolean mpop_sizes_storable(const MpopSizeRecord *rec);
+
 /* Format rec as one line with its '\n' into buf (MPOP_SIZES_LINE_MAX bytes). Returns its length,
  * or 0 when rec cannot be stored (a name that is not mpop_sizes_name_ok()). */
 size_t mpop_sizes_format(const MpopSizeRecord *rec, char *buf);

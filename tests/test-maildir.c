@@ -1137,6 +1137,85 @@ test_size_cache(void)
 	rm_rf(dir);
 }
 
+static void
+set_mtime(const char *dir, const char *rel, const struct timespec *t)
+{
+	g_autofree char *p = g_build_filename(dir, rel, NULL);
+	struct timespec ts[2] = {*t, *t};
+
+	g_assert_cmpint(utimensat(AT_FDCWD, p, ts, 0), ==, 0);
+}
+
+static ino_t
+cache_ino(const char *dir)
+{
+	g_autofree char *p = g_build_filename(dir, "mpopd-sizes", NULL);
+	struct stat sb;
+
+	return lstat(p, &sb) == 0 ? sb.st_ino : 0;
+}
+
+/* The cache is rewritten when something was measured that it can hold, or when much of it
+ * is stale; a message it cannot hold (an odd name, an mtime before 1970) is measured at each
+ * login without rewriting it each time. */
+static void
+test_size_cache_rewrites(void)
+{
+	g_autofree char *dir = make_maildir();
+	struct timespec old = {.tv_sec = -86400};
+	ino_t ino;
+
+	put(dir, "cur/1.a:2,", "one\n");
+	put(dir, "cur/2 odd:2,", "two\n");
+	put(dir, "cur/3.old:2,", "three\n");
+	set_mtime(dir, "cur/3.old:2,", &old);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 5);
+	ino = cache_ino(dir);
+	g_assert_cmpuint(ino, !=, 0);
+	{
+		MpopMailbox *mb = open_ok(dir);
+		g_assert_cmpuint(mb->n_msgs, ==, 3);
+		g_assert_cmpuint(mb->msgs[1].size, ==, 5); /* "2 odd": its UIDL is a digest */
+		g_assert_cmpuint(mb->msgs[2].size, ==, 7);
+		mpop_mailbox_close(mb);
+	}
+	g_assert_cmpuint(cache_ino(dir), ==, ino);
+	{
+		g_autofree char *text = cache_text(dir);
+		g_assert_nonnull(strstr(text, " 1.a\n"));
+		g_assert_null(strstr(text, "odd"));
+		g_assert_null(strstr(text, "3.old"));
+	}
+	/* A new message is measured once and the cache rewritten. */
+	put(dir, "new/4.d", "four\n");
+	g_assert_cmpuint(size_of(dir, "4.d"), ==, 6);
+	g_assert_cmpuint(cache_ino(dir), !=, ino);
+	ino = cache_ino(dir);
+	g_assert_cmpuint(size_of(dir, "4.d"), ==, 6);
+	g_assert_cmpuint(cache_ino(dir), ==, ino);
+	/* A few messages gone: left in the cache; most of them gone: rewritten. */
+	rm(dir, "cur/1.a:2,");
+	g_assert_cmpuint(size_of(dir, "4.d"), ==, 6);
+	g_assert_cmpuint(cache_ino(dir), ==, ino);
+	for (guint i = 0; i < 80; i++) {
+		g_autofree char *rel = g_strdup_printf("new/5.%03u", i);
+		put(dir, rel, "x\n");
+	}
+	g_assert_cmpuint(size_of(dir, "5.000"), ==, 3);
+	ino = cache_ino(dir);
+	for (guint i = 0; i < 80; i++) {
+		g_autofree char *rel = g_strdup_printf("cur/5.%03u:2,", i);
+		rm(dir, rel);
+	}
+	g_assert_cmpuint(size_of(dir, "4.d"), ==, 6);
+	g_assert_cmpuint(cache_ino(dir), !=, ino);
+	{
+		g_autofree char *text = cache_text(dir);
+		g_assert_null(strstr(text, " 5.0"));
+	}
+	rm_rf(dir);
+}
+
 /* Damaged, foreign, oversized or linked caches claiming a wrong size are not used. */
 static void
 test_size_cache_ignored(void)
@@ -1319,15 +1398,6 @@ test_size_concurrent_delivery(void)
 	rm_rf(dir);
 }
 
-static void
-set_mtime(const char *dir, const char *rel, const struct timespec *t)
-{
-	g_autofree char *p = g_build_filename(dir, rel, NULL);
-	struct timespec ts[2] = {*t, *t};
-
-	g_assert_cmpint(utimensat(AT_FDCWD, p, ts, 0), ==, 0);
-}
-
 /* A message replaced under the same name, with the same size and mtime. */
 static void
 test_size_replaced(void)
@@ -1444,6 +1514,7 @@ main(int argc, char **argv)
 	g_test_add_func("/maildir/move-collision", test_move_collision);
 	g_test_add_func("/maildir/size-cache", test_size_cache);
 	g_test_add_func("/maildir/size-cache-ignored", test_size_cache_ignored);
+	g_test_add_func("/maildir/size-cache-rewrites", test_size_cache_rewrites);
 	g_test_add_func("/maildir/size-names", test_size_names);
 	g_test_add_func("/maildir/size-wrong-big", test_size_wrong_big);
 	g_test_add_func("/maildir/size-concurrent-delivery", test_size_concurrent_delivery);
