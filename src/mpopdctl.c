@@ -123,6 +123,12 @@ verb_stats(MpopCtl *ctl)
 	return mpop_ctl_stats(ctl->argc, ctl->argv);
 }
 
+static int
+verb_convert_config(MpopCtl *ctl)
+{
+	return mpop_ctl_convert_config(ctl->argc, ctl->argv);
+}
+
 /* ---- the verb table. A verb with arguments of its own sets MPOP_CTL_OPT_ARGS and reads
  * ctl->argc/argv (argv[0] is the verb) with its own getopt_long; -c before the verb is in
  * ctl->config. */
@@ -147,6 +153,9 @@ static const Verb verbs[] = {
 	 MPOP_CTL_OPT_ARGS,
 	 "[--since TIME] [--until TIME] [--user NAME] [--json]\n"
 	 "[--file JOURNAL]... | [--directory DIR] | [--syslog FILE]..."},
+	{"convert-config", verb_convert_config, FALSE,
+	 "the Perl mpopd's mpopd.conf as mpopd.conf, with a report", MPOP_CTL_OPT_ARGS,
+	 "[-o OUT] [--report FILE] [--hosts FILE]\n[--root DIR] OLD.conf"},
 };
 
 static const Verb *

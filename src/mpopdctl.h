@@ -38,6 +38,10 @@ int mpop_ctl_passwd(const char *scheme);
 /* The stats verb with its own options (argv[0] is "stats"). Returns the exit status. */
 int mpop_ctl_stats(int argc, char **argv);
 
+/* The convert-config verb with its own arguments (argv[0] is the verb): the Perl mpopd's
+ * configuration to mpopd.conf. Returns the exit status. */
+int mpop_ctl_convert_config(int argc, char **argv);
+
 /* ---- mpopdctl-run.c */
 
 enum {

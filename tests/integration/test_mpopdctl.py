@@ -22,7 +22,7 @@ ENV = dict(os.environ, MPOPDCTL_NO_SYSTEMD="1")
 ENV.pop("VISUAL", None)
 ENV.pop("EDITOR", None)
 VERBS = ["start", "stop", "restart", "refresh", "config", "reload", "status", "show-config",
-         "check", "passwd", "stats"]
+         "check", "passwd", "stats", "convert-config"]
 
 
 def ctl(fx, *args, env=None, stdin=None, user=None, cwd=None):
