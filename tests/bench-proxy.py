@@ -13,12 +13,13 @@ Maildirs: one of --messages messages of about --msg-kb KB, read with RETR 1..N o
 pipelined, and eight small ones (users s0..s7) for the login rounds (connect, greeting, USER,
 PASS, STAT, QUIT from --clients concurrent client processes). The password hash is
 sha512crypt (about 1 ms) so that the rounds measure the front door rather than the hash.
-The client is tests/bench-pop-client of the same build; runs are interleaved, medians
+The client is mpopd-bench of the same build; runs are interleaved, medians
 printed. On loopback the balancer shares the CPUs with mpopd and the client, so the relay's
 cost shows in full; between machines it is spent on the balancer instead.
 """
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -141,19 +142,31 @@ backend pop3
     return p, relay, pp
 
 
-def client(args, *argv):
-    r = subprocess.run([args.client, *map(str, argv)], capture_output=True, text=True,
-                       timeout=600)
-    if r.returncode != 0:
-        raise SystemExit(f"bench-pop-client {' '.join(map(str, argv))}: {r.stderr.strip()}")
-    return dict(kv.split("=", 1) for kv in r.stdout.split())
+def client(args, mode, port, *rest):
+    """mpopd-bench: "retr" of every message of user big, serial or pipelined (64 in flight),
+    or "sessions" (users s0..s7, CLIENTS, SECONDS). Figures under this script's names."""
+    if mode == "retr":
+        argv = ["retrieve", "-u", "big", "--pipeline", 64 if rest[0] == "pipelined" else 1]
+    else:
+        argv = ["sessions", "-u", "s%d", "-c", rest[0], "-t", rest[1]]
+    argv = [str(a) for a in [args.client, *argv, "-w", PASSWORD, "-p", port, "--json", "-q"]]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    try:
+        res = json.loads(r.stdout)
+    except ValueError:
+        res = None
+    if res is None or (r.returncode != 0 and not res.get("sessions")):
+        raise SystemExit(f"{' '.join(argv)}: {r.stderr.strip()}")
+    res.update(mbps=res.get("mb_per_s"), bytes=res.get("wire_bytes"),
+               rate=res.get("sessions_per_s"))
+    return res
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("mpopd")
     ap.add_argument("mpopdctl")
-    ap.add_argument("--client", default=None, help="bench-pop-client (default: next to mpopd)")
+    ap.add_argument("--client", default=None, help="mpopd-bench (default: next to mpopd)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--messages", type=int, default=400)
     ap.add_argument("--msg-kb", type=int, default=75)
@@ -164,9 +177,8 @@ def main():
         raise SystemExit("run as root (the mailboxes belong to uid 4242)")
     if not shutil.which("haproxy"):
         raise SystemExit("haproxy is not installed (apt-get install haproxy)")
-    args.client = args.client or os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(args.mpopd))), "tests",
-        "bench-pop-client")
+    args.client = args.client or os.path.join(os.path.dirname(os.path.abspath(args.mpopd)),
+                                              "mpopd-bench")
     top = tempfile.mkdtemp(prefix="mpopd-bench-proxy-", dir="/tmp")
     os.chmod(top, 0o755)
     procs = []
@@ -195,10 +207,9 @@ def main():
         for run in range(args.runs):
             for name, port in paths:
                 for mode in ("serial", "pipelined"):
-                    r = client(args, "retr", "plain", port, "big", PASSWORD, args.messages, mode)
+                    r = client(args, "retr", port, mode)
                     res.setdefault((name, mode), []).append(r)
-                r = client(args, "sessions", "plain", port, "s", PASSWORD, args.clients, 10**6,
-                           args.seconds)
+                r = client(args, "sessions", port, args.clients, args.seconds)
                 res.setdefault((name, "sessions"), []).append(r)
 
         def med(key, field):

@@ -3,7 +3,7 @@
 """RETR throughput over loopback: every message of a generated mbox, pipelined.
 
 Not a test: it prints figures. Run as root from the source tree after building:
-    BENCH_CLIENT=build/tests/bench-retr-client \
+    BENCH_CLIENT=build/src/mpopd-bench \
         python3 tests/bench-retr.py build/src/mpopd build/src/mpopdctl [MB] [MSG_KB]
 It starts the legacy daemon on 127.0.0.1 (a free port), logs in as a user-list user whose
 uid owns the mbox, sends RETR 1..N in one go and reads until the QUIT reply.
@@ -65,11 +65,12 @@ def main():
                 time.sleep(0.02)
         client = os.environ.get("BENCH_CLIENT")
         if client:
-            # an external reader (e.g. a small C program) instead of this Python loop
+            # mpopd-bench instead of this Python loop (it checks every answer, too)
             c.close()
-            r = subprocess.run([client, str(port), str(n), "bench", "pw"], capture_output=True)
+            r = subprocess.run([client, "retrieve", "-p", str(port), "-u", "bench", "-w", "pw",
+                                "--pipeline", "64", "-q"], capture_output=True)
             print(f"mbox: {n} messages, {size / 1e6:.1f} MB; RETR 1..{n} pipelined "
-                  f"({client}): {r.stdout.decode().strip()}")
+                  f"({client}):\n{r.stdout.decode().rstrip()}")
             return
         f = c.makefile("rb")
         f.readline()

@@ -7,7 +7,7 @@ Not a test: it prints figures. Run as root from the source tree after building, 
 Debian's dovecot-pop3d installed (the script starts its own private dovecot):
     python3 tests/bench-tls.py build/src/mpopd build/src/mpopdctl \\
         [--baseline OLD/build/src/mpopd] [--runs 5] [--hash yescrypt|sha512crypt] [--hold S]
-(--help lists the rest; the client is tests/bench-pop-client of the same build.)
+(--help lists the rest; the client is mpopd-bench of the same build.)
 Everything listens on 127.0.0.1 only. One generated Maildir of --messages messages of about
 --msg-kb KB (defaults: 2000 x 75 KB = 150 MB) per server, read with RETR 1..N one by one
 (answer, then the next command, as most clients do) and pipelined (a window of 64 commands in
@@ -16,13 +16,14 @@ flight); eight small Maildirs (users s0..s7) for the login rounds: connect, TLS 
 Both servers get the same password hash for each user; yescrypt (libxcrypt's default, what
 `mpopdctl passwd` makes) costs tens of ms per check, so logins are CPU-bound on the hash;
 sha512crypt costs about 1 ms. Server CPU is the CPU time of the server's processes (live ones
-and the ones it reaped) during a run, client CPU that of bench-pop-client: on a machine with
+and the ones it reaped) during a run, client CPU that of mpopd-bench: on a machine with
 few CPUs the client competes with the server, and a TLS session has one process more on each
 side (the relay). All servers run at once, idle when not measured; their runs are
 interleaved, medians printed.
 """
 
 import argparse
+import json
 import os
 import random
 import resource
@@ -234,16 +235,37 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def bench_argv(mode, transport, port, user, password, *rest):
+    """mpopd-bench's command line for "retr ... N serial|pipelined" (every message) or
+    "sessions ... CLIENTS MAX_SESSIONS MAX_SECONDS" (users USER0, USER1, ...)."""
+    argv = [mode if mode != "retr" else "retrieve", "-p", port, "--json", "-q"]
+    argv += ["--tls"] if transport == "tls" else []
+    if mode == "retr":
+        argv += ["-u", user, "-w", password, "--pipeline", 64 if rest[1] == "pipelined" else 1]
+    else:
+        argv += ["-u", f"{user}%d", "-w", password, "-c", rest[0], "-n", rest[1],
+                 "-t", rest[2]]
+    return [str(a) for a in argv]
+
+
 def client(args, *argv):
+    """Runs mpopd-bench; returns its figures under the names this script prints, or (None,
+    why). Some failed logins under load still give a rate; none that succeeded do not."""
     before = children_cpu()
     try:
-        out = subprocess.run([args.client, *map(str, argv)], capture_output=True, text=True,
+        out = subprocess.run([args.client, *bench_argv(*argv)], capture_output=True, text=True,
                              timeout=args.seconds * 4 + 120)
     except subprocess.TimeoutExpired:
         return None, "client timed out"
-    if out.returncode != 0:
+    try:
+        res = json.loads(out.stdout)
+    except ValueError:
+        res = None
+    if res is None or (out.returncode != 0 and not res.get("sessions")):
         return None, (out.stderr or out.stdout).strip().splitlines()[-1:] or ["failed"]
-    res = dict(kv.split("=", 1) for kv in out.stdout.split())
+    for ours, theirs in (("mbps", "mb_per_s"), ("bytes", "wire_bytes"), ("rate", "sessions_per_s")):
+        if theirs in res:
+            res[ours] = res[theirs]
     res["client_cpu"] = children_cpu() - before
     return res, None
 
@@ -264,8 +286,8 @@ def parse_args():
     ap.add_argument("mpopdctl")
     ap.add_argument("--baseline", metavar="MPOPD", help="another mpopd build (e.g. of an "
                     "older commit) measured in the same run, plaintext unless it has TLS")
-    ap.add_argument("--client", default=None, help="bench-pop-client (default: "
-                    "tests/bench-pop-client in mpopd's build directory)")
+    ap.add_argument("--client", default=None, help="mpopd-bench (default: the one next "
+                    "to mpopd)")
     ap.add_argument("--dovecot", default=shutil.which("dovecot") or "/usr/sbin/dovecot")
     ap.add_argument("--no-dovecot", action="store_true")
     ap.add_argument("--dovecot-modes", default="default,high-performance",
@@ -286,10 +308,9 @@ def parse_args():
     if os.geteuid() != 0:
         raise SystemExit("run as root: the servers drop to the mailbox owner")
     if args.client is None:
-        build = os.path.dirname(os.path.dirname(os.path.abspath(args.mpopd)))
-        args.client = os.path.join(build, "tests", "bench-pop-client")
+        args.client = os.path.join(os.path.dirname(os.path.abspath(args.mpopd)), "mpopd-bench")
     if not os.access(args.client, os.X_OK):
-        raise SystemExit(f"no client {args.client}: build tests/bench-pop-client")
+        raise SystemExit(f"no client {args.client}: build src/mpopd-bench")
     if not args.no_dovecot and not os.access(args.dovecot, os.X_OK):
         raise SystemExit("no dovecot: apt-get install dovecot-pop3d, or --no-dovecot")
     args.modes = args.modes.split(",")
