@@ -221,73 +221,18 @@ bench_conn_command(BenchConn *c, const char *cmd, char *line, size_t size)
 	return bench_conn_status(c, line, size);
 }
 
-static void
-defect(BenchBody *out, const char *what)
-{
-	if (out->defect == NULL)
-		out->defect = what;
-}
-
-/* RFC 1939 §3: a line that starts with "." is sent with one more "."; ".CRLF" ends the
- * answer. A lone "." line of the message that was not stuffed ends it early, which the
- * octet count against LIST catches; a line ".x" can only come from a server that stuffs
- * nothing, and a bare LF from one that sends stored line ends. */
 gboolean
 bench_conn_body(BenchConn *c, BenchBody *out, GString *keep)
 {
-	gboolean at_line_start = TRUE, prev_cr = FALSE;
+	gboolean done = FALSE;
 
-	*out = (BenchBody){0};
-	for (;;) {
-		char *p, *end, *nl;
-
+	bench_body_init(out);
+	while (!done) {
 		if (c->off == c->len && conn_fill(c) == 0)
 			return FALSE;
-		p = c->buf + c->off;
-		end = c->buf + c->len;
-		if (at_line_start && *p == '.') {
-			/* the next two bytes tell the terminator from a stuffed line */
-			if (end - p < 3 && !(end - p == 2 && p[1] != '\r')) {
-				if (conn_fill(c) == 0)
-					return FALSE;
-				continue;
-			}
-			if (p[1] == '\r' && p[2] == '\n') {
-				c->off += 3;
-				return TRUE;
-			}
-			if (p[1] == '\n') {
-				defect(out, "bare LF line end");
-				c->off += 2;
-				return TRUE;
-			}
-			if (p[1] == '.') {
-				c->off++;
-				p++;
-			} else {
-				defect(out, "a line starting with \".\" not byte-stuffed");
-			}
-		}
-		nl = memchr(p, '\n', (size_t)(end - p));
-		if (nl == NULL) {
-			out->octets += (guint64)(end - p);
-			if (keep != NULL)
-				g_string_append_len(keep, p, end - p);
-			prev_cr = end[-1] == '\r';
-			c->off = c->len;
-			at_line_start = FALSE;
-			continue;
-		}
-		if (nl == p ? !prev_cr : nl[-1] != '\r')
-			defect(out, "bare LF line end");
-		out->octets += (guint64)(nl + 1 - p);
-		out->lines++;
-		if (keep != NULL)
-			g_string_append_len(keep, p, nl - p + 1);
-		c->off += (size_t)(nl + 1 - p);
-		at_line_start = TRUE;
-		prev_cr = FALSE;
+		c->off += bench_body_feed(out, c->buf + c->off, c->len - c->off, keep, &done);
 	}
+	return TRUE;
 }
 
 gboolean

@@ -40,12 +40,22 @@ typedef struct {
 	guint64 wire; /* bytes received */
 } BenchConn;
 
-/* What one multi-line answer held, checked against RFC 1939 §3. */
+/* What one multi-line answer held, checked against RFC 1939 §3, and where its reader is. */
 typedef struct {
 	guint64 octets;	    /* after removing the byte-stuffing, CRLF counted, terminator not */
 	guint64 lines;	    /* body lines */
 	const char *defect; /* the first framing error seen, or NULL */
+	int state;	    /* of the reader: line start, after a dot, in a line ... */
+	gboolean prev_cr;   /* the last byte of the line so far was CR */
 } BenchBody;
+
+/* Starts reading a multi-line answer (after its status line). */
+void bench_body_init(BenchBody *b);
+/* Reads data[0..n) of an answer from the server (untrusted): un-stuffs it, counts octets and
+ * lines, notes the first framing defect, appends the un-stuffed lines to keep if not NULL.
+ * Returns the bytes consumed: all of them, or fewer with *out_done set when the terminator
+ * ended the answer (the rest belongs to the next answer). Any chunking gives the same result. */
+size_t bench_body_feed(BenchBody *b, const char *data, size_t n, GString *keep, gboolean *out_done);
 
 /* A report: named figures printed as an aligned table or as one JSON object. */
 typedef struct BenchReport BenchReport;
