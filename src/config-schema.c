@@ -242,6 +242,14 @@ const Key mpop_config_keys[] = {
 	 .help = "mbox: snapshot locks, indexes and unlocks, then verifies the file before "
 		 "every read and at QUIT; session-lock holds the locks for the whole session; "
 		 "spool copies the mailbox to spool_dir at login. Perl mpopd: $parse_to_disk."},
+	{"mailbox", "mbox_index", KT_BOOL, "true", .offset = OFF(mbox_index),
+	 .help = "mbox: keep an index of the mailbox in .NAME.mpopd-index beside it (mode 0600, "
+		 "written with the mail_privileged_group where the spool needs it), so that a "
+		 "login reads only mail appended since the last one, and remember the UIDLs given "
+		 "out: a UIDL stays with its message and is never given to another one later "
+		 "(RFC 1939 §7). The index is used only as far as the mbox confirms it; a missing, "
+		 "stale or foreign one means a full scan. false: every login scans the whole file "
+		 "and UIDLs come from the messages alone (duplicates numbered in file order)."},
 	{"mailbox", "spool_dir", KT_STRING, "/var/spool/mpopd", .flags = F_PATH | F_NONEMPTY,
 	 .offset = OFF(spool_dir),
 	 .help = "mbox_mode=spool: the directory where each session, running as the mailbox "

@@ -88,6 +88,7 @@ typedef struct {
 	guint lock_wait_ms;
 	guint lock_stale_age; /* seconds; 0 = never take over */
 	MpopMboxMode mbox_mode;
+	gboolean mbox_index; /* keep a persisted index beside the mbox */
 	char *spool_dir;
 	char *mail_privileged_group; /* "": none */
 	char **uidl_source; /* mbox: "x-uidl", "message-id", "dovecot", "popa3d", "digest" */

@@ -14,6 +14,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -39,10 +40,14 @@
  * this server must never do. The rename is safe against delivery agents because they take
  * the dotlock before opening the mailbox (procmail, Postfix local, Exim appendfile) or check
  * the inode again after locking (Dovecot).
+ *
+ * With mbox_index, what a login found is kept beside the mbox (mbox-store.c says where, in
+ * what form and how far it is trusted): the next login reuses it when the file is provably
+ * the one indexed and scans only what was appended; UPDATE writes the index of the file it
+ * renames into place.
  */
 
 #define COPY_CHUNK (256 * 1024)
-#define VERIFY_CHUNK 4096
 #define CACHE_MAX (64 * 1024)
 
 typedef struct {
@@ -57,7 +62,13 @@ typedef struct {
 	guint64 first_from;  /* bytes before the first message */
 	guint32 *span_hash;  /* per message: separator + From line */
 	guint32 tail_hash;   /* after the last message's content */
-	GPtrArray *chunks;   /* UIDLs indexed by other threads */
+	guint64 *fp;	     /* per message: its fingerprint (for the persisted index) */
+	char *store_path;    /* the persisted index, or NULL without mbox_index */
+	guint32 rules;	     /* hash of the settings the index depends on */
+	GArray *retired;     /* guint64 keys of UIDLs given out and gone */
+	guint64 counter;     /* the next fresh UIDL suffix */
+	guint8 *unchecked;   /* bit per message: size taken from the index, not yet read */
+	guint n_unchecked;
 	guint cur;
 	guint64 cur_pos;
 	char *cache;	 /* a small message with its boundaries, read in one pread() */
@@ -66,36 +77,6 @@ typedef struct {
 } MboxPriv;
 
 /* ---- boundary hashes ---- */
-
-/* Hash of n bytes at off of fd, in full VERIFY_CHUNK pieces whatever pread() returns.
- * Returns 0 or -errno (-ESPIPE when the file is shorter). */
-static int
-hash_fd(int fd, guint64 off, guint64 n, guint32 *out)
-{
-	char buf[VERIFY_CHUNK];
-	guint32 h = MPOP_MBOX_HASH_INIT;
-	size_t have = 0;
-
-	G_STATIC_ASSERT(VERIFY_CHUNK % 8 == 0);
-	while (n > 0) {
-		ssize_t r = pread(fd, buf + have, (size_t)MIN(n, sizeof(buf) - have), (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -ESPIPE;
-		have += (size_t)r;
-		off += (guint64)r;
-		n -= (guint64)r;
-		if (have == sizeof(buf) || n == 0) {
-			h = mpop_mbox_hash(h, buf, have);
-			have = 0;
-		}
-	}
-	*out = h;
-	return 0;
-}
 
 /* ---- the backend ---- */
 
@@ -187,45 +168,203 @@ open_locked(MpopMailbox *mb, MpopLock **out_lock, GError **error)
 	return -1;
 }
 
+/* ---- the index: from the persisted one where the file confirms it, else by a scan ---- */
+
+/* Settings that change boundaries, sizes or UIDLs: an index made under others is not used. */
+static guint32
+rules_hash(MpopMailbox *mb, MboxPriv *p)
+{
+	const MpopConfig *cfg = mb->cfg;
+	g_autoptr(GString) s = g_string_new("1\n");
+
+	g_string_append_printf(s, "%s\n%s\n%d\n", cfg->message_start ? cfg->message_start : "",
+			       cfg->message_end ? cfg->message_end : "", (int)cfg->from_quoting);
+	for (char **u = cfg->uidl_source; u != NULL && *u != NULL; u++)
+		g_string_append_printf(s, "u:%s\n", *u);
+	for (const char **h = p->hide; *h != NULL; h++)
+		g_string_append_printf(s, "h:%s\n", *h);
+	return mpop_mbox_hash(MPOP_MBOX_HASH_INIT, s->str, s->len);
+}
+
+/* Index [from, size) of the locked file (from 0: all of it) into ix. */
 static gboolean
-mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
+scan(MpopMailbox *mb, MboxPriv *p, guint64 size, guint64 from, guint64 prev_end, guint64 first_from,
+     MpopMboxIndex *ix, GError **error)
 {
 	const MpopMboxIndexOpts o = {.parser = p->parser,
 				     .stuff = &mb->stuff_opts,
-				     .uidl_sources = (const char *const *)mb->cfg->uidl_source};
-	MpopMboxIndex ix;
-	struct stat sb;
+				     .uidl_sources = (const char *const *)mb->cfg->uidl_source,
+				     .from = from,
+				     .prev_end = prev_end,
+				     .first_from = first_from};
 	gboolean ok;
 	char *map;
+
+	if (size > (guint64)SIZE_MAX)
+		return fail_errno(error, EFBIG, "cannot index mailbox");
+	if (size == 0) {
+		memset(ix, 0, sizeof(*ix));
+		ix->tail_hash = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, "", 0);
+		return TRUE;
+	}
+	map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, p->fd, 0);
+	if (map == MAP_FAILED)
+		return fail_errno(error, errno, "cannot map mailbox");
+	/* No MADV_SEQUENTIAL: it maps read-ahead pages into the process (they count as its
+	 * memory until dropped); plain read-ahead still fills the page cache. */
+	ok = mpop_mbox_index(&o, map, (size_t)size, mb->strings, ix, error);
+	munmap(map, (size_t)size);
+	return ok;
+}
+
+/* What was appended after the index st, from its last message on (appended bytes may extend
+ * that one). ix is left empty when that message is not where the index says. */
+static gboolean
+scan_appended(MpopMailbox *mb, MboxPriv *p, const struct stat *sb, const MpopMboxStore *st,
+	      MpopMboxIndex *ix, GError **error)
+{
+	guint last = st->n_msgs - 1;
+	const MpopMessage *m = &st->msgs[last];
+	guint64 prev =
+		last > 0 ? st->msgs[last - 1].offset + st->msgs[last - 1].length : st->first_from;
+
+	if (!scan(mb, p, (guint64)sb->st_size, m->offset - m->from_len, prev, st->first_from, ix,
+		  error))
+		return FALSE;
+	if (ix->n_msgs == 0 || ix->msgs[0].offset != m->offset ||
+	    ix->span_hash[0] != st->span_hash[last])
+		mpop_mbox_index_clear(ix);
+	return TRUE;
+}
+
+/* The table: msgs[0, keep) of the index st, then the scanned ones. */
+static void
+take_tables(MpopMailbox *mb, MboxPriv *p, MpopMboxStore *st, guint keep, MpopMboxIndex *ix)
+{
+	guint n = keep + ix->n_msgs;
+
+	mb->msgs = g_new(MpopMessage, MAX(n, 1));
+	p->span_hash = g_new(guint32, MAX(n, 1));
+	p->fp = g_new(guint64, MAX(n, 1));
+	if (keep > 0) {
+		memcpy(mb->msgs, st->msgs, keep * sizeof(*mb->msgs));
+		memcpy(p->span_hash, st->span_hash, keep * sizeof(guint32));
+		memcpy(p->fp, st->fingerprint, keep * sizeof(guint64));
+		p->unchecked = g_new0(guint8, keep / 8 + 1);
+		memset(p->unchecked, 0xff, keep / 8 + 1);
+		p->n_unchecked = keep;
+	}
+	if (ix->n_msgs > 0) {
+		memcpy(mb->msgs + keep, ix->msgs, ix->n_msgs * sizeof(*mb->msgs));
+		memcpy(p->span_hash + keep, ix->span_hash, ix->n_msgs * sizeof(guint32));
+		memcpy(p->fp + keep, ix->fingerprint, ix->n_msgs * sizeof(guint64));
+	}
+	mb->n_msgs = n;
+	p->tail_hash = ix->tail_hash;
+}
+
+/* Write what this session knows to the persisted index; it is only an optimisation and
+ * memory of UIDLs, so a failure is logged and the session goes on. */
+static void
+store_save(MpopMailbox *mb, MboxPriv *p, int fd, gboolean durable)
+{
+	MpopMboxStore st = {.rules = p->rules,
+			    .size = p->indexed_end,
+			    .first_from = p->first_from,
+			    .tail_hash = p->tail_hash,
+			    .counter = p->counter,
+			    .n_msgs = mb->n_msgs,
+			    .msgs = mb->msgs,
+			    .span_hash = p->span_hash,
+			    .fingerprint = p->fp,
+			    .n_retired = p->retired->len,
+			    .retired = (guint64 *)(void *)p->retired->data};
+	gboolean group;
+	int rc = mpop_mbox_store_describe(&st, fd);
+
+	if (rc == 0) {
+		group = mpop_privsep_mail_group_enter(mb->path);
+		rc = mpop_mbox_store_save(p->store_path, &st, durable);
+		mpop_privsep_mail_group_leave(group);
+	}
+	if (rc < 0)
+		mpop_log_debug("mbox index not written: %s", g_strerror(-rc));
+}
+
+/* A boundary check failed: the index described another file; the next login scans. */
+static void
+store_forget(MboxPriv *p)
+{
+	if (p->store_path != NULL && unlink(p->store_path) < 0 && errno != ENOENT)
+		mpop_log_debug("mbox index not removed: %s", g_strerror(errno));
+}
+
+static gboolean
+mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
+{
+	MpopMboxStore st = {0};
+	MpopMboxStoreUse use = MPOP_MBOX_STORE_FULL;
+	MpopMboxIndex ix = {0};
+	const char *why = "disabled";
+	gboolean have = FALSE;
+	guint keep = 0;
+	struct stat sb;
 
 	if (fstat(p->fd, &sb) < 0)
 		return fail_errno(error, errno, "cannot stat mailbox");
 	p->dev = sb.st_dev;
 	p->ino = sb.st_ino;
 	p->indexed_end = (guint64)sb.st_size;
-	if (sb.st_size == 0)
-		return TRUE;
-	if ((guint64)sb.st_size > (guint64)SIZE_MAX)
-		return fail_errno(error, EFBIG, "cannot index mailbox");
-	map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, p->fd, 0);
-	if (map == MAP_FAILED)
-		return fail_errno(error, errno, "cannot map mailbox");
-	/* No MADV_SEQUENTIAL: it maps read-ahead pages into the process (they count as its
-	 * memory until dropped); plain read-ahead still fills the page cache. */
-	ok = mpop_mbox_index(&o, map, (size_t)sb.st_size, mb->strings, &ix, error);
-	munmap(map, (size_t)sb.st_size);
-	if (!ok)
-		return FALSE;
-	mb->msgs = ix.msgs;
-	mb->n_msgs = ix.n_msgs;
-	p->span_hash = ix.span_hash;
-	p->tail_hash = ix.tail_hash;
-	p->first_from = ix.first_from;
-	p->chunks = ix.chunks;
-	mpop_log_debug("mbox indexed: %u messages, %" G_GUINT64_FORMAT " bytes, %u part%s",
-		       ix.n_msgs, (guint64)sb.st_size, ix.n_parts, ix.n_parts == 1 ? "" : "s");
-	mpop_uidl_make_unique_hashed(mb, ix.uidl_hash);
-	g_free(ix.uidl_hash);
+	p->retired = g_array_new(FALSE, FALSE, sizeof(guint64));
+	if (p->store_path != NULL && mpop_mbox_store_load(p->store_path, mb->strings, &st, &why)) {
+		have = st.rules == p->rules || (why = "made with other settings", FALSE);
+		if (!have)
+			mpop_mbox_store_clear(&st);
+	}
+	if (have) {
+		g_array_append_vals(p->retired, st.retired, st.n_retired);
+		p->counter = st.counter;
+		use = mpop_mbox_store_check(p->fd, &sb, &st, &why);
+	}
+	if (use == MPOP_MBOX_STORE_REUSE) {
+		keep = st.n_msgs;
+		p->first_from = st.first_from;
+		ix.tail_hash = st.tail_hash;
+		take_tables(mb, p, &st, keep, &ix);
+	} else {
+		if (use == MPOP_MBOX_STORE_APPEND && !scan_appended(mb, p, &sb, &st, &ix, error)) {
+			mpop_mbox_store_clear(&st);
+			return FALSE;
+		}
+		if (use == MPOP_MBOX_STORE_APPEND && ix.n_msgs == 0) {
+			use = MPOP_MBOX_STORE_FULL;
+			why = "rewritten";
+		}
+		keep = use == MPOP_MBOX_STORE_APPEND ? st.n_msgs - 1 : 0;
+		if (use == MPOP_MBOX_STORE_FULL &&
+		    !scan(mb, p, (guint64)sb.st_size, 0, 0, 0, &ix, error)) {
+			mpop_mbox_store_clear(&st);
+			return FALSE;
+		}
+		p->first_from = use == MPOP_MBOX_STORE_APPEND ? st.first_from : ix.first_from;
+		take_tables(mb, p, &st, keep, &ix);
+		if (have) {
+			mpop_mbox_assign_uidls(mb->msgs, mb->n_msgs, keep, p->fp, &st, keep,
+					       p->retired, &p->counter, mb->strings);
+		} else {
+			/* No memory of earlier sessions: the UIDLs a plain scan gives, and fresh
+			 * suffixes from above any that numbering can have used. */
+			mpop_uidl_make_unique_hashed(mb, ix.uidl_hash);
+			p->counter = (guint64)mb->n_msgs + 2;
+		}
+	}
+	mpop_log_debug(
+		"mbox indexed: %u messages, %" G_GUINT64_FORMAT " bytes, %u from the index (%s)",
+		mb->n_msgs, (guint64)sb.st_size, use == MPOP_MBOX_STORE_FULL ? 0 : keep, why);
+	if (use != MPOP_MBOX_STORE_REUSE && p->store_path != NULL)
+		store_save(mb, p, p->fd, FALSE);
+	mpop_mbox_index_clear(&ix);
+	mpop_mbox_store_clear(&st);
 	return TRUE;
 }
 
@@ -267,7 +406,7 @@ verify_span(MpopMailbox *mb, MboxPriv *p, int fd, guint i, GError **error)
 {
 	guint64 start = span_start(mb, p, i), stop = span_stop(mb, p, i);
 	guint32 want = span_want(mb, p, i), h = 0;
-	int rc = hash_fd(fd, start, stop - start, &h);
+	int rc = mpop_mbox_hash_fd(fd, start, stop - start, &h);
 
 	if (rc < 0 && rc != -ESPIPE)
 		return fail_errno(error, -rc, "cannot read mailbox");
@@ -304,6 +443,51 @@ begin_cached(MpopMailbox *mb, MboxPriv *p, guint idx, GError **error)
 	return TRUE;
 }
 
+/* octets of a message as sent, counted from the file. */
+static int
+measure_fd(MpopMailbox *mb, MboxPriv *p, const MpopMessage *m, guint64 *out)
+{
+	g_autofree char *buf = g_malloc(COPY_CHUNK);
+	MpopStuffer st;
+
+	mpop_stuffer_init(&st, &mb->stuff_opts, -1);
+	for (guint64 off = 0; off < m->length;) {
+		ssize_t r = pread(p->fd, buf, (size_t)MIN(m->length - off, COPY_CHUNK),
+				  (off_t)(m->offset + off));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -ESPIPE;
+		mpop_stuffer_feed(&st, buf, (size_t)r, NULL);
+		off += (guint64)r;
+	}
+	mpop_stuffer_finish(&st, NULL);
+	*out = st.size;
+	return 0;
+}
+
+/* A size taken from the persisted index is believed for LIST and STAT, and counted once
+ * before the message is first sent: RETR never sends other than the octets LIST said. */
+static gboolean
+size_confirmed(MpopMailbox *mb, MboxPriv *p, guint idx, GError **error)
+{
+	const MpopMessage *m = &mb->msgs[idx];
+	guint64 size = 0;
+	int rc;
+
+	if (p->unchecked == NULL || idx >= p->n_unchecked ||
+	    (p->unchecked[idx / 8] & (1u << (idx % 8))) == 0)
+		return TRUE;
+	if (p->cached)
+		size = mpop_stuffer_measure(&mb->stuff_opts, p->cache + p->cache_skip, m->length);
+	else if ((rc = measure_fd(mb, p, m, &size)) < 0)
+		return fail_errno(error, -rc, "cannot read mailbox");
+	if (size != m->size)
+		return fail_changed(error);
+	p->unchecked[idx / 8] &= (guint8) ~(1u << (idx % 8));
+	return TRUE;
+}
+
 static gboolean
 mbox_msg_begin(MpopMailbox *mb, guint idx, GError **error)
 {
@@ -317,13 +501,16 @@ mbox_msg_begin(MpopMailbox *mb, guint idx, GError **error)
 	p->cur_pos = 0;
 	p->cached = FALSE;
 	/* The spool copy is private; the mailbox itself may have been rewritten. */
-	if (mb->cfg->mbox_mode != MPOP_MBOX_SPOOL) {
-		if (!verify_file(mb, p, p->fd, error))
-			return FALSE;
-		if (!begin_cached(mb, p, idx, error) &&
-		    (!verify_span(mb, p, p->fd, idx, error) ||
-		     !verify_span(mb, p, p->fd, idx + 1, error)))
-			return FALSE;
+	if (mb->cfg->mbox_mode != MPOP_MBOX_SPOOL &&
+	    (!verify_file(mb, p, p->fd, error) ||
+	     (!begin_cached(mb, p, idx, error) && (!verify_span(mb, p, p->fd, idx, error) ||
+						   !verify_span(mb, p, p->fd, idx + 1, error))))) {
+		store_forget(p);
+		return FALSE;
+	}
+	if (!size_confirmed(mb, p, idx, error)) {
+		store_forget(p);
+		return FALSE;
 	}
 	mpop_lock_touch(p->lock);
 	return TRUE;
@@ -478,13 +665,16 @@ remove_debris(const char *path)
 	g_autofree char *dir = g_path_get_dirname(path);
 	g_autofree char *base = g_path_get_basename(path);
 	g_autofree char *prefix = g_strconcat(base, ".mpopd-", NULL);
+	g_autofree char *index_prefix = g_strconcat(".", base, ".mpopd-index.", NULL);
 	GDir *d = g_dir_open(dir, 0, NULL);
 	const char *n;
 
+	/* The persisted index's temporaries (mbox-store.c) are debris of the same kind. */
 	while (d != NULL && (n = g_dir_read_name(d)) != NULL) {
 		g_autofree char *p = NULL;
 		struct stat sb;
-		if (!g_str_has_prefix(n, prefix) || strlen(n) != strlen(prefix) + 16)
+		if (!(g_str_has_prefix(n, prefix) && strlen(n) == strlen(prefix) + 16) &&
+		    !(g_str_has_prefix(n, index_prefix) && strlen(n) == strlen(index_prefix) + 16))
 			continue;
 		p = g_build_filename(dir, n, NULL);
 		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid())
@@ -494,6 +684,60 @@ remove_debris(const char *path)
 		g_dir_close(d);
 }
 
+/* The index of the file UPDATE wrote (fd, read-only): the kept messages moved up by what was
+ * removed before them, the UIDLs of the deleted ones retired. Boundaries after a removed
+ * run are hashed again from the new file; the bytes appended since login follow the
+ * indexed part and are scanned at the next login. */
+static void
+store_after_update(MpopMailbox *mb, MboxPriv *p, int fd)
+{
+	guint n = mb->n_msgs - mpop_mailbox_deleted_count(mb, NULL), k = 0;
+	g_autofree MpopMessage *msgs = g_new(MpopMessage, MAX(n, 1));
+	g_autofree guint32 *span = g_new(guint32, MAX(n, 1));
+	g_autofree guint64 *fp = g_new(guint64, MAX(n, 1));
+	guint64 removed = 0, prev_end = p->first_from;
+	gboolean moved = FALSE;
+	MboxPriv q = *p;
+	MpopMailbox nb = *mb;
+	guint32 h;
+
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		const MpopMessage *m = &mb->msgs[i];
+		guint64 start = m->offset - m->from_len;
+		guint64 end = i + 1 < mb->n_msgs ? mb->msgs[i + 1].offset - mb->msgs[i + 1].from_len
+						 : p->indexed_end;
+		if (m->deleted) {
+			guint64 key = mpop_mbox_uidl_key(m->uidl);
+			g_array_append_val(p->retired, key);
+			removed += end - start;
+			moved = TRUE;
+			continue;
+		}
+		msgs[k] = *m;
+		msgs[k].offset -= removed;
+		span[k] = p->span_hash[i];
+		fp[k] = p->fp[i];
+		if (moved &&
+		    mpop_mbox_hash_fd(fd, prev_end, msgs[k].offset - prev_end, &span[k]) < 0)
+			return;
+		moved = FALSE;
+		prev_end = msgs[k].offset + msgs[k].length;
+		k++;
+	}
+	if (p->retired->len > MPOP_MBOX_RETIRED_MAX)
+		g_array_remove_range(p->retired, 0, p->retired->len - MPOP_MBOX_RETIRED_MAX);
+	if (mpop_mbox_hash_fd(fd, prev_end, p->indexed_end - removed - prev_end, &h) < 0)
+		return;
+	/* The same writer as at open, over the new tables. */
+	nb.msgs = msgs;
+	nb.n_msgs = n;
+	q.span_hash = span;
+	q.fp = fp;
+	q.tail_hash = h;
+	q.indexed_end = p->indexed_end - removed;
+	store_save(&nb, &q, fd, TRUE);
+}
+
 /* Write the new mailbox next to the old one and rename it over (see the top comment). */
 static gboolean
 rewrite(MpopMailbox *mb, MboxPriv *p, int fd, const struct stat *sb, GError **error)
@@ -501,6 +745,8 @@ rewrite(MpopMailbox *mb, MboxPriv *p, int fd, const struct stat *sb, GError **er
 	g_autofree char *tmp =
 		g_strdup_printf("%s.mpopd-%08x%08x", mb->path, g_random_int(), g_random_int());
 	mpop_autofd out = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+	mpop_autofd now = -1;
+	struct stat made, found;
 	int rc;
 
 	if (out < 0)
@@ -509,6 +755,8 @@ rewrite(MpopMailbox *mb, MboxPriv *p, int fd, const struct stat *sb, GError **er
 	if (rc == 0)
 		rc = keep_owner(out, sb);
 	if (rc == 0 && fsync(out) < 0)
+		rc = -errno;
+	if (rc == 0 && fstat(out, &made) < 0)
 		rc = -errno;
 	if (rc == 0) {
 		rc = close(out) < 0 ? -errno : 0; /* NFS reports quota errors here */
@@ -519,6 +767,15 @@ rewrite(MpopMailbox *mb, MboxPriv *p, int fd, const struct stat *sb, GError **er
 	if (rc < 0) {
 		(void)unlink(tmp);
 		return fail_write(error, -rc);
+	}
+	/* Under the locks nobody replaces it: the file just renamed, read for its index. */
+	if (p->store_path != NULL) {
+		now = open(mb->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (now >= 0 && fstat(now, &found) == 0 && found.st_ino == made.st_ino &&
+		    found.st_dev == made.st_dev)
+			store_after_update(mb, p, now);
+		else
+			store_forget(p);
 	}
 	fsync_dir(mb->path);
 	return TRUE;
@@ -542,11 +799,15 @@ mbox_commit(MpopMailbox *mb, GError **error)
 			return FALSE;
 		fd = own;
 	}
-	if (!verify_file(mb, p, fd, error))
+	if (!verify_file(mb, p, fd, error)) {
+		store_forget(p);
 		return FALSE;
+	}
 	for (guint i = 0; i <= mb->n_msgs; i++)
-		if (!verify_span(mb, p, fd, i, error))
+		if (!verify_span(mb, p, fd, i, error)) {
+			store_forget(p);
 			return FALSE;
+		}
 	if (fstat(fd, &sb) < 0)
 		return fail_errno(error, errno, "cannot stat mailbox");
 	/* Creating the new file and renaming it in a root:mail 2775 spool needs group mail
@@ -632,6 +893,10 @@ mbox_open(MpopMailbox *mb, GError **error)
 		g_error_free(local);
 		return FALSE;
 	}
+	if (mb->cfg->mbox_index) {
+		p->store_path = mpop_mbox_store_path(mb->path);
+		p->rules = rules_hash(mb, p);
+	}
 	fd = open_locked(mb, &lk, error);
 	if (fd == -ENOENT)
 		return TRUE; /* nothing delivered yet: an empty maildrop */
@@ -672,8 +937,11 @@ mbox_close(MpopMailbox *mb)
 	mpop_close_fdp(&p->session_fd); /* ends this session's claim on the maildrop */
 	mpop_mbox_parser_free(p->parser);
 	g_free(p->span_hash);
-	if (p->chunks != NULL)
-		g_ptr_array_unref(p->chunks);
+	g_free(p->fp);
+	g_free(p->unchecked);
+	g_free(p->store_path);
+	if (p->retired != NULL)
+		g_array_unref(p->retired);
 	g_free(p->cache);
 	g_free(p);
 	mb->priv = NULL;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/stat.h>
 #include "mailbox.h"
 
 /* Compiled message_start / message_end rules. */
@@ -46,11 +47,6 @@ void mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, gu
 void mpop_mbox_message_progress(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
 				MpopMboxSpan *out, const MpopProgress *progress);
 
-/* A message start (its From line) after the line containing pos that the sequential scan of
- * the whole file also finds, or len when there is none or the rules need more than one line
- * of history to decide (a regex message_start or message_end). */
-guint64 mpop_mbox_split_point(const MpopMboxParser *p, const char *data, size_t len, guint64 pos);
-
 /* The UIDL of a message by the uidl_source list (NULL: x-uidl message-id digest), written
  * NUL-terminated to out (no allocation per message): valid (RFC 1939 §7), not yet made
  * unique. Returns its length. "dovecot" finds the X-IMAPbase in this header only. */
@@ -85,28 +81,114 @@ size_t mpop_mbox_uidl_planned(const char *content, size_t header_len, const Mpop
 #define MPOP_MBOX_HASH_INIT 2166136261u
 guint32 mpop_mbox_hash(guint32 h, const char *s, size_t n);
 
+/* A 64-bit hash of the same shape (fingerprints, the persisted index's probes and checksum). */
+guint64 mpop_mbox_hash64(guint64 h, const void *data, size_t n);
+
 typedef struct {
 	const MpopMboxParser *parser;
 	const MpopStuffOpts *stuff;	 /* what RETR sends: the sizes */
 	const char *const *uidl_sources; /* NULL: the default list */
-	guint max_parts;		 /* 0: one per CPU it may run on, at most 2 */
-	guint64 part_min;		 /* 0: 8 MiB; smaller parts are not split off */
+	guint64 from;	    /* 0: the whole file; else a message's From line to index from */
+	guint64 prev_end;   /* with from: the content end of the message before it (or the end
+			     * of the text before the first message) */
+	guint64 first_from; /* with from: the end of the text before the first message */
 } MpopMboxIndexOpts;
 
 typedef struct {
 	MpopMessage *msgs; /* UIDLs valid, not yet made unique */
 	guint n_msgs;
-	guint32 *span_hash; /* per message: from the previous content end to its content */
-	guint32 *uidl_hash; /* per message: a hash of its UIDL (for the duplicate check) */
-	guint32 tail_hash;  /* from the last content end to the end of the file */
-	guint64 first_from; /* text before the first message */
-	GPtrArray *chunks;  /* GStringChunks with the UIDLs of parts after the first */
-	guint n_parts;	    /* how many parts were indexed side by side */
+	guint32 *span_hash;   /* per message: from the previous content end to its content */
+	guint32 *uidl_hash;   /* per message: a hash of its UIDL (for the duplicate check) */
+	guint64 *fingerprint; /* per message: its From line, UIDL and size, hashed */
+	guint32 tail_hash;    /* from the last content end to the end of the file */
+	guint64 first_from;   /* text before the first message (given as o->first_from with o->from)
+			       */
 } MpopMboxIndex;
 
 /* Index size bytes at map (a read-only mapping of the locked file; pages are dropped as the
- * scan passes them). UIDLs of the first part go to strings. Large files with the default
- * boundary rules are cut at message starts into parts indexed on one thread each; the
- * result is the same as one sequential pass. */
+ * pass leaves them) from the start, or from o->from: what a pass from the start finds from
+ * that message start on. UIDLs go to strings. */
 gboolean mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size,
 			 GStringChunk *strings, MpopMboxIndex *out, GError **error);
+void mpop_mbox_index_clear(MpopMboxIndex *ix);
+
+/* ---- the persisted index (mbox-store.c) ---- */
+
+/* What is remembered of one mbox between sessions. Arrays are owned after
+ * mpop_mbox_store_parse() (freed by mpop_mbox_store_clear()), borrowed for formatting. */
+typedef struct {
+	guint32 rules;		   /* hash of the settings the index depends on */
+	guint64 dev, ino;	   /* the mbox indexed */
+	guint64 size;		   /* the indexed part: bytes [0, size) */
+	gint64 mtime_ns, ctime_ns; /* its times then */
+	gint64 stat_ns;		   /* the file clock when they were read (> ctime: not racy) */
+	guint64 head_probe;	   /* mpop_mbox_hash64() of the first MPOP_MBOX_PROBE bytes */
+	guint64 tail_probe;	   /* ... and of the last MPOP_MBOX_PROBE bytes of [0, size) */
+	guint64 first_from;
+	guint32 tail_hash;
+	guint64 counter; /* the next fresh UIDL suffix; never goes down */
+	guint n_msgs;
+	MpopMessage *msgs; /* uidl in the strings given to the parser */
+	guint32 *span_hash;
+	guint64 *fingerprint;
+	guint n_retired;
+	guint64 *retired; /* hashes of UIDLs that were given out and are gone, oldest first */
+} MpopMboxStore;
+
+#define MPOP_MBOX_PROBE 4096
+#define MPOP_MBOX_STORE_SEED 0x6d706f7064696478ull /* of the checksum and the UIDL keys */
+#define MPOP_MBOX_STORE_MAX (64u << 20)		   /* bytes: a larger index is not written */
+#define MPOP_MBOX_RETIRED_MAX 65536u		   /* UIDLs remembered after their message left */
+
+/* mpop_mbox_hash() of n bytes at off of fd, read in pieces. Returns 0 or -errno (-ESPIPE
+ * when the file is shorter). */
+int mpop_mbox_hash_fd(int fd, guint64 off, guint64 n, guint32 *out);
+
+/* What an index is good for against the locked mbox fd (stat sb): */
+typedef enum {
+	MPOP_MBOX_STORE_FULL,	/* nothing: scan the whole file */
+	MPOP_MBOX_STORE_APPEND, /* all but its last message: index from that one on */
+	MPOP_MBOX_STORE_REUSE,	/* all of it */
+} MpopMboxStoreUse;
+/* Decide by dev, ino, size, times and the probes (every boundary too when the times were
+ * read in the clock tick of the last change). *out_why says why (not). */
+MpopMboxStoreUse mpop_mbox_store_check(int fd, const struct stat *sb, const MpopMboxStore *st,
+				       const char **out_why);
+/* Fill the file fields of st (dev, ino, times, probes) from fd, with st->size set: the
+ * indexed part. Called with the mailbox locks held: may wait for the clock's next tick so
+ * that a later change shows in the times. Returns 0 or -errno. */
+int mpop_mbox_store_describe(MpopMboxStore *st, int fd);
+
+/* Where the index of the mbox at mbox_path lives: ".NAME.mpopd-index" beside it. */
+char *mpop_mbox_store_path(const char *mbox_path);
+
+/* Parse len untrusted bytes. Everything that can be checked without the mbox is: version,
+ * checksum, bounds, ordered non-overlapping messages inside size, valid unique UIDLs. FALSE
+ * with *out_why set: treat as absent. */
+gboolean mpop_mbox_store_parse(const char *data, size_t len, GStringChunk *strings,
+			       MpopMboxStore *out, const char **out_why);
+/* The file form of st (newly allocated). */
+GByteArray *mpop_mbox_store_format(const MpopMboxStore *st);
+void mpop_mbox_store_clear(MpopMboxStore *st);
+
+/* Read the index at path if it is a regular file of ours (not a symbolic link, owned by the
+ * effective user, mode 0600 or stricter, one link, at most MPOP_MBOX_STORE_MAX bytes) and
+ * parses. FALSE with *out_why: treat as absent. */
+gboolean mpop_mbox_store_load(const char *path, GStringChunk *strings, MpopMboxStore *out,
+			      const char **out_why);
+/* Write st to path atomically (a new file renamed over it), mode 0600. durable: fsync the
+ * file before the rename. Returns 0 or -errno. */
+int mpop_mbox_store_save(const char *path, const MpopMboxStore *st, gboolean durable);
+
+/* Persistent UIDLs (RFC 1939 §7). msgs[0, first_new) have their final UIDLs; the others
+ * carry the UIDL from their content and fp[i] their fingerprint. A message that matches an
+ * unclaimed old entry (old[k], k >= old_first, by fingerprint, in order) takes that entry's
+ * UIDL; the others keep the one from their content unless it is in use, was given out
+ * before (in *retired) or belongs to an old entry, and then get "-N" with N from *counter.
+ * Old entries nobody claimed are appended to *retired (a GArray of guint64, trimmed to the
+ * newest MPOP_MBOX_RETIRED_MAX). New strings go to strings. */
+void mpop_mbox_assign_uidls(MpopMessage *msgs, guint n, guint first_new, const guint64 *fp,
+			    const MpopMboxStore *old, guint old_first, GArray *retired,
+			    guint64 *counter, GStringChunk *strings);
+/* The hash a retired UIDL is remembered by. */
+guint64 mpop_mbox_uidl_key(const char *uidl);

@@ -183,12 +183,11 @@ mpop_uidl_digest_progress(const void *data, size_t len, const MpopProgress *pr)
 	return g_strndup(g_checksum_get_string(sum), 40);
 }
 
-/* The n-th variant of base: "-n" appended, base cut so the result stays within 70. */
-static char *
-uidl_variant(const char *base, guint n)
+char *
+mpop_uidl_variant(const char *base, guint64 n)
 {
-	char suffix[16];
-	size_t slen = (size_t)g_snprintf(suffix, sizeof(suffix), "-%u", n);
+	char suffix[24];
+	size_t slen = (size_t)g_snprintf(suffix, sizeof(suffix), "-%" G_GUINT64_FORMAT, n);
 	size_t blen = MIN(strlen(base), MPOP_UIDL_MAX - slen);
 
 	return g_strdup_printf("%.*s%s", (int)blen, base, suffix);
@@ -238,7 +237,7 @@ suffix_duplicates(MpopMailbox *mb)
 		MpopMessage *m = &mb->msgs[i];
 		if (g_hash_table_contains(taken, m->uidl)) {
 			for (guint k = 2;; k++) {
-				g_autofree char *v = uidl_variant(m->uidl, k);
+				g_autofree char *v = mpop_uidl_variant(m->uidl, k);
 				if (!g_hash_table_contains(all, v) &&
 				    !g_hash_table_contains(taken, v)) {
 					m->uidl = mpop_mailbox_intern(mb, v);

@@ -113,6 +113,10 @@ char *mpop_uidl_digest(const void *data, size_t len);
 /* The same, read in steps of progress->step with a report between steps (NULL: one go). */
 char *mpop_uidl_digest_progress(const void *data, size_t len, const MpopProgress *progress);
 
+/* The n-th variant of the UIDL base: "-n" appended, base cut so the result stays within 70
+ * characters (newly allocated). */
+char *mpop_uidl_variant(const char *base, guint64 n);
+
 /* Copy s into the mailbox's string block (UIDLs). */
 char *mpop_mailbox_intern(MpopMailbox *mb, const char *s);
 

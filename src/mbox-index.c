@@ -1,23 +1,23 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The mbox index: message table, exact sizes, UIDLs and boundary hashes of a mapped file,
- * in parts on several CPUs when the file is large. */
+/* The mbox index: message table, exact sizes, UIDLs and boundary hashes of a mapped file, in
+ * one pass from the start or from a message start (what was appended since the last index). */
 #include "mailbox-mbox.h"
 #include "util.h"
 
-#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+/*
+ * One pass on the session's own thread. Measured with 8 concurrent logins on a 2 000-message
+ * mbox (docs/performance.md), indexing parts of a large file on two threads saved nothing
+ * once the persisted index (mbox-store.c) made full scans rare: the CPUs are busy with the
+ * other sessions, and a second login reads no message at all. Memory stays bounded by the
+ * mapping being given back as the pass goes: every DROP_EVERY bytes between messages, and
+ * through the progress reports inside a long message.
+ */
 #define DROP_EVERY (1u << 18) /* MADV_DONTNEED the indexed part every 256 KiB */
 #define BAND (DROP_EVERY / 2) /* inside a long message: what trails the scan is given back */
-#define PART_MIN (8u << 20)   /* a part smaller than this is not worth a thread */
-#define PARTS_MAX 4	      /* what max_parts may ask for */
-/* By default: every part holds up to DROP_EVERY of the file mapped (and its own allocator
- * arena), and the session's peak memory stays under 8 MB with two on 50 000 messages. */
-#define PARTS_AUTO 2
-#define JOIN_PIECE (64 * 1024)	/* joining parts: copied and given back in pieces */
-#define SPLIT_SEARCH (1u << 20) /* how far past a cut's target a message start is looked for */
 
 guint32
 mpop_mbox_hash(guint32 h, const char *s, size_t n)
@@ -37,19 +37,23 @@ mpop_mbox_hash(guint32 h, const char *s, size_t n)
 	return h;
 }
 
-/* One part: the messages whose From line lies in [from, stop), indexed as if the file
- * ended at stop (where the next part's first From line is). */
-typedef struct {
-	const MpopMboxIndexOpts *opts;
-	const MpopUidlPlan *plan;
-	const MpopProgress *progress; /* gives back the pages behind long scans */
-	const char *map;
-	guint64 from, stop;
-	GStringChunk *strings; /* where this part's UIDLs go */
-	GArray *msgs, *hashes, *uidl_hashes;
-	guint64 cend; /* content end of the last message (the first part: first_from) */
-	GError *error;
-} Part;
+guint64
+mpop_mbox_hash64(guint64 h, const void *data, size_t n)
+{
+	const char *s = data;
+	size_t i = 0;
+
+	/* The same shape with 64 bits kept: a multiply and a rotate per word. */
+	for (; i + 8 <= n; i += 8) {
+		guint64 w;
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h = (h << 31) | (h >> 33);
+	}
+	for (; i < n; i++)
+		h = (h ^ (guint8)s[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
 
 /* MADV_DONTNEED the whole pages of [from, to) of the mapping. */
 static void
@@ -75,204 +79,107 @@ trail(gpointer ctx, const char *done)
 		drop_pages(map, d - 2 * BAND, d - BAND);
 }
 
-static gpointer
-index_part(gpointer data)
+typedef struct {
+	GArray *msgs, *hashes, *uidl_hashes, *fps;
+} Tables;
+
+static void
+tables_free(Tables *t)
 {
-	Part *pt = data;
-	const MpopMboxIndexOpts *o = pt->opts;
-	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	guint64 from = pt->from, dropped = from - from % page;
-
-	pt->msgs = g_array_new(FALSE, TRUE, sizeof(MpopMessage));
-	pt->hashes = g_array_new(FALSE, FALSE, sizeof(guint32));
-	pt->uidl_hashes = g_array_new(FALSE, FALSE, sizeof(guint32));
-	while (from < pt->stop) {
-		MpopMboxSpan sp;
-		MpopMessage m = {0};
-		char uidl[MPOP_UIDL_MAX + 1];
-		size_t ulen;
-		guint32 h, uh;
-
-		mpop_mbox_message_progress(o->parser, pt->map, pt->stop, from, &sp, pt->progress);
-		/* The message table keeps 32-bit lengths (32 bytes a message): no POP3 client
-		 * takes a message of 4 GiB anyway, and the admin has to split such a file. */
-		if (sp.length > G_MAXUINT32 || sp.offset - sp.from_offset > (G_MAXUINT32 >> 1)) {
-			g_set_error(&pt->error, MPOP_ERROR, MPOP_ERROR_PERM,
-				    "a message at byte %" G_GUINT64_FORMAT
-				    " is 4 GiB or larger, which this server does not serve",
-				    sp.from_offset);
-			return NULL;
-		}
-		m.from_len = (guint32)(sp.offset - sp.from_offset);
-		m.offset = sp.offset;
-		m.length = (guint32)sp.length;
-		/* RFC 1939 §5: exactly what RETR will send, by the same converter. */
-		m.size = mpop_stuffer_measure_at(o->stuff, pt->map + sp.offset, sp.length,
-						 sp.body - sp.offset, pt->progress);
-		ulen = mpop_mbox_uidl_planned(pt->map + sp.offset, sp.header_end - sp.offset,
-					      pt->plan, uidl, pt->progress);
-		m.uidl = g_string_chunk_insert_len(pt->strings, uidl, (gssize)ulen);
-		uh = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, uidl, ulen);
-		h = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, pt->map + pt->cend, sp.offset - pt->cend);
-		g_array_append_val(pt->msgs, m);
-		g_array_append_val(pt->hashes, h);
-		g_array_append_val(pt->uidl_hashes, uh);
-		pt->cend = sp.offset + sp.length;
-		from = sp.end;
-		if (from - dropped >= DROP_EVERY) {
-			drop_pages(pt->map, dropped, from);
-			dropped = from - from % page;
-		}
-	}
-	return NULL;
-}
-
-static guint
-online_cpus(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof(set), &set) < 0)
-		return 1;
-	return (guint)MAX(CPU_COUNT(&set), 1);
-}
-
-/* Split points: message starts near size/n, 2 size/n, ... that the sequential scan finds
- * too. Returns the number of parts; starts[k] is where part k begins, starts[n] == size. */
-static guint
-plan_parts(const MpopMboxIndexOpts *o, const char *map, size_t size, guint64 first,
-	   guint64 starts[PARTS_MAX + 1])
-{
-	guint want = o->max_parts > 0 ? o->max_parts : MIN(online_cpus(), PARTS_AUTO);
-	guint64 part_min = o->part_min > 0 ? o->part_min : PART_MIN;
-	guint n = 1;
-
-	want = MIN(want, PARTS_MAX);
-	want = (guint)MIN((guint64)want, MAX((size - first) / part_min, 1));
-	starts[0] = first;
-	for (guint k = 1; k < want; k++) {
-		guint64 from = MAX(first + (size - first) / want * k, starts[n - 1]);
-		guint64 stop = MIN(size, from + SPLIT_SEARCH), s;
-
-		/* A bounded look (one huge message must not map the rest of the file), and what
-		 * it mapped is given back: the parts map their ranges again as they go. */
-		s = mpop_mbox_split_point(o->parser, map, stop, from);
-		drop_pages(map, from, MIN(s, stop));
-		if (s < stop && s > starts[n - 1])
-			starts[n++] = s;
-	}
-	starts[n] = size;
-	return n;
-}
-
-/* dst (dst_len elements of elem bytes) with the elements of src appended; src is freed.
- * Copied from the end in pieces, each piece given back as soon as it is copied (shrinking a
- * large block returns its tail pages), so a part's table and its copy never both exist
- * whole: the peak stays at the joined size. */
-static gpointer
-join_array(gpointer dst, guint dst_len, GArray *src, size_t elem)
-{
-	size_t left = (size_t)src->len * elem;
-	char *res = g_realloc(dst, dst_len * elem + left + elem);
-	char *from = g_array_free(src, FALSE);
-
-	while (left > 0) {
-		size_t piece = MIN(left, JOIN_PIECE);
-		left -= piece;
-		memcpy(res + dst_len * elem + left, from + left, piece);
-		from = g_realloc(from, MAX(left, 1));
-	}
-	g_free(from);
-	return res;
+	g_array_free(t->msgs, TRUE);
+	g_array_free(t->hashes, TRUE);
+	g_array_free(t->uidl_hashes, TRUE);
+	g_array_free(t->fps, TRUE);
 }
 
 gboolean
 mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStringChunk *strings,
 		MpopMboxIndex *out, GError **error)
 {
-	guint64 starts[PARTS_MAX + 1];
-	Part parts[PARTS_MAX];
-	MpopUidlPlan plan;
-	/* The same for every pass of every part: trail() only looks at the mapping. */
 	const MpopProgress progress = {trail, (gpointer)map, BAND};
-	GThread *threads[PARTS_MAX] = {NULL};
-	gboolean ok = TRUE;
-	guint n;
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	Tables t = {g_array_new(FALSE, TRUE, sizeof(MpopMessage)),
+		    g_array_new(FALSE, FALSE, sizeof(guint32)),
+		    g_array_new(FALSE, FALSE, sizeof(guint32)),
+		    g_array_new(FALSE, FALSE, sizeof(guint64))};
+	MpopUidlPlan plan;
+	guint64 from, cend, dropped;
 
 	memset(out, 0, sizeof(*out));
 	mpop_mbox_uidl_plan(o->uidl_sources, &plan);
-	out->first_from = mpop_mbox_first_progress(o->parser, map, size, &progress);
+	if (o->from == 0) {
+		out->first_from = mpop_mbox_first_progress(o->parser, map, size, &progress);
+		from = cend = out->first_from;
+	} else {
+		g_assert(o->from < size && o->prev_end <= o->from && o->first_from <= o->prev_end);
+		out->first_from = o->first_from;
+		from = o->from;
+		cend = o->prev_end;
+	}
+	/* UIDLs in Dovecot's form need the X-IMAPbase of the mailbox's first message. */
 	mpop_mbox_uidl_plan_mailbox(&plan, map + out->first_from, size - out->first_from);
-	n = plan_parts(o, map, size, out->first_from, starts);
-	out->chunks = g_ptr_array_new_with_free_func((GDestroyNotify)g_string_chunk_free);
-	for (guint k = 0; k < n; k++) {
-		parts[k] = (Part){.opts = o,
-				  .plan = &plan,
-				  .progress = &progress,
-				  .map = map,
-				  .from = starts[k],
-				  .stop = starts[k + 1],
-				  .strings = strings,
-				  .cend = starts[k]};
-		if (k == 0)
-			continue;
-		parts[k].strings = g_string_chunk_new(16 * 1024);
-		g_ptr_array_add(out->chunks, parts[k].strings);
-		/* The only threads of mpopd (STYLE.md: none in forking code): they live in the
-		 * session process, which never forks, and are joined before this returns. */
-		threads[k] = g_thread_try_new("mpopd-index", index_part, &parts[k], NULL);
-	}
-	index_part(&parts[0]);
-	/* A part whose thread could not start is done here (a full RLIMIT_NPROC). */
-	for (guint k = 1; k < n; k++) {
-		if (threads[k] != NULL)
-			g_thread_join(threads[k]);
-		else
-			index_part(&parts[k]);
-	}
+	dropped = from - from % page;
+	while (from < size) {
+		MpopMboxSpan sp;
+		MpopMessage m = {0};
+		char uidl[MPOP_UIDL_MAX + 1];
+		size_t ulen;
+		guint32 h, uh;
+		guint64 fp;
 
-	for (guint k = 0; k < n; k++) {
-		if (ok && parts[k].error != NULL) {
-			g_propagate_error(error, g_steal_pointer(&parts[k].error));
-			ok = FALSE;
+		mpop_mbox_message_progress(o->parser, map, size, from, &sp, &progress);
+		/* The message table keeps 32-bit lengths (32 bytes a message): no POP3 client
+		 * takes a message of 4 GiB anyway, and the admin has to split such a file. */
+		if (sp.length > G_MAXUINT32 || sp.offset - sp.from_offset > (G_MAXUINT32 >> 1)) {
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_PERM,
+				    "a message at byte %" G_GUINT64_FORMAT
+				    " is 4 GiB or larger, which this server does not serve",
+				    sp.from_offset);
+			tables_free(&t);
+			return FALSE;
 		}
-		g_clear_error(&parts[k].error);
-	}
-	if (!ok) {
-		for (guint k = 0; k < n; k++) {
-			g_array_free(parts[k].msgs, TRUE);
-			g_array_free(parts[k].hashes, TRUE);
-			g_array_free(parts[k].uidl_hashes, TRUE);
+		m.from_len = (guint32)(sp.offset - sp.from_offset);
+		m.offset = sp.offset;
+		m.length = (guint32)sp.length;
+		/* RFC 1939 §5: exactly what RETR will send, by the same converter. */
+		m.size = mpop_stuffer_measure_at(o->stuff, map + sp.offset, sp.length,
+						 sp.body - sp.offset, &progress);
+		ulen = mpop_mbox_uidl_planned(map + sp.offset, sp.header_end - sp.offset, &plan,
+					      uidl, &progress);
+		m.uidl = g_string_chunk_insert_len(strings, uidl, (gssize)ulen);
+		uh = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, uidl, ulen);
+		h = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, map + cend, sp.offset - cend);
+		/* What recognises the message in an older index: its From line (sender and
+		 * delivery time), its UIDL from the content and its size. */
+		fp = mpop_mbox_hash64(m.size, map + sp.from_offset, m.from_len);
+		fp = mpop_mbox_hash64(fp, uidl, ulen);
+		g_array_append_val(t.msgs, m);
+		g_array_append_val(t.hashes, h);
+		g_array_append_val(t.uidl_hashes, uh);
+		g_array_append_val(t.fps, fp);
+		cend = sp.offset + sp.length;
+		from = sp.end;
+		if (from - dropped >= DROP_EVERY) {
+			drop_pages(map, dropped, from);
+			dropped = from - from % page;
 		}
-		g_clear_pointer(&out->chunks, g_ptr_array_unref);
-		return FALSE;
 	}
-	out->n_parts = n;
-	out->n_msgs = parts[0].msgs->len;
-	out->msgs = (MpopMessage *)(void *)g_array_free(parts[0].msgs, FALSE);
-	out->span_hash = (guint32 *)(void *)g_array_free(parts[0].hashes, FALSE);
-	out->uidl_hash = (guint32 *)(void *)g_array_free(parts[0].uidl_hashes, FALSE);
-	for (guint k = 1; k < n; k++) {
-		guint first = out->n_msgs, len = parts[k].msgs->len;
-		guint64 prev_end = parts[k - 1].cend;
-
-		out->msgs = join_array(out->msgs, first, parts[k].msgs, sizeof(MpopMessage));
-		out->span_hash =
-			join_array(out->span_hash, first, parts[k].hashes, sizeof(guint32));
-		out->uidl_hash =
-			join_array(out->uidl_hash, first, parts[k].uidl_hashes, sizeof(guint32));
-		out->n_msgs += len;
-		/* A part's first boundary (separator + From line) begins in the part before. */
-		if (len > 0)
-			out->span_hash[first] = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, map + prev_end,
-							       out->msgs[first].offset - prev_end);
-		else
-			parts[k].cend = prev_end;
-	}
+	out->n_msgs = t.msgs->len;
+	out->tail_hash = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, map + cend, size - cend);
 	/* The arrays grew by doubling: give back what the table does not use. */
-	out->msgs = g_renew(MpopMessage, out->msgs, MAX(out->n_msgs, 1));
-	out->span_hash = g_renew(guint32, out->span_hash, MAX(out->n_msgs, 1));
-	out->tail_hash = mpop_mbox_hash(MPOP_MBOX_HASH_INIT, map + parts[n - 1].cend,
-					size - parts[n - 1].cend);
+	out->msgs = g_renew(MpopMessage, g_array_free(t.msgs, FALSE), MAX(out->n_msgs, 1));
+	out->span_hash = g_renew(guint32, g_array_free(t.hashes, FALSE), MAX(out->n_msgs, 1));
+	out->uidl_hash = (guint32 *)(void *)g_array_free(t.uidl_hashes, FALSE);
+	out->fingerprint = (guint64 *)(void *)g_array_free(t.fps, FALSE);
 	return TRUE;
+}
+
+void
+mpop_mbox_index_clear(MpopMboxIndex *ix)
+{
+	g_free(ix->msgs);
+	g_free(ix->span_hash);
+	g_free(ix->uidl_hash);
+	g_free(ix->fingerprint);
+	memset(ix, 0, sizeof(*ix));
 }

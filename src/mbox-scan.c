@@ -318,25 +318,6 @@ mpop_mbox_message_progress(const MpopMboxParser *p, const char *data, size_t len
 			    : out->header_end + (data[out->header_end] == '\r' ? 2 : 1);
 }
 
-guint64
-mpop_mbox_split_point(const MpopMboxParser *p, const char *data, size_t len, guint64 pos)
-{
-	const char *lf;
-	size_t sep, next;
-
-	/* Only the default kind of rules decide from one line and the line before it; a start
-	 * line that could itself be a separator (a literal starting with white space) or a
-	 * regex for either needs the whole history. */
-	if (p->start_re != NULL || p->end_re != NULL || is_wsp(p->start_nl[1]) || pos >= len)
-		return len;
-	/* From a line start, the walk back of next_literal() sees whole lines only. */
-	lf = memchr(data + pos, '\n', len - pos);
-	if (lf == NULL)
-		return len;
-	pos = (size_t)(lf - data) + 1;
-	return next_literal(p, data, len, pos, &sep, &next, NULL) ? next : len;
-}
-
 /* ---- UIDLs ---- */
 
 /* The unfolded, trimmed value of the field whose value starts at q (after the colon) on the

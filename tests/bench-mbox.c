@@ -18,7 +18,7 @@
 
 /* ~2 KB messages written in small pieces, so generating costs no memory. */
 static guint64
-generate(const char *path)
+generate(const char *path, guint n_msgs, int lines)
 {
 	static const char words[] = "the quick brown fox jumps over the lazy dog while mail "
 				    "servers count octets and stuff dots at the start of lines ";
@@ -27,13 +27,13 @@ generate(const char *path)
 	guint64 total;
 
 	g_assert(f != NULL);
-	for (guint i = 0; i < N_MSGS; i++) {
+	for (guint i = 0; i < n_msgs; i++) {
 		fprintf(f,
 			"From sender%u@example.org Mon Jan  1 00:00:%02u 2024\n"
 			"Return-Path: <sender%u@example.org>\nMessage-ID: <%u.%u@example.org>\n"
 			"Subject: message %u\nStatus: RO\n\n",
 			i, i % 60, i, i, g_rand_int(rand), i);
-		for (int line = 0; line < 28; line++) {
+		for (int line = 0; line < lines; line++) {
 			int n = g_rand_int_range(rand, 40, 77);
 			int off = g_rand_int_range(rand, 0, (int)sizeof(words) - 78);
 			if (g_rand_int_range(rand, 0, 100) == 0)
@@ -145,10 +145,12 @@ maxrss_kb(void)
 int
 main(int argc, char **argv)
 {
-	/* For tests/bench-login.py: the same mailbox, and the reference (best of RUNS, default 7)
-	 * on its own. */
-	if (argc == 3 && strcmp(argv[1], "--generate") == 0) {
-		printf("%" G_GUINT64_FORMAT "\n", generate(argv[2]));
+	/* For tests/bench-login.py: the same mailbox (N_MSGS messages of 28 body lines unless
+	 * given), and the reference (best of RUNS, default 7) on its own. */
+	if (argc >= 3 && argc <= 5 && strcmp(argv[1], "--generate") == 0) {
+		guint n = argc >= 4 ? (guint)atoi(argv[3]) : N_MSGS;
+		int lines = argc == 5 ? atoi(argv[4]) : 28;
+		printf("%" G_GUINT64_FORMAT "\n", generate(argv[2], n, lines));
 		return 0;
 	}
 	if ((argc == 3 || argc == 4) && strcmp(argv[1], "--baseline") == 0) {
@@ -168,7 +170,7 @@ main(int argc, char **argv)
 	long rss_before, rss_open = 0, max_open = 0;
 
 	cfg->format = MPOP_FORMAT_MBOX;
-	size = generate(path);
+	size = generate(path, N_MSGS, 28);
 	rss_before = maxrss_kb();
 	for (int r = 0; r < RUNS; r++) {
 		guint64 t0;

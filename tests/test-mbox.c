@@ -54,6 +54,7 @@ test_config(const char *spool)
 	cfg->mbox_mode = MPOP_MBOX_SNAPSHOT;
 	cfg->spool_dir = g_strdup(spool);
 	cfg->uidl_source = default_uidl_source;
+	cfg->mbox_index = TRUE;
 	return cfg;
 }
 
@@ -773,11 +774,11 @@ test_owner_mode_kept(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(sb.st_mode & 07777, ==, 0640);
 	if (geteuid() == 0)
 		g_assert_cmpuint(sb.st_gid, ==, 8);
-	/* No temporary file or lock left next to it. */
+	/* No temporary file or lock left next to it (the index is there by design). */
 	{
 		GDir *d = g_dir_open(f->dir, 0, NULL);
-		while (g_dir_read_name(d) != NULL)
-			n++;
+		for (const char *name; (name = g_dir_read_name(d)) != NULL;)
+			n += strcmp(name, ".user.mpopd-index") != 0;
 		g_dir_close(d);
 	}
 	g_assert_cmpuint(n, ==, 1);
@@ -885,12 +886,18 @@ test_owner_under_seccomp(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(sb.st_gid, ==, c->box_gid);
 	g_assert_cmpuint(sb.st_mode & 07777, ==, c->box_mode);
 	g_assert_cmpuint((guint64)sb.st_size, <, s->len);
-	/* no dotlock, no temporary file left next to it */
+	/* no dotlock, no temporary file left next to it; the index, the user's own */
 	d = g_dir_open(dir, 0, NULL);
-	while (g_dir_read_name(d) != NULL)
-		n++;
+	for (const char *name; (name = g_dir_read_name(d)) != NULL;)
+		n += strcmp(name, ".mbox.mpopd-index") != 0;
 	g_dir_close(d);
 	g_assert_cmpint(n, ==, 1);
+	{
+		g_autofree char *ipath = g_build_filename(dir, ".mbox.mpopd-index", NULL);
+		g_assert_cmpint(lstat(ipath, &sb), ==, 0);
+		g_assert_cmpuint(sb.st_uid, ==, 4242);
+		g_assert_cmpuint(sb.st_mode & 07777, ==, 0600);
+	}
 }
 
 static void
@@ -1027,8 +1034,8 @@ enospc_child(void)
 	after = slurp(path);
 	g_assert_cmpmem(g_bytes_get_data(after, NULL), g_bytes_get_size(after), s->str, s->len);
 	d = g_dir_open(dir, 0, NULL);
-	while (g_dir_read_name(d) != NULL)
-		n++;
+	for (const char *name; (name = g_dir_read_name(d)) != NULL;)
+		n += strcmp(name, ".user.mpopd-index") != 0;
 	g_dir_close(d);
 	g_assert_cmpuint(n, ==, 1); /* no temporary file, no lock left */
 	umount(dir);
@@ -1204,7 +1211,7 @@ test_crash_injection(Fixture *f, gconstpointer data)
 	g_rand_free(rand);
 }
 
-/* ---- the index in parts ---- */
+/* ---- indexing from a message start ---- */
 
 /* A random mbox: boundaries with and without separators, From lines in bodies, quoted ones,
  * CRLF, headers the UIDLs come from (some duplicated), text before the first message. */
@@ -1249,87 +1256,604 @@ map_file(const char *path, const GString *content)
 	return map;
 }
 
+/* What an append scan does: indexed from message k's From line on, the index is exactly
+ * the one of a pass from the start for those messages (boundaries, sizes, UIDLs, hashes),
+ * under both kinds of rules. */
 static void
-index_free(MpopMboxIndex *ix)
-{
-	g_free(ix->msgs);
-	g_free(ix->span_hash);
-	g_free(ix->uidl_hash);
-	g_ptr_array_unref(ix->chunks);
-}
-
-/* Cut into parts on threads, the index is exactly the one of a single pass: every message's
- * boundaries, size and UIDL, and every boundary hash. */
-static void
-test_index_parts(Fixture *f, gconstpointer data)
+test_index_from(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GRand) rand = g_rand_new_with_seed(1725);
-	g_autoptr(MpopMboxParser) parser = mpop_mbox_parser_new("^From ", "^\\s*$", NULL);
+	g_autoptr(MpopMboxParser) lit = mpop_mbox_parser_new("^From ", "^\\s*$", NULL);
+	g_autoptr(MpopMboxParser) re = mpop_mbox_parser_new("^From\\s", "^[ \\t]*$", NULL);
 	const char *hide[] = {"Status", NULL};
 	MpopStuffOpts stuff = {TRUE, hide};
-	guint split = 0, rounds = g_test_slow() ? 3000 : 600;
+	guint rounds = g_test_slow() ? 3000 : 600, tried = 0;
 
 	for (guint r = 0; r < rounds; r++) {
 		g_autoptr(GString) content = random_mbox(rand);
 		g_autoptr(GStringChunk) s1 = g_string_chunk_new(1024);
 		g_autoptr(GStringChunk) s2 = g_string_chunk_new(1024);
-		MpopMboxIndexOpts one = {parser, &stuff, NULL, 1, 0};
-		MpopMboxIndexOpts many = {parser, &stuff, NULL, (guint)g_rand_int_range(rand, 2, 5),
-					  1};
+		MpopMboxIndexOpts o = {r % 2 ? re : lit, &stuff, NULL, 0, 0};
 		MpopMboxIndex a, b;
+		guint k;
 		char *map;
 
 		if (content->len == 0)
 			continue;
 		map = map_file(f->path, content);
-		g_assert(mpop_mbox_index(&one, map, content->len, s1, &a, NULL));
-		g_assert(mpop_mbox_index(&many, map, content->len, s2, &b, NULL));
-		g_assert_cmpuint(a.n_parts, ==, 1);
-		split += b.n_parts > 1;
-		g_assert_cmpuint(a.n_msgs, ==, b.n_msgs);
-		g_assert_cmpuint(a.first_from, ==, b.first_from);
-		g_assert_cmpuint(a.tail_hash, ==, b.tail_hash);
-		for (guint i = 0; i < a.n_msgs; i++) {
-			g_assert_cmpuint(a.msgs[i].offset, ==, b.msgs[i].offset);
-			g_assert_cmpuint(a.msgs[i].length, ==, b.msgs[i].length);
-			g_assert_cmpuint(a.msgs[i].from_len, ==, b.msgs[i].from_len);
-			g_assert_cmpuint(a.msgs[i].size, ==, b.msgs[i].size);
-			g_assert_cmpstr(a.msgs[i].uidl, ==, b.msgs[i].uidl);
-			g_assert_cmpuint(a.span_hash[i], ==, b.span_hash[i]);
-			g_assert_cmpuint(a.uidl_hash[i], ==, b.uidl_hash[i]);
-			/* and the sizes are the stuffer's own count */
-			g_assert_cmpuint(a.msgs[i].size, ==,
-					 mpop_stuffer_measure(&stuff, map + a.msgs[i].offset,
-							      a.msgs[i].length));
+		g_assert(mpop_mbox_index(&o, map, content->len, s1, &a, NULL));
+		if (a.n_msgs == 0) {
+			g_assert_cmpuint(a.first_from, ==, content->len);
+			goto next;
 		}
+		k = (guint)g_rand_int_range(rand, 0, (gint32)a.n_msgs);
+		o.from = a.msgs[k].offset - a.msgs[k].from_len;
+		o.prev_end = k > 0 ? a.msgs[k - 1].offset + a.msgs[k - 1].length : a.first_from;
+		o.first_from = a.first_from;
+		if (o.from == 0)
+			goto next; /* 0 means the whole file */
+		g_assert(mpop_mbox_index(&o, map, content->len, s2, &b, NULL));
+		tried++;
+		g_assert_cmpuint(b.n_msgs, ==, a.n_msgs - k);
+		g_assert_cmpuint(a.tail_hash, ==, b.tail_hash);
+		for (guint i = 0; i < b.n_msgs; i++) {
+			const MpopMessage *x = &a.msgs[k + i], *y = &b.msgs[i];
+			g_assert_cmpuint(x->offset, ==, y->offset);
+			g_assert_cmpuint(x->length, ==, y->length);
+			g_assert_cmpuint(x->from_len, ==, y->from_len);
+			g_assert_cmpuint(x->size, ==, y->size);
+			g_assert_cmpstr(x->uidl, ==, y->uidl);
+			g_assert_cmpuint(a.span_hash[k + i], ==, b.span_hash[i]);
+			g_assert_cmpuint(a.fingerprint[k + i], ==, b.fingerprint[i]);
+			/* and the sizes are the stuffer's own count */
+			g_assert_cmpuint(y->size, ==,
+					 mpop_stuffer_measure(&stuff, map + y->offset, y->length));
+		}
+		mpop_mbox_index_clear(&b);
+	next:
 		munmap(map, content->len);
-		index_free(&a);
-		index_free(&b);
+		mpop_mbox_index_clear(&a);
 	}
-	/* Most random files have boundaries to cut at. */
-	g_assert_cmpuint(split, >, rounds / 2);
+	g_assert_cmpuint(tried, >, rounds / 2);
 }
 
-/* Rules that need more than one line of history are never cut. */
-static void
-test_index_parts_regex(Fixture *f, gconstpointer data)
-{
-	g_autoptr(MpopMboxParser) parser = mpop_mbox_parser_new("^From\\s", NULL, NULL);
-	g_autoptr(GStringChunk) strings = g_string_chunk_new(1024);
-	g_autoptr(GString) content = g_string_new(NULL);
-	MpopStuffOpts stuff = {FALSE, NULL};
-	MpopMboxIndexOpts o = {parser, &stuff, NULL, 4, 1};
-	MpopMboxIndex ix;
-	char *map;
+/* ---- the persisted index ---- */
 
-	for (int i = 0; i < 100; i++)
-		g_string_append_printf(content, "From x\nSubject: %d\n\nbody\n\n", i);
-	map = map_file(f->path, content);
-	g_assert(mpop_mbox_index(&o, map, content->len, strings, &ix, NULL));
-	g_assert_cmpuint(ix.n_parts, ==, 1);
-	g_assert_cmpuint(ix.n_msgs, ==, 100);
-	munmap(map, content->len);
-	index_free(&ix);
+static char *
+index_path(Fixture *f)
+{
+	return g_build_filename(f->dir, ".user.mpopd-index", NULL);
+}
+
+/* The messages of a scan without any index, for comparison: of a copy, as the mailbox
+ * itself may be open. */
+static MpopMailbox *
+fresh_scan(Fixture *f)
+{
+	g_autofree char *copy = g_build_filename(f->dir, "fresh", NULL);
+	g_autoptr(GBytes) now = slurp(f->path);
+	g_autoptr(GError) error = NULL;
+	MpopMailbox *mb;
+
+	put(copy, g_bytes_get_data(now, NULL), (gssize)g_bytes_get_size(now));
+	f->cfg->mbox_index = FALSE;
+	mb = mpop_mailbox_open(&mpop_mailbox_mbox_ops, f->cfg, "user", copy, &error);
+	f->cfg->mbox_index = TRUE;
+	g_assert_no_error(error);
+	unlink(copy);
+	return mb;
+}
+
+/* mb holds exactly the messages a fresh scan finds: boundaries and sizes; and each sends
+ * what LIST says. */
+static void
+assert_as_fresh(Fixture *f, MpopMailbox *mb)
+{
+	g_autoptr(MpopMailbox) fresh = fresh_scan(f);
+
+	g_assert_cmpuint(mb->n_msgs, ==, fresh->n_msgs);
+	for (guint i = 0; i < mb->n_msgs; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GString) got = NULL;
+		g_assert_cmpuint(mb->msgs[i].offset, ==, fresh->msgs[i].offset);
+		g_assert_cmpuint(mb->msgs[i].length, ==, fresh->msgs[i].length);
+		g_assert_cmpuint(mb->msgs[i].from_len, ==, fresh->msgs[i].from_len);
+		g_assert_cmpuint(mb->msgs[i].size, ==, fresh->msgs[i].size);
+		got = retr(mb, i, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(got->len, ==, mb->msgs[i].size);
+	}
+}
+
+static gboolean
+uidls_unique(MpopMailbox *mb)
+{
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+
+	for (guint i = 0; i < mb->n_msgs; i++)
+		if (!g_hash_table_add(seen, mb->msgs[i].uidl) ||
+		    !mpop_uidl_valid(mb->msgs[i].uidl, strlen(mb->msgs[i].uidl)))
+			return FALSE;
+	return TRUE;
+}
+
+static void
+dele_commit(Fixture *f, guint idx)
+{
+	g_autoptr(MpopMailbox) mb = open_ok(f);
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(mpop_mailbox_dele(mb, idx));
+	g_assert_true(mpop_mailbox_commit(mb, &error));
+	g_assert_no_error(error);
+}
+
+/* A second login takes everything from the index and writes nothing. */
+static void
+test_index_reused(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) s = make_messages(20, "i", 300);
+	g_autofree char *ipath = index_path(f);
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(MpopMailbox) mb2 = NULL;
+	struct stat a, b;
+
+	put(f->path, s->str, (gssize)s->len);
+	mb = open_ok(f);
+	g_assert_cmpint(lstat(ipath, &a), ==, 0);
+	g_assert_true(S_ISREG(a.st_mode));
+	g_assert_cmpuint(a.st_mode & 0777, ==, 0600);
+	g_assert_cmpuint(a.st_uid, ==, geteuid());
+	{
+		g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+		for (guint i = 0; i < mb->n_msgs; i++)
+			g_ptr_array_add(ids, g_strdup(mb->msgs[i].uidl));
+		g_clear_pointer(&mb, mpop_mailbox_close);
+		mb2 = open_ok(f);
+		g_assert_cmpuint(mb2->n_msgs, ==, ids->len);
+		for (guint i = 0; i < ids->len; i++)
+			g_assert_cmpstr(mb2->msgs[i].uidl, ==, ids->pdata[i]);
+	}
+	g_assert_cmpint(lstat(ipath, &b), ==, 0);
+	g_assert_cmpuint(a.st_ino, ==, b.st_ino); /* not written again */
+	assert_as_fresh(f, mb2);
+}
+
+/* Two messages share a Message-ID (different bodies), then a third: after DELE 1 + QUIT the
+ * survivor keeps "<same@example.org>-2" (RFC 1939 §7: a UIDL stays with its message). */
+static void
+test_index_dup_message_id(Fixture *f, gconstpointer data)
+{
+	const char *box = "From a@x Mon Jan  1 00:00:00 2024\nMessage-ID: <same@example.org>\n\n"
+			  "first body\n\n"
+			  "From b@x Mon Jan  1 00:00:01 2024\nMessage-ID: <same@example.org>\n\n"
+			  "second, another body\n\n"
+			  "From c@x Mon Jan  1 00:00:02 2024\nMessage-ID: <third@example.org>\n\n"
+			  "third\n\n";
+	g_autoptr(MpopMailbox) mb = NULL;
+
+	put(f->path, box, -1);
+	mb = open_ok(f);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "<same@example.org>");
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, "<same@example.org>-2");
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	dele_commit(f, 0);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 2);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "<same@example.org>-2");
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, "<third@example.org>");
+	assert_retr(mb, 0, "Message-ID: <same@example.org>\r\n\r\nsecond, another body\r\n");
+	assert_as_fresh(f, mb);
+}
+
+/* The same with two identical messages (no Message-ID: the header digest). */
+static void
+test_index_identical(Fixture *f, gconstpointer data)
+{
+	const char *msg = "From a@x Mon Jan  1 00:00:00 2024\nSubject: same\n\nbody\n\n";
+	g_autofree char *box = g_strconcat(msg, msg, msg, NULL);
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autofree char *second = NULL, *third = NULL;
+
+	put(f->path, box, -1);
+	mb = open_ok(f);
+	g_assert_true(uidls_unique(mb));
+	second = g_strdup(mb->msgs[1].uidl);
+	third = g_strdup(mb->msgs[2].uidl);
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	dele_commit(f, 0);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 2);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, second);
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, third);
+}
+
+/* A message deleted and delivered again with the same content gets a new UIDL: a client
+ * that remembers the old one would never fetch the new copy. */
+static void
+test_index_redelivered(Fixture *f, gconstpointer data)
+{
+	const char *keep = "From k@x Mon Jan  1 00:00:00 2024\nMessage-ID: <keep@x>\n\nk\n\n";
+	const char *msg = "From a@x Mon Jan  1 00:00:00 2024\nMessage-ID: <again@x>\n\nbody\n\n";
+	g_autofree char *box = g_strconcat(keep, msg, NULL);
+	g_autoptr(MpopMailbox) mb = NULL;
+
+	put(f->path, box, -1);
+	mb = open_ok(f);
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, "<again@x>");
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	dele_commit(f, 1);
+	append(f->path, msg);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 2);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "<keep@x>");
+	g_assert_cmpstr(mb->msgs[1].uidl, !=, "<again@x>");
+	g_assert_true(g_str_has_prefix(mb->msgs[1].uidl, "<again@x>-"));
+	assert_as_fresh(f, mb);
+	/* and it keeps that new one */
+	{
+		g_autofree char *id = g_strdup(mb->msgs[1].uidl);
+		g_autoptr(MpopMailbox) mb2 = NULL;
+		g_clear_pointer(&mb, mpop_mailbox_close);
+		mb2 = open_ok(f);
+		g_assert_cmpstr(mb2->msgs[1].uidl, ==, id);
+	}
+}
+
+/* Duplicates delivered between sessions get fresh UIDLs; every UIDL stays with its message
+ * through appends and deletions, and none comes back. */
+static void
+test_index_dup_appended(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GHashTable) ever = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+
+	put(f->path, "From a@x Mon Jan  1 00:00:00 2024\nMessage-ID: <d@x>\n\nA\n\n", -1);
+	for (guint round = 0; round < 6; round++) {
+		g_autoptr(MpopMailbox) mb = open_ok(f);
+		g_autofree char *m = NULL;
+		g_assert_true(uidls_unique(mb));
+		/* the messages seen before keep their UIDLs, in order */
+		g_assert_cmpuint(mb->n_msgs, ==, ids->len + 1);
+		for (guint i = 0; i < ids->len; i++)
+			g_assert_cmpstr(mb->msgs[i].uidl, ==, ids->pdata[i]);
+		for (guint i = ids->len; i < mb->n_msgs; i++) {
+			g_assert_true(g_hash_table_add(ever, g_strdup(mb->msgs[i].uidl)));
+			g_ptr_array_add(ids, g_strdup(mb->msgs[i].uidl));
+		}
+		assert_as_fresh(f, mb);
+		/* every other round the first message goes */
+		if (round % 2 == 1) {
+			g_autoptr(GError) error = NULL;
+			g_assert_true(mpop_mailbox_dele(mb, 0));
+			g_assert_true(mpop_mailbox_commit(mb, &error));
+			g_assert_no_error(error);
+			g_ptr_array_remove_index(ids, 0);
+		}
+		g_clear_pointer(&mb, mpop_mailbox_close);
+		m = g_strdup_printf("From b@x Mon Jan  1 00:00:%02u 2024\nMessage-ID: <d@x>\n\n"
+				    "copy %u\n\n",
+				    round + 1, round);
+		append(f->path, m);
+	}
+	g_assert_cmpstr(ids->pdata[0], !=, "<d@x>");
+}
+
+/* ---- a missing, stale, truncated or hostile index is treated as absent ---- */
+
+static GBytes *
+index_bytes(Fixture *f)
+{
+	g_autofree char *ipath = index_path(f);
+
+	return slurp(ipath);
+}
+
+static void
+put_index(Fixture *f, const void *data, gsize len)
+{
+	g_autofree char *ipath = index_path(f);
+
+	unlink(ipath);
+	put(ipath, data, (gssize)len);
+	g_assert_cmpint(chmod(ipath, 0600), ==, 0);
+}
+
+static void
+test_index_hostile(Fixture *f, gconstpointer data)
+{
+	static const char *const cases[] = {
+		"missing",	  "garbage",  "truncated", "oversized", "symlink", "other-owner",
+		"group-readable", "hardlink", "checksum",  "stale",	"fifo",	   "directory",
+	};
+	g_autoptr(GString) s = make_messages(30, "h", 500);
+	g_autofree char *ipath = index_path(f);
+	g_autofree char *other = g_build_filename(f->dir, "other-index", NULL);
+
+	for (guint c = 0; c < G_N_ELEMENTS(cases); c++) {
+		g_autoptr(GBytes) good = NULL;
+		g_autoptr(MpopMailbox) mb = NULL;
+		g_autoptr(MpopMailbox) fresh = NULL;
+		const char *what = cases[c];
+		gsize len;
+		const guint8 *d;
+
+		g_test_message("case %s", what);
+		put(f->path, s->str, (gssize)s->len);
+		g_clear_pointer(&mb, mpop_mailbox_close);
+		mb = open_ok(f); /* writes a good index */
+		g_clear_pointer(&mb, mpop_mailbox_close);
+		good = index_bytes(f);
+		d = g_bytes_get_data(good, &len);
+		unlink(other);
+		if (strcmp(what, "missing") == 0) {
+			unlink(ipath);
+		} else if (strcmp(what, "garbage") == 0) {
+			put_index(f, "mpopdidx garbage that is not an index at all", 44);
+		} else if (strcmp(what, "truncated") == 0) {
+			put_index(f, d, len - 9);
+		} else if (strcmp(what, "oversized") == 0) {
+			g_autofree char *big = g_malloc0(MPOP_MBOX_STORE_MAX + 1);
+			memcpy(big, d, len);
+			put_index(f, big, MPOP_MBOX_STORE_MAX + 1);
+		} else if (strcmp(what, "symlink") == 0) {
+			put(other, (const char *)d, (gssize)len);
+			chmod(other, 0600);
+			unlink(ipath);
+			g_assert_cmpint(symlink(other, ipath), ==, 0);
+		} else if (strcmp(what, "other-owner") == 0) {
+			g_assert_cmpint(chown(ipath, geteuid() + 1, getegid()), ==, 0);
+		} else if (strcmp(what, "group-readable") == 0) {
+			g_assert_cmpint(chmod(ipath, 0640), ==, 0);
+		} else if (strcmp(what, "hardlink") == 0) {
+			g_assert_cmpint(link(ipath, other), ==, 0);
+		} else if (strcmp(what, "checksum") == 0) {
+			g_autofree guint8 *bad = g_memdup2(d, len);
+			bad[len / 2] ^= 0x20;
+			put_index(f, bad, len);
+		} else if (strcmp(what, "stale") == 0) {
+			/* a good index of another file at the same path */
+			g_autoptr(GString) t = make_messages(31, "h", 400);
+			put(f->path, t->str, (gssize)t->len);
+			mb = open_ok(f);
+			g_clear_pointer(&mb, mpop_mailbox_close);
+			g_clear_pointer(&good, g_bytes_unref);
+			good = index_bytes(f);
+			put(f->path, s->str, (gssize)s->len);
+			put_index(f, g_bytes_get_data(good, NULL), g_bytes_get_size(good));
+		} else if (strcmp(what, "fifo") == 0) {
+			unlink(ipath);
+			g_assert_cmpint(mkfifo(ipath, 0600), ==, 0);
+		} else if (strcmp(what, "directory") == 0) {
+			unlink(ipath);
+			g_assert_cmpint(mkdir(ipath, 0700), ==, 0);
+		}
+		mb = open_ok(f);
+		fresh = fresh_scan(f);
+		assert_as_fresh(f, mb);
+		/* UIDLs are those of a scan without an index; a stale index of ours is still
+		 * memory of UIDLs given out: its messages are gone, so the new ones with the
+		 * same Message-IDs get fresh UIDLs (never reused) */
+		g_assert_true(uidls_unique(mb));
+		for (guint i = 0; i < mb->n_msgs; i++) {
+			if (strcmp(what, "stale") == 0)
+				g_assert_true(
+					g_str_has_prefix(mb->msgs[i].uidl, fresh->msgs[i].uidl));
+			else
+				g_assert_cmpstr(mb->msgs[i].uidl, ==, fresh->msgs[i].uidl);
+		}
+		/* the symlink's target was never written through */
+		if (strcmp(what, "symlink") == 0) {
+			g_autoptr(GBytes) t = slurp(other);
+			g_assert_true(g_bytes_equal(t, good));
+		}
+		if (strcmp(what, "directory") == 0)
+			rmdir(ipath);
+		unlink(other);
+	}
+}
+
+/* The mbox changed between sessions: appended, truncated, rewritten, replaced with the same
+ * size and mtime (by rename, and in place). Each time exactly what a fresh scan finds, and
+ * UIDLs of messages still there are kept. */
+static void
+test_index_changes(Fixture *f, gconstpointer data)
+{
+	static const char *const cases[] = {"appended",	 "appended-to-last",  "truncated",
+					    "rewritten", "same-size-renamed", "same-size-in-place",
+					    "emptied"};
+
+	for (guint c = 0; c < G_N_ELEMENTS(cases); c++) {
+		const char *what = cases[c];
+		g_autoptr(GString) s = make_messages(10, "c", 700);
+		g_autoptr(MpopMailbox) mb = NULL;
+		g_autoptr(GPtrArray) before = g_ptr_array_new_with_free_func(g_free);
+		struct stat sb;
+
+		g_test_message("case %s", what);
+		put(f->path, s->str, (gssize)s->len);
+		mb = open_ok(f);
+		for (guint i = 0; i < mb->n_msgs; i++)
+			g_ptr_array_add(before, g_strdup(mb->msgs[i].uidl));
+		g_clear_pointer(&mb, mpop_mailbox_close);
+		g_assert_cmpint(stat(f->path, &sb), ==, 0);
+		if (strcmp(what, "appended") == 0) {
+			append(f->path,
+			       "From new@x Mon Jan  1 00:00:00 2024\nMessage-ID: <n@x>\n\nn\n");
+		} else if (strcmp(what, "appended-to-last") == 0) {
+			/* no separator before it: the last message grows */
+			g_autoptr(GString) t = make_messages(10, "c", 700);
+			g_string_truncate(t, t->len - 1);
+			put(f->path, t->str, (gssize)t->len);
+			mb = open_ok(f);
+			g_clear_pointer(&mb, mpop_mailbox_close);
+			append(f->path, "From not-a-start\nmore of the last message\n");
+		} else if (strcmp(what, "truncated") == 0) {
+			g_assert_cmpint(truncate(f->path, (off_t)(s->len / 2)), ==, 0);
+		} else if (strcmp(what, "rewritten") == 0) {
+			g_autoptr(GString) t = make_messages(12, "c", 500);
+			mpop_autofd fd = open(f->path, O_WRONLY | O_TRUNC);
+			g_assert_cmpint(mpop_write_all(fd, t->str, t->len), ==, 0);
+		} else {
+			/* the same size and mtime, other Message-IDs (same length): only the
+			 * inode or the ctime shows it */
+			g_autofree char *t = g_strdup(s->str);
+			g_autofree char *tmp = g_build_filename(f->dir, "replacement", NULL);
+			struct timespec times[2] = {sb.st_atim, sb.st_mtim};
+			for (char *q = t; (q = strstr(q, "<c-")) != NULL; q++)
+				q[1] = 'x';
+			if (strcmp(what, "emptied") == 0) {
+				put(f->path, "", 0);
+			} else if (strcmp(what, "same-size-renamed") == 0) {
+				put(tmp, t, (gssize)s->len);
+				g_assert_cmpint(utimensat(AT_FDCWD, tmp, times, 0), ==, 0);
+				g_assert_cmpint(rename(tmp, f->path), ==, 0);
+			} else {
+				mpop_autofd fd = open(f->path, O_WRONLY);
+				g_assert_cmpint(mpop_write_all(fd, t, s->len), ==, 0);
+				g_assert_cmpint(futimens(fd, times), ==, 0);
+			}
+		}
+		mb = open_ok(f);
+		assert_as_fresh(f, mb);
+		g_assert_true(uidls_unique(mb));
+		if (strcmp(what, "appended") == 0 || strcmp(what, "truncated") == 0) {
+			for (guint i = 0; i + 1 < mb->n_msgs && i < before->len; i++)
+				g_assert_cmpstr(mb->msgs[i].uidl, ==, before->pdata[i]);
+		}
+		if (g_str_has_prefix(what, "same-size")) {
+			for (guint i = 0; i < mb->n_msgs; i++)
+				g_assert_true(g_str_has_prefix(mb->msgs[i].uidl, "<x-"));
+		}
+		g_clear_pointer(&mb, mpop_mailbox_close);
+	}
+}
+
+/* An index of ours that is well-formed but claims a wrong size: LIST believes it, RETR
+ * counts first and refuses rather than send other octets, and the index is dropped. */
+static void
+test_index_lying_size(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) s = make_messages(3, "l", 200);
+	g_autoptr(GStringChunk) strings = g_string_chunk_new(256);
+	g_autofree char *ipath = index_path(f);
+	g_autoptr(MpopMailbox) mb = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GByteArray) b = NULL;
+	g_autoptr(GBytes) good = NULL;
+	MpopMboxStore st;
+	const char *why = NULL;
+
+	put(f->path, s->str, (gssize)s->len);
+	mb = open_ok(f);
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	good = index_bytes(f);
+	g_assert_true(mpop_mbox_store_parse(g_bytes_get_data(good, NULL), g_bytes_get_size(good),
+					    strings, &st, &why));
+	st.msgs[1].size -= 1;
+	b = mpop_mbox_store_format(&st);
+	put_index(f, b->data, b->len);
+	mpop_mbox_store_clear(&st);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->msgs[1].size, ==, mb->msgs[0].size - 1); /* believed for LIST */
+	g_assert_null(retr(mb, 1, &error));
+	g_assert_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED);
+	g_assert_false(g_file_test(ipath, G_FILE_TEST_EXISTS));
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	mb = open_ok(f);
+	assert_as_fresh(f, mb);
+}
+
+/* Another program rewrote the mbox (deleting a message, as a mail reader does): the
+ * messages still there keep their UIDLs, duplicates included. */
+static void
+test_index_rewritten_elsewhere(Fixture *f, gconstpointer data)
+{
+	const char *a = "From a@x Mon Jan  1 00:00:00 2024\nMessage-ID: <s@x>\n\none\n\n";
+	const char *b = "From b@x Mon Jan  1 00:00:01 2024\nMessage-ID: <s@x>\n\ntwo two\n\n";
+	const char *c = "From c@x Mon Jan  1 00:00:02 2024\nMessage-ID: <c@x>\n\nthree\n\n";
+	g_autofree char *box = g_strconcat(a, b, c, NULL);
+	g_autofree char *after = g_strconcat(b, c, NULL);
+	g_autofree char *tmp = g_build_filename(f->dir, "rewrite", NULL);
+	g_autoptr(MpopMailbox) mb = NULL;
+
+	put(f->path, box, -1);
+	mb = open_ok(f);
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, "<s@x>-2");
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	put(tmp, after, -1);
+	g_assert_cmpint(rename(tmp, f->path), ==, 0);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 2);
+	g_assert_cmpstr(mb->msgs[0].uidl, ==, "<s@x>-2");
+	g_assert_cmpstr(mb->msgs[1].uidl, ==, "<c@x>");
+	g_clear_pointer(&mb, mpop_mailbox_close);
+	/* and "<s@x>" (gone) is not handed to a new copy */
+	append(f->path, a);
+	mb = open_ok(f);
+	g_assert_cmpuint(mb->n_msgs, ==, 3);
+	g_assert_cmpstr(mb->msgs[2].uidl, !=, "<s@x>");
+	g_assert_true(uidls_unique(mb));
+}
+
+/* The parser: a round trip, and every cut, every flipped byte and random bytes refused. */
+static void
+test_store_parse(void)
+{
+	g_autoptr(GStringChunk) strings = g_string_chunk_new(256);
+	MpopMessage msgs[2] = {
+		{.uidl = (char *)"<a@x>", .size = 12, .offset = 10, .length = 10, .from_len = 7},
+		{.uidl = (char *)"b", .size = 5, .offset = 30, .length = 4, .from_len = 9}};
+	guint32 span[2] = {1, 2};
+	guint64 fp[2] = {3, 4}, retired[3] = {5, 6, 7};
+	MpopMboxStore st = {.rules = 9,
+			    .size = 40,
+			    .first_from = 3,
+			    .counter = 12,
+			    .n_msgs = 2,
+			    .msgs = msgs,
+			    .span_hash = span,
+			    .fingerprint = fp,
+			    .n_retired = 3,
+			    .retired = retired};
+	g_autoptr(GByteArray) b = mpop_mbox_store_format(&st);
+	g_autoptr(GRand) rand = g_rand_new_with_seed(7);
+	MpopMboxStore got;
+	const char *why = NULL;
+
+	g_assert_true(mpop_mbox_store_parse((char *)b->data, b->len, strings, &got, &why));
+	g_assert_cmpuint(got.n_msgs, ==, 2);
+	g_assert_cmpstr(got.msgs[0].uidl, ==, "<a@x>");
+	g_assert_cmpuint(got.msgs[1].offset, ==, 30);
+	g_assert_cmpuint(got.retired[2], ==, 7);
+	g_assert_cmpuint(got.counter, ==, 12);
+	mpop_mbox_store_clear(&got);
+	for (guint n = 0; n < b->len; n++)
+		g_assert_false(mpop_mbox_store_parse((char *)b->data, n, strings, &got, &why));
+	for (guint i = 0; i < b->len; i++) {
+		b->data[i] ^= 1;
+		g_assert_false(mpop_mbox_store_parse((char *)b->data, b->len, strings, &got, &why));
+		b->data[i] ^= 1;
+	}
+	for (guint r = 0; r < 1000; r++) {
+		guint8 junk[300];
+		for (guint i = 0; i < sizeof(junk); i++)
+			junk[i] = (guint8)g_rand_int(rand);
+		memcpy(junk, "mpopdidx\1\0\0\0", 12);
+		g_assert_false(
+			mpop_mbox_store_parse((char *)junk, sizeof(junk), strings, &got, &why));
+	}
+	/* Well-formed but overlapping messages, or a duplicate UIDL: refused all the same. */
+	msgs[1].offset = 15;
+	g_byte_array_unref(b);
+	b = mpop_mbox_store_format(&st);
+	g_assert_false(mpop_mbox_store_parse((char *)b->data, b->len, strings, &got, &why));
+	msgs[1].offset = 30;
+	msgs[1].uidl = (char *)"<a@x>";
+	g_byte_array_unref(b);
+	b = mpop_mbox_store_format(&st);
+	g_assert_false(mpop_mbox_store_parse((char *)b->data, b->len, strings, &got, &why));
+	g_assert_cmpstr(why, ==, "duplicate UIDL");
 }
 
 int
@@ -1349,8 +1873,17 @@ main(int argc, char **argv)
 	ADD("/mbox/big-message", test_big_message);
 	ADD("/mbox/many", test_many);
 	ADD("/mbox/huge-message-memory", test_huge_message_memory);
-	ADD("/mbox/index-parts", test_index_parts);
-	ADD("/mbox/index-parts-regex", test_index_parts_regex);
+	ADD("/mbox/index-from", test_index_from);
+	ADD("/mbox/index/reused", test_index_reused);
+	ADD("/mbox/index/dup-message-id", test_index_dup_message_id);
+	ADD("/mbox/index/identical", test_index_identical);
+	ADD("/mbox/index/redelivered", test_index_redelivered);
+	ADD("/mbox/index/dup-appended", test_index_dup_appended);
+	ADD("/mbox/index/hostile", test_index_hostile);
+	ADD("/mbox/index/changes", test_index_changes);
+	ADD("/mbox/index/lying-size", test_index_lying_size);
+	ADD("/mbox/index/rewritten-elsewhere", test_index_rewritten_elsewhere);
+	g_test_add_func("/mbox/store/parse", test_store_parse);
 	ADD("/mbox/append-during-session", test_append_during_session);
 	ADD("/mbox/rewrite-detected", test_rewrite_detected);
 	ADD("/mbox/owner-mode-kept", test_owner_mode_kept);
