@@ -67,6 +67,17 @@ def setup(priv_group, kind="spool"):
     return top, spool, mbox, conf
 
 
+def index_name(mbox):
+    return "." + os.path.basename(mbox) + ".mpopd-index"
+
+
+def check_index(rep, mbox, what):
+    """The persisted index is the user's own file, private to it."""
+    st = os.lstat(os.path.join(os.path.dirname(mbox), index_name(mbox)))
+    rep.equal((stat.S_ISREG(st.st_mode), st.st_uid, stat.S_IMODE(st.st_mode)),
+              (True, t.TEST_UID, 0o600), f"{what}: the index is the user's, mode 0600")
+
+
 def kill_chown():
     """In the child before exec: a seccomp filter that kills the process on any chown call
     (mpopd's own filters stack on it)."""
@@ -112,8 +123,9 @@ def update(rep, kind, no_chown):
         rep.equal((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
                   (before.st_uid, before.st_gid, stat.S_IMODE(before.st_mode)),
                   f"{what}: owner, group and mode preserved")
-        rep.equal(os.listdir(spool), [os.path.basename(mbox)],
-                  f"{what}: no lock or temporary file left")
+        rep.equal(sorted(os.listdir(spool)), sorted([os.path.basename(mbox), index_name(mbox)]),
+                  f"{what}: no lock or temporary file left, the index beside the mbox")
+        check_index(rep, mbox, what)
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
@@ -141,7 +153,47 @@ def test_privileged_group(rep):
         rep.equal((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
                   (t.TEST_UID, grp.getgrnam("mail").gr_gid, 0o660),
                   "owner, group and mode preserved")
-        rep.equal(sorted(os.listdir(spool)), ["alice"], "no lock or temporary file left")
+        rep.equal(sorted(os.listdir(spool)), [".alice.mpopd-index", "alice"],
+                  "no lock or temporary file left, the index beside the mbox")
+        check_index(rep, mbox, "spool")
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def uidls(out):
+    """The unique-id listing of a session's first UIDL answer: {number: uidl}."""
+    lines = out.split("\r\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("+OK Unique-ID")) + 1
+    end = lines.index(".", start)
+    return dict(line.split(" ", 1) for line in lines[start:end])
+
+
+def test_uidl_persistent(rep):
+    """RFC 1939 §7 through the real binary: two messages share a Message-ID; after DELE 1
+    and QUIT the survivor keeps the "-2" id it had, and a copy delivered again later gets an
+    id never seen before."""
+    top, spool, mbox, conf = setup("mail")
+    same = [b"From a@x Mon Jan  1 00:00:00 2024\nMessage-ID: <same@example.org>\n\none\n\n",
+            b"From b@x Mon Jan  1 00:00:01 2024\nMessage-ID: <same@example.org>\n\ntwo!\n\n",
+            b"From c@x Mon Jan  1 00:00:02 2024\nMessage-ID: <c@example.org>\n\nthree\n\n"]
+    login = f"USER alice\r\nPASS {t.PASSWORD}\r\n"
+    try:
+        with open(mbox, "wb") as f:
+            f.write(b"".join(same))
+        out, err = session(conf, (login + "UIDL\r\nDELE 1\r\nQUIT\r\n").encode())
+        rep.equal(uidls(out), {"1": "<same@example.org>", "2": "<same@example.org>-2",
+                               "3": "<c@example.org>"}, "first session's UIDLs")
+        out, err = session(conf, (login + "UIDL\r\nQUIT\r\n").encode())
+        rep.equal(uidls(out), {"1": "<same@example.org>-2", "2": "<c@example.org>"},
+                  "after DELE 1 + QUIT the survivor keeps its UIDL")
+        with open(mbox, "ab") as f:
+            f.write(same[0])
+        out, err = session(conf, (login + "UIDL\r\nQUIT\r\n").encode())
+        got = uidls(out)
+        rep.check(len(got) == 3 and got["3"] not in ("<same@example.org>",
+                                                      "<same@example.org>-2"),
+                  f"a deleted message delivered again gets a new UIDL ({got.get('3')})",
+                  out + err)
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
@@ -209,6 +261,7 @@ def main():
     rep.run(test_without_group)
     rep.run(test_home_and_spools)
     rep.run(test_spool_dir)
+    rep.run(test_uidl_persistent)
     rep.done()
 
 
