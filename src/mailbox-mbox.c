@@ -263,28 +263,24 @@ take_tables(MpopMailbox *mb, MboxPriv *p, MpopMboxStore *st, guint keep, MpopMbo
 	p->tail_hash = ix->tail_hash;
 }
 
-/* Write what this session knows to the persisted index; it is only an optimisation and
+/* Write the tables in st (the indexed part of fd: size, messages, boundary hashes) with what
+ * this session remembers of UIDLs to the persisted index. It is an optimisation and a
  * memory of UIDLs, so a failure is logged and the session goes on. */
 static void
-store_save(MpopMailbox *mb, MboxPriv *p, int fd, gboolean durable)
+store_write(MpopMailbox *mb, MboxPriv *p, MpopMboxStore *st, int fd, gboolean durable)
 {
-	MpopMboxStore st = {.rules = p->rules,
-			    .size = p->indexed_end,
-			    .first_from = p->first_from,
-			    .tail_hash = p->tail_hash,
-			    .counter = p->counter,
-			    .n_msgs = mb->n_msgs,
-			    .msgs = mb->msgs,
-			    .span_hash = p->span_hash,
-			    .fingerprint = p->fp,
-			    .n_retired = p->retired->len,
-			    .retired = (guint64 *)(void *)p->retired->data};
 	gboolean group;
-	int rc = mpop_mbox_store_describe(&st, fd);
+	int rc;
 
+	st->rules = p->rules;
+	st->first_from = p->first_from;
+	st->counter = p->counter;
+	st->n_retired = p->retired->len;
+	st->retired = (guint64 *)(void *)p->retired->data;
+	rc = mpop_mbox_store_describe(st, fd);
 	if (rc == 0) {
 		group = mpop_privsep_mail_group_enter(mb->path);
-		rc = mpop_mbox_store_save(p->store_path, &st, durable);
+		rc = mpop_mbox_store_save(p->store_path, st, durable);
 		mpop_privsep_mail_group_leave(group);
 	}
 	if (rc < 0)
@@ -361,8 +357,15 @@ mbox_index(MpopMailbox *mb, MboxPriv *p, GError **error)
 	mpop_log_debug(
 		"mbox indexed: %u messages, %" G_GUINT64_FORMAT " bytes, %u from the index (%s)",
 		mb->n_msgs, (guint64)sb.st_size, use == MPOP_MBOX_STORE_FULL ? 0 : keep, why);
-	if (use != MPOP_MBOX_STORE_REUSE && p->store_path != NULL)
-		store_save(mb, p, p->fd, FALSE);
+	if (use != MPOP_MBOX_STORE_REUSE && p->store_path != NULL) {
+		MpopMboxStore now = {.size = p->indexed_end,
+				     .tail_hash = p->tail_hash,
+				     .n_msgs = mb->n_msgs,
+				     .msgs = mb->msgs,
+				     .span_hash = p->span_hash,
+				     .fingerprint = p->fp};
+		store_write(mb, p, &now, p->fd, FALSE);
+	}
 	mpop_mbox_index_clear(&ix);
 	mpop_mbox_store_clear(&st);
 	return TRUE;
@@ -697,9 +700,7 @@ store_after_update(MpopMailbox *mb, MboxPriv *p, int fd)
 	g_autofree guint64 *fp = g_new(guint64, MAX(n, 1));
 	guint64 removed = 0, prev_end = p->first_from;
 	gboolean moved = FALSE;
-	MboxPriv q = *p;
-	MpopMailbox nb = *mb;
-	guint32 h;
+	MpopMboxStore st = {0};
 
 	for (guint i = 0; i < mb->n_msgs; i++) {
 		const MpopMessage *m = &mb->msgs[i];
@@ -726,16 +727,14 @@ store_after_update(MpopMailbox *mb, MboxPriv *p, int fd)
 	}
 	if (p->retired->len > MPOP_MBOX_RETIRED_MAX)
 		g_array_remove_range(p->retired, 0, p->retired->len - MPOP_MBOX_RETIRED_MAX);
-	if (mpop_mbox_hash_fd(fd, prev_end, p->indexed_end - removed - prev_end, &h) < 0)
+	st.size = p->indexed_end - removed;
+	if (mpop_mbox_hash_fd(fd, prev_end, st.size - prev_end, &st.tail_hash) < 0)
 		return;
-	/* The same writer as at open, over the new tables. */
-	nb.msgs = msgs;
-	nb.n_msgs = n;
-	q.span_hash = span;
-	q.fp = fp;
-	q.tail_hash = h;
-	q.indexed_end = p->indexed_end - removed;
-	store_save(&nb, &q, fd, TRUE);
+	st.n_msgs = n;
+	st.msgs = msgs;
+	st.span_hash = span;
+	st.fingerprint = fp;
+	store_write(mb, p, &st, fd, TRUE);
 }
 
 /* Write the new mailbox next to the old one and rename it over (see the top comment). */
