@@ -1430,7 +1430,9 @@ test_index_dup_message_id(Fixture *f, gconstpointer data)
 			  "second, another body\n\n"
 			  "From c@x Mon Jan  1 00:00:02 2024\nMessage-ID: <third@example.org>\n\n"
 			  "third\n\n";
+	g_autofree char *ipath = index_path(f);
 	g_autoptr(MpopMailbox) mb = NULL;
+	struct stat a, b;
 
 	put(f->path, box, -1);
 	mb = open_ok(f);
@@ -1438,7 +1440,11 @@ test_index_dup_message_id(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(mb->msgs[1].uidl, ==, "<same@example.org>-2");
 	g_clear_pointer(&mb, mpop_mailbox_close);
 	dele_commit(f, 0);
+	/* UPDATE wrote the index of the new file, and the next login takes it as it is */
+	g_assert_cmpint(lstat(ipath, &a), ==, 0);
 	mb = open_ok(f);
+	g_assert_cmpint(lstat(ipath, &b), ==, 0);
+	g_assert_cmpuint(a.st_ino, ==, b.st_ino);
 	g_assert_cmpuint(mb->n_msgs, ==, 2);
 	g_assert_cmpstr(mb->msgs[0].uidl, ==, "<same@example.org>-2");
 	g_assert_cmpstr(mb->msgs[1].uidl, ==, "<third@example.org>");
