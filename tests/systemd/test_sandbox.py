@@ -91,8 +91,9 @@ def home_mbox(t, s, tag):
     update(t, s, tag, {"mailbox.format": "mbox", "mailbox.location": "%h/mbox"})
     t.equal(mbox_count(ct, f"{HOME}/mbox"), N - 1, f"{tag}: {N - 1} messages in the file")
     left = {k: v for k, v in listing(ct, HOME).items() if k != "Maildir"}
-    t.equal(left, {"mbox": "dan:dan 600"},
-            f"{tag}: the mbox still dan:dan 0600, no .lock or temporary file beside it")
+    t.equal(left, {"mbox": "dan:dan 600", ".mbox.mpopd-index": "dan:dan 600"},
+            f"{tag}: the mbox still dan:dan 0600, its index dan's own, no .lock or "
+            "temporary file beside it")
 
 
 def spool_mbox(t, s, tag):
@@ -101,8 +102,9 @@ def spool_mbox(t, s, tag):
     put(ct, "/var/mail/dan", MBOX, "dan:mail", "0660")
     update(t, s, tag, {"mailbox.format": "mbox", "mailbox.location": "%s/%u"})
     t.equal(mbox_count(ct, "/var/mail/dan"), N - 1, f"{tag}: {N - 1} messages in the file")
-    t.equal(listing(ct, "/var/mail"), {"dan": "dan:mail 660"},
-            f"{tag}: /var/mail/dan still dan:mail 0660, nothing else in /var/mail")
+    t.equal(listing(ct, "/var/mail"), {"dan": "dan:mail 660", ".dan.mpopd-index": "dan:mail 600"},
+            f"{tag}: /var/mail/dan still dan:mail 0660, its index dan's own, nothing else "
+            "in /var/mail")
 
 
 def home_maildir(t, s):
