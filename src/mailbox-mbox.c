@@ -237,30 +237,41 @@ scan_appended(MpopMailbox *mb, MboxPriv *p, const struct stat *sb, const MpopMbo
 	return TRUE;
 }
 
-/* The table: msgs[0, keep) of the index st, then the scanned ones. */
+/* The table: msgs[0, keep) of the index st, then the scanned ones; arrays that are whole are
+ * taken over rather than copied (a table of 50 000 messages is 2 MB). */
 static void
 take_tables(MpopMailbox *mb, MboxPriv *p, MpopMboxStore *st, guint keep, MpopMboxIndex *ix)
 {
 	guint n = keep + ix->n_msgs;
 
-	mb->msgs = g_new(MpopMessage, MAX(n, 1));
-	p->span_hash = g_new(guint32, MAX(n, 1));
-	p->fp = g_new(guint64, MAX(n, 1));
 	if (keep > 0) {
-		memcpy(mb->msgs, st->msgs, keep * sizeof(*mb->msgs));
-		memcpy(p->span_hash, st->span_hash, keep * sizeof(guint32));
-		memcpy(p->fp, st->fingerprint, keep * sizeof(guint64));
 		p->unchecked = g_new0(guint8, keep / 8 + 1);
 		memset(p->unchecked, 0xff, keep / 8 + 1);
 		p->n_unchecked = keep;
 	}
-	if (ix->n_msgs > 0) {
-		memcpy(mb->msgs + keep, ix->msgs, ix->n_msgs * sizeof(*mb->msgs));
-		memcpy(p->span_hash + keep, ix->span_hash, ix->n_msgs * sizeof(guint32));
-		memcpy(p->fp + keep, ix->fingerprint, ix->n_msgs * sizeof(guint64));
-	}
 	mb->n_msgs = n;
 	p->tail_hash = ix->tail_hash;
+	if (keep == 0) {
+		mb->msgs = g_steal_pointer(&ix->msgs);
+		p->span_hash = g_steal_pointer(&ix->span_hash);
+		p->fp = g_steal_pointer(&ix->fingerprint);
+		return;
+	}
+	if (ix->n_msgs == 0 && keep == st->n_msgs) {
+		mb->msgs = g_steal_pointer(&st->msgs);
+		p->span_hash = g_steal_pointer(&st->span_hash);
+		p->fp = g_steal_pointer(&st->fingerprint);
+		return;
+	}
+	mb->msgs = g_new(MpopMessage, n);
+	p->span_hash = g_new(guint32, n);
+	p->fp = g_new(guint64, n);
+	memcpy(mb->msgs, st->msgs, keep * sizeof(*mb->msgs));
+	memcpy(p->span_hash, st->span_hash, keep * sizeof(guint32));
+	memcpy(p->fp, st->fingerprint, keep * sizeof(guint64));
+	memcpy(mb->msgs + keep, ix->msgs, ix->n_msgs * sizeof(*mb->msgs));
+	memcpy(p->span_hash + keep, ix->span_hash, ix->n_msgs * sizeof(guint32));
+	memcpy(p->fp + keep, ix->fingerprint, ix->n_msgs * sizeof(guint64));
 }
 
 /* Write the tables in st (the indexed part of fd: size, messages, boundary hashes) with what

@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 /*
- * One pass on the session's own thread. Measured with 8 concurrent logins on a 2 000-message
- * mbox (docs/performance.md), indexing parts of a large file on two threads saved nothing
- * once the persisted index (mbox-store.c) made full scans rare: the CPUs are busy with the
- * other sessions, and a second login reads no message at all. Memory stays bounded by the
+ * One pass on the session's own thread. Indexing parts of a large file on two threads gave
+ * nothing measurable with 8 concurrent logins on a 2 000-message mbox (docs/performance.md):
+ * the CPUs are busy with the other sessions, and with the persisted index (mbox-store.c) a
+ * full scan is rare while a second login reads no message at all. Memory stays bounded by the
  * mapping being given back as the pass goes: every DROP_EVERY bytes between messages, and
  * through the progress reports inside a long message.
  */
