@@ -100,7 +100,7 @@ status_kb(const char *name)
 /* The session process as the server runs it: a fresh process (forked after login) with
  * the same malloc setting, so VmHWM after open is the index's peak plus the baseline. */
 static void
-session_like(const MpopConfig *cfg, const char *path)
+session_like(const MpopConfig *cfg, const char *path, const char *what)
 {
 	long v[5] = {0};
 	int fds[2];
@@ -128,9 +128,11 @@ session_like(const MpopConfig *cfg, const char *path)
 	g_assert(read(fds[0], v, sizeof(v)) == sizeof(v));
 	close(fds[0]);
 	waitpid(pid, NULL, 0);
-	printf("session-like process (fork, M_MMAP_THRESHOLD 128 KiB), %ld messages: VmRSS %ld KiB "
-	       "before open; after open + STAT VmHWM %ld KiB, VmRSS %ld KiB, RssAnon %ld KiB\n",
-	       v[4], v[0], v[1], v[2], v[3]);
+	printf("session-like process (fork, M_MMAP_THRESHOLD 128 KiB), %ld messages, %s: VmRSS %ld "
+	       "KiB before open; after open + STAT VmHWM %ld KiB (+%ld), VmRSS %ld KiB, RssAnon "
+	       "%ld "
+	       "KiB\n",
+	       v[4], what, v[0], v[1], v[1] - v[0], v[2], v[3]);
 }
 
 static long
@@ -213,7 +215,8 @@ main(int argc, char **argv)
 	       "after RETR of everything %ld KiB\n",
 	       rss_before, rss_open, max_open, maxrss_kb());
 	unlink(index);
-	session_like(cfg, path);
+	session_like(cfg, path, "no index");
+	session_like(cfg, path, "with the index");
 	unlink(index);
 	unlink(path);
 	rmdir(dir);
