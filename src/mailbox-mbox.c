@@ -457,49 +457,32 @@ begin_cached(MpopMailbox *mb, MboxPriv *p, guint idx, GError **error)
 	return TRUE;
 }
 
-/* octets of a message as sent, counted from the file. */
-static int
-measure_fd(MpopMailbox *mb, MboxPriv *p, const MpopMessage *m, guint64 *out)
-{
-	g_autofree char *buf = g_malloc(COPY_CHUNK);
-	MpopStuffer st;
-
-	mpop_stuffer_init(&st, &mb->stuff_opts, -1);
-	for (guint64 off = 0; off < m->length;) {
-		ssize_t r = pread(p->fd, buf, (size_t)MIN(m->length - off, COPY_CHUNK),
-				  (off_t)(m->offset + off));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -ESPIPE;
-		mpop_stuffer_feed(&st, buf, (size_t)r, NULL);
-		off += (guint64)r;
-	}
-	mpop_stuffer_finish(&st, NULL);
-	*out = st.size;
-	return 0;
-}
-
-/* A size taken from the persisted index is believed for LIST and STAT, and counted once
- * before the message is first sent: RETR never sends other than the octets LIST said. */
+/* A size taken from the persisted index is believed for LIST and STAT. A message read in
+ * one piece (most are) is counted before it is sent, so a wrong size gets a clean -ERR; a
+ * bigger one is counted as it streams (mpop_mailbox_stream(): RETR never ends as complete
+ * with other than the octets LIST said) and mbox_size_wrong() drops the index. */
 static gboolean
 size_confirmed(MpopMailbox *mb, MboxPriv *p, guint idx, GError **error)
 {
 	const MpopMessage *m = &mb->msgs[idx];
-	guint64 size = 0;
-	int rc;
 
 	if (p->unchecked == NULL || idx >= p->n_unchecked ||
-	    (p->unchecked[idx / 8] & (1u << (idx % 8))) == 0)
+	    (p->unchecked[idx / 8] & (1u << (idx % 8))) == 0 || !p->cached)
 		return TRUE;
-	if (p->cached)
-		size = mpop_stuffer_measure(&mb->stuff_opts, p->cache + p->cache_skip, m->length);
-	else if ((rc = measure_fd(mb, p, m, &size)) < 0)
-		return fail_errno(error, -rc, "cannot read mailbox");
-	if (size != m->size)
+	if (mpop_stuffer_measure(&mb->stuff_opts, p->cache + p->cache_skip, m->length) != m->size)
 		return fail_changed(error);
 	p->unchecked[idx / 8] &= (guint8) ~(1u << (idx % 8));
 	return TRUE;
+}
+
+/* RETR counted other octets than the index said: the index is wrong, the next session
+ * scans the file. */
+static void
+mbox_size_wrong(MpopMailbox *mb, guint idx, guint64 sent)
+{
+	(void)idx;
+	(void)sent;
+	store_forget(priv_of(mb));
 }
 
 static gboolean
@@ -964,6 +947,7 @@ const MpopMailboxOps mpop_mailbox_mbox_ops = {
 	.msg_begin = mbox_msg_begin,
 	.msg_read = mbox_msg_read,
 	.msg_end = mbox_msg_end,
+	.size_wrong = mbox_size_wrong,
 	.commit = mbox_commit,
 	.close = mbox_close,
 };
