@@ -755,7 +755,7 @@ mpop_ctl_convert_config(int argc, char **argv)
 	gsize len;
 	int opt_c, status = 0;
 
-	optind = 1;
+	optind = 0; /* glibc: 0 starts a new scan (mpopdctl's own stopped at the verb) */
 	while ((opt_c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
 		switch (opt_c) {
 		case 'o':

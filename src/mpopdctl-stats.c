@@ -631,7 +631,7 @@ stats_options(Stats *st, int argc, char **argv)
 	};
 	int c;
 
-	optind = 1;
+	optind = 0; /* glibc: 0 starts a new scan (mpopdctl's own stopped at the verb) */
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'S':

@@ -92,6 +92,10 @@ def without_hosts(r):
     r.check("$hosts_allow_deny: not converted: /usr/local/mpopd/mpopd_allow_deny:11:" in p.stderr
             and "convert the file with --hosts FILE" in p.stderr,
             "the report names the line and the --hosts option", p.stderr)
+    # Options after the file name too, as with every other verb.
+    q = ctl("clean-2.x.conf", "--root", "root")
+    r.check(q.returncode == 0 and q.stdout == ctl("--root", "root", "clean-2.x.conf").stdout,
+            "options after the file name are taken", q.stderr)
     # Without --root the files are read where the configuration says: absent here.
     p = ctl("mpopd-2.22.conf")
     r.equal(p.returncode, 3, "files that cannot be read: exit 3")
