@@ -32,26 +32,10 @@ import sys
 import tempfile
 import time
 
+from peers import free_port, wait_port  # noqa: E402 (tests/peers.py, next to this file)
+
 PAM_LIB = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so"
 PAM_MODULES = "/usr/lib/x86_64-linux-gnu/pam_wrapper"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port):
-    for _ in range(500):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
 def one_try(port, user, password):

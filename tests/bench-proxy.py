@@ -31,14 +31,10 @@ import sys
 import tempfile
 import time
 
+from peers import free_port  # noqa: E402 (tests/peers.py, next to this file)
+
 UID = 4242
 PASSWORD = "bench-pw"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_taken(port):

@@ -37,28 +37,10 @@ import tempfile
 import time
 import warnings
 
+from peers import free_port, wait_port  # noqa: E402 (tests/peers.py, next to this file)
+
 UID = 4242
 PASSWORD = "bench-pw"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, what):
-    for _ in range(250):
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with status {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit(f"{what}: nothing listens on 127.0.0.1:{port}")
 
 
 def make_maildir(path, count, size, seed):

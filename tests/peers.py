@@ -84,13 +84,32 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _wait_for(pred, timeout=WAIT, step=0.05):
+def wait_for(pred, timeout=WAIT, step=0.05):
+    """True once pred() is, False when timeout seconds pass first."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return True
         time.sleep(step)
     return pred()
+
+
+def wait_port(port, proc=None, what=None, timeout=WAIT):
+    """Until something accepts on 127.0.0.1:port; SystemExit (naming what) when proc ends
+    first or timeout seconds pass: for the benchmarks, which stop there."""
+    what = what or f"127.0.0.1:{port}"
+
+    def listening():
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{what} exited with status {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    if not wait_for(listening, timeout, 0.02):
+        raise SystemExit(f"{what}: nothing listens on 127.0.0.1:{port}")
 
 
 def _apt_install(*packages):
@@ -240,7 +259,7 @@ def start_dovecot(users, mail_location=None, port=None, login_performance=False,
         proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdin=subprocess.DEVNULL,
                                 stdout=err, stderr=err, start_new_session=True)
     peer = Peer("dovecot", port, proc, d, own, os.path.join(d, "dovecot.log"))
-    if not _wait_for(peer.greets) or proc.poll() is not None:
+    if not wait_for(peer.greets) or proc.poll() is not None:
         with open(errf, "rb") as f:
             why = f.read().decode(errors="replace")[-2000:] + peer.log()[-2000:]
         peer.stop()
@@ -344,7 +363,7 @@ def start_popa3d(users, spool, port=None, tmp=None):
                                  binary], stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                 start_new_session=True)
     peer = Peer("popa3d", port, proc, d, own, errf)
-    if not _wait_for(lambda: f"127.0.0.1:{port}" in peer.log() or proc.poll() is not None) \
+    if not wait_for(lambda: f"127.0.0.1:{port}" in peer.log() or proc.poll() is not None) \
             or proc.poll() is not None:
         why = peer.log()[-2000:]
         peer.stop()

@@ -16,6 +16,10 @@ import sys
 import tempfile
 import time
 
+# One free_port() and wait_for() for the tests, the benchmarks and tools/compare.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from peers import free_port, wait_for  # noqa: E402,F401
+
 MPOPD = os.environ.get("MPOPD", "")
 MPOPDCTL = os.environ.get("MPOPDCTL", "")
 SRCDIR = os.environ.get("SRCDIR", "")
@@ -442,21 +446,6 @@ def normalise(raw):
 
 
 # ---------------------------------------------------------------- servers
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(pred, timeout=WAIT, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def stop_group(proc):
