@@ -112,6 +112,34 @@ def wait_port(port, proc=None, what=None, timeout=WAIT):
         raise SystemExit(f"{what}: nothing listens on 127.0.0.1:{port}")
 
 
+def greets(port, proc=None):
+    """True once a connection to 127.0.0.1:port gets a +OK greeting, or proc has exited."""
+    if proc is not None and proc.poll() is not None:
+        return True
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.settimeout(2)
+            return s.recv(512).startswith(b"+OK")
+    except OSError:
+        return False
+
+
+def stop_group(proc):
+    """SIGTERM to a process started with start_new_session=True and its group, SIGKILL if it
+    is still there after WAIT seconds; then reaped."""
+    if not proc or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=WAIT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=WAIT)
+
+
 def _apt_install(*packages):
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     r = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *packages],
@@ -150,27 +178,10 @@ class Peer:
 
     def greets(self):
         """True once a connection gets a +OK greeting (or the server has exited)."""
-        if self.proc.poll() is not None:
-            return True
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                s.settimeout(2)
-                return s.recv(512).startswith(b"+OK")
-        except OSError:
-            return False
+        return greets(self.port, self.proc)
 
     def stop(self):
-        proc = self.proc
-        if proc and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=WAIT)
+        stop_group(self.proc)
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
             self._own_dir = False

@@ -18,7 +18,7 @@ import time
 
 # One free_port() and wait_for() for the tests, the benchmarks and tools/compare.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from peers import free_port, wait_for  # noqa: E402,F401
+from peers import free_port, greets, stop_group, wait_for  # noqa: E402,F401
 
 MPOPD = os.environ.get("MPOPD", "")
 MPOPDCTL = os.environ.get("MPOPDCTL", "")
@@ -448,22 +448,6 @@ def normalise(raw):
 # ---------------------------------------------------------------- servers
 
 
-def stop_group(proc):
-    """SIGTERM to a process started with start_new_session=True and its group, SIGKILL if it
-    is still there after WAIT seconds; then reaped."""
-    if not proc or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=WAIT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=WAIT)
-
-
 class Server:
     """mpopd listening on 127.0.0.1:port in one of three ways:
     "inetd"  - systemd-socket-activate --accept --inetd (connection on stdin/stdout)
@@ -508,14 +492,7 @@ class Server:
         return self
 
     def _greets(self):
-        if self.proc.poll() is not None:
-            return True
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                s.settimeout(2)
-                return s.recv(512).startswith(b"+OK")
-        except OSError:
-            return False
+        return greets(self.port, self.proc)
 
     def stop(self):
         stop_group(self.proc)
