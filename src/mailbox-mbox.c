@@ -67,8 +67,6 @@ typedef struct {
 	guint32 rules;	     /* hash of the settings the index depends on */
 	GArray *retired;     /* guint64 keys of UIDLs given out and gone */
 	guint64 counter;     /* the next fresh UIDL suffix */
-	guint8 *unchecked;   /* bit per message: size taken from the index, not yet read */
-	guint n_unchecked;
 	guint cur;
 	guint64 cur_pos;
 	char *cache;	 /* a small message with its boundaries, read in one pread() */
@@ -244,11 +242,6 @@ take_tables(MpopMailbox *mb, MboxPriv *p, MpopMboxStore *st, guint keep, MpopMbo
 {
 	guint n = keep + ix->n_msgs;
 
-	if (keep > 0) {
-		p->unchecked = g_new0(guint8, keep / 8 + 1);
-		memset(p->unchecked, 0xff, keep / 8 + 1);
-		p->n_unchecked = keep;
-	}
 	mb->n_msgs = n;
 	p->tail_hash = ix->tail_hash;
 	if (keep == 0) {
@@ -457,26 +450,9 @@ begin_cached(MpopMailbox *mb, MboxPriv *p, guint idx, GError **error)
 	return TRUE;
 }
 
-/* A size taken from the persisted index is believed for LIST and STAT. A message read in
- * one piece (most are) is counted before it is sent, so a wrong size gets a clean -ERR; a
- * bigger one is counted as it streams (mpop_mailbox_stream(): RETR never ends as complete
- * with other than the octets LIST said) and mbox_size_wrong() drops the index. */
-static gboolean
-size_confirmed(MpopMailbox *mb, MboxPriv *p, guint idx, GError **error)
-{
-	const MpopMessage *m = &mb->msgs[idx];
-
-	if (p->unchecked == NULL || idx >= p->n_unchecked ||
-	    (p->unchecked[idx / 8] & (1u << (idx % 8))) == 0 || !p->cached)
-		return TRUE;
-	if (mpop_stuffer_measure(&mb->stuff_opts, p->cache + p->cache_skip, m->length) != m->size)
-		return fail_changed(error);
-	p->unchecked[idx / 8] &= (guint8) ~(1u << (idx % 8));
-	return TRUE;
-}
-
-/* RETR counted other octets than the index said: the index is wrong, the next session
- * scans the file. */
+/* A size taken from the persisted index is believed for LIST and STAT; RETR counts what it
+ * sends (mpop_mailbox_stream(): a message never ends as complete with other octets than
+ * LIST said). When the count differs the index is wrong: the next session scans the file. */
 static void
 mbox_size_wrong(MpopMailbox *mb, guint idx, guint64 sent)
 {
@@ -502,10 +478,6 @@ mbox_msg_begin(MpopMailbox *mb, guint idx, GError **error)
 	    (!verify_file(mb, p, p->fd, error) ||
 	     (!begin_cached(mb, p, idx, error) && (!verify_span(mb, p, p->fd, idx, error) ||
 						   !verify_span(mb, p, p->fd, idx + 1, error))))) {
-		store_forget(p);
-		return FALSE;
-	}
-	if (!size_confirmed(mb, p, idx, error)) {
 		store_forget(p);
 		return FALSE;
 	}
@@ -931,7 +903,6 @@ mbox_close(MpopMailbox *mb)
 	mpop_mbox_parser_free(p->parser);
 	g_free(p->span_hash);
 	g_free(p->fp);
-	g_free(p->unchecked);
 	g_free(p->store_path);
 	if (p->retired != NULL)
 		g_array_unref(p->retired);
