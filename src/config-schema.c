@@ -423,7 +423,10 @@ const Key mpop_config_keys[] = {
 	{"tls", "ciphers", KT_STRING, "", .check = check_line, .offset = OFF(tls_ciphers),
 	 .help = "OpenSSL cipher list for TLS 1.2; empty: OpenSSL's defaults at security level 2."},
 	{"tls", "ciphersuites", KT_STRING, "", .check = check_line, .offset = OFF(tls_ciphersuites),
-	 .help = "OpenSSL TLS 1.3 cipher suites; empty: OpenSSL's defaults."},
+	 .help = "OpenSSL TLS 1.3 cipher suites in the server's order of preference; empty: "
+		 "OpenSSL's three default suites with AES-128-GCM first (Mozilla's order: a third "
+		 "less CPU per byte than AES-256 at both ends), and ChaCha20 for a client that "
+		 "lists it first."},
 
 	{"log", "level", KT_ENUM, "info", .choices = log_levels, .offset = OFF(log_level),
 	 .help = "Log records up to this priority. Perl mpopd: $debug."},

@@ -19,6 +19,11 @@
 #define RELAY_DOWN (2 * MPOP_STREAM_OUT_CAP)
 /* Records are collected and written to the client together: one write and one wakeup of the
  * client for several 16 KiB records, instead of one each. */
+/* OpenSSL's three TLS 1.3 suites, AES-128-GCM first as Mozilla's server guidelines order
+ * them: no weaker in practice than AES-256, and a third less CPU per byte at both ends. A
+ * client that lists ChaCha20 first (no AES instructions) gets it (SSL_OP_PRIORITIZE_CHACHA). */
+#define DEFAULT_CIPHERSUITES                                                                       \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define WRITE_BUFFER (MPOP_STREAM_OUT_CAP + 8192)
 
 typedef struct {
@@ -91,7 +96,8 @@ mpop_tls_context_new(const MpopConfig *cfg, GError **error)
 	/* Every connection is a new process: a session cache or tickets would only be state
 	 * to protect. Renegotiation is a way to make the server work for free. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
-					 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+					 SSL_OP_CIPHER_SERVER_PREFERENCE |
+					 SSL_OP_PRIORITIZE_CHACHA | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (*cfg->tls_ciphers && SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
@@ -99,7 +105,8 @@ mpop_tls_context_new(const MpopConfig *cfg, GError **error)
 			    cfg->path, ssl_reason());
 		goto fail;
 	}
-	if (*cfg->tls_ciphersuites && SSL_CTX_set_ciphersuites(ctx, cfg->tls_ciphersuites) != 1) {
+	if (SSL_CTX_set_ciphersuites(ctx, *cfg->tls_ciphersuites ? cfg->tls_ciphersuites
+								 : DEFAULT_CIPHERSUITES) != 1) {
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "%s: [tls] ciphersuites: %s",
 			    cfg->path, ssl_reason());
 		goto fail;
@@ -290,6 +297,8 @@ set_bios(SSL *ssl, int fd_in, int fd_out)
 	}
 	BIO_push(wbio, sock);
 	SSL_set_bio(ssl, rbio, wbio); /* the SSL object owns them from here */
+	/* Read what the socket has, not a record header and then its body: half the reads. */
+	SSL_set_read_ahead(ssl, 1);
 	return TRUE;
 }
 
@@ -383,6 +392,9 @@ relay_step(MpopStream *st, int plain_fd, Pipe *up, Pipe *down, short *ev_client,
 			up->len = (size_t)r;
 			up->off = 0;
 			moved = TRUE;
+			/* Nothing more decrypted or buffered: poll before reading again (the
+			 * poll is due anyway; a read now would only say EAGAIN). */
+			up->blocked = !SSL_has_pending(t->ssl);
 		} else {
 			int e = SSL_get_error(t->ssl, r);
 			if (e == SSL_ERROR_WANT_READ)
@@ -431,6 +443,7 @@ relay_step(MpopStream *st, int plain_fd, Pipe *up, Pipe *down, short *ev_client,
 			down->len = (size_t)n;
 			down->off = 0;
 			moved = TRUE;
+			down->blocked = (size_t)n < RELAY_DOWN; /* drained: poll first */
 		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 			down->blocked = TRUE;
 		} else {

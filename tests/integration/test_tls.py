@@ -746,6 +746,23 @@ def versions(t, pki):
         p = TlsPop(srv.tls_port, client_context(pki))
         t.equal(p.tls.version(), "TLSv1.3", "min_protocol=TLSv1.3: a TLS 1.3 client gets in")
         p.close()
+    with TlsFixture(pki) as fx, TlsServer(fx, "inetd", tls=True) as srv:
+        # Default suites: the server's order, AES-128-GCM first, whatever the client's order
+        # (OpenSSL's own puts AES-256 first); ChaCha20 for a client that lists it first.
+        for offer, want in (
+                ("TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+                 "TLS_AES_128_GCM_SHA256"),
+                ("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+                 "TLS_CHACHA20_POLY1305_SHA256"),
+                ("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384")):
+            r = subprocess.run(["openssl", "s_client", "-brief", "-connect",
+                                f"127.0.0.1:{srv.tls_port}", "-CAfile", pki.ca,
+                                "-ciphersuites", offer], input=b"QUIT\r\n",
+                               capture_output=True, timeout=WAIT * 3)
+            err = r.stderr.decode("utf-8", "replace")
+            got = re.search(r"Ciphersuite: (\S+)", err)
+            t.equal(got.group(1) if got else err, want,
+                    f"default ciphersuites: a client offering {offer} gets {want}")
     with TlsFixture(pki, {"tls.ciphersuites": "TLS_CHACHA20_POLY1305_SHA256",
                           "tls.ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256"}) as fx, \
             TlsServer(fx, "inetd", tls=True) as srv:
