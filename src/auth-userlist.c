@@ -178,12 +178,17 @@ mpop_auth_passwd_for_uid(uid_t uid, gid_t *out_gid, char **out_home)
 	return TRUE;
 }
 
+/* The passwd entry of the uid is asked only for what the line leaves out: the gid, and the
+ * home that a location pattern may need when the line names no mailbox. A line that gives
+ * both costs no NSS lookup (for a uid NSS's files do not know, glibc would load and ask
+ * each further module, for every login). */
 static MpopAuthIdentity *
 make_identity(const MpopUserlistEntry *e)
 {
 	MpopAuthIdentity *id = g_new0(MpopAuthIdentity, 1);
 	gid_t pw_gid = 0;
-	gboolean have_pw = mpop_auth_passwd_for_uid(e->uid, &pw_gid, &id->home);
+	gboolean have_pw = (e->gid == (gid_t)-1 || !e->mailbox) &&
+			   mpop_auth_passwd_for_uid(e->uid, &pw_gid, &id->home);
 
 	id->user = g_strdup(e->name);
 	id->uid = e->uid;
