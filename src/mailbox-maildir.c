@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,10 +25,11 @@
 #define MEASURE_CHUNK (64 * 1024)
 
 typedef struct {
-	int dir_fd;  /* the maildir; -1 when it does not exist (empty maildrop) */
-	int lock_fd; /* network filesystems only: holds the OFD write lock on LOCK_NAME */
-	int msg_fd;  /* the message being streamed */
-	ino_t *inos; /* per message: the inode, which survives renames by other clients */
+	int dir_fd;	     /* the maildir; -1 when it does not exist (empty maildrop) */
+	int lock_fd;	     /* network filesystems only: holds the OFD write lock on LOCK_NAME */
+	int msg_fd;	     /* the message being streamed */
+	ino_t *inos;	     /* per message: the inode, which survives renames by other clients */
+	gboolean listed_ino; /* readdir()'s d_ino is the inode stat() gives */
 } MaildirPriv;
 
 /* Where a message's size came from. Only measured and cached sizes go into the cache: a
@@ -35,26 +37,32 @@ typedef struct {
 typedef enum { SIZE_NONE, SIZE_NAME, SIZE_CACHED, SIZE_MEASURED } SizeSource;
 
 typedef struct {
-	char *base; /* unique name: file name up to the first ':' */
-	char *name; /* "cur/..." or "new/..." */
-	ino_t ino;
-	guint64 file_size; /* st_size and st_mtim: with base and ino, the key of a cached size */
-	gint64 mtime_sec;
-	guint64 size; /* octets as sent */
-	guint32 mtime_nsec;
+	char *name;	  /* "cur/..." or "new/...": the unique name follows the "cur/" */
+	guint64 ino;	  /* from the listing (d_ino), from stat() once the file was looked at */
+	guint64 size;	  /* octets as sent */
+	guint64 key[2];	  /* the unique name's first 16 bytes, for sorting (entry_cmp) */
+	guint16 base_len; /* the unique name's length: the file name up to the first ':' */
 	guint8 in_new;
-	guint8 src; /* SizeSource */
+	guint8 listed;	 /* a regular file in cur/ whose listed inode can be believed */
+	guint8 src;	 /* SizeSource */
+	guint8 in_table; /* name is owned by the message table */
 } Entry;
 /* Listing entries live only while the table is built, beside it: keep them small. */
-G_STATIC_ASSERT(sizeof(Entry) <= 56);
+G_STATIC_ASSERT(sizeof(Entry) <= 48);
 
 static void
 entry_clear(gpointer p)
 {
 	Entry *e = p;
 
-	g_free(e->base);
-	g_free(e->name);
+	if (!e->in_table)
+		g_free(e->name);
+}
+
+static const char *
+entry_base(const Entry *e)
+{
+	return e->name + 4;
 }
 
 static MaildirPriv *
@@ -83,11 +91,11 @@ lock_failed(int err, GError **error)
 	return FALSE;
 }
 
-/* Filesystems where a flock() on a directory is seen by every process that can open the
- * Maildir. On a network filesystem (NFS) it stays on one machine, so there the lock is a
- * byte-range lock on a file, which the NFS client passes to the server. */
+/* Local filesystems, by fstatfs(): there a flock() on a directory is seen by every process
+ * that can open the Maildir. On a network filesystem (NFS) it stays on one machine, so there
+ * the lock is a byte-range lock on a file, which the NFS client passes to the server. */
 static gboolean
-dir_lock_is_global(int dir_fd)
+fs_is_local(unsigned long type)
 {
 	static const unsigned long local[] = {
 		EXT4_SUPER_MAGIC,
@@ -102,12 +110,9 @@ dir_lock_is_global(int dir_fd)
 		0x2fc12fc1UL /* ZFS */,
 		0xca451a4eUL /* bcachefs */,
 	};
-	struct statfs sf;
 
-	if (fstatfs(dir_fd, &sf) < 0)
-		return FALSE;
 	for (guint i = 0; i < G_N_ELEMENTS(local); i++)
-		if ((unsigned long)sf.f_type == local[i])
+		if (type == local[i])
 			return TRUE;
 	return FALSE;
 }
@@ -117,11 +122,11 @@ dir_lock_is_global(int dir_fd)
  * other sessions in this process too (it belongs to the open file description) and is
  * released by the kernel when the holder dies. Only mpopd processes need to see it. */
 static gboolean
-maildir_lock(MaildirPriv *p, GError **error)
+maildir_lock(MaildirPriv *p, gboolean local, GError **error)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 
-	if (dir_lock_is_global(p->dir_fd)) {
+	if (local) {
 		if (flock(p->dir_fd, LOCK_EX | LOCK_NB) < 0)
 			return lock_failed(errno, error);
 		return TRUE;
@@ -139,12 +144,29 @@ maildir_lock(MaildirPriv *p, GError **error)
 	return TRUE;
 }
 
-/* Add the regular, non-dot files of sub ("cur" or "new") to entries. A missing subdirectory
- * is simply empty. */
+/* The first 16 bytes of a unique name (zero-padded) as two big-endian numbers: compared as
+ * numbers they order names as memcmp() does. They hold the delivery time and more of a
+ * standard unique name, so that sorting rarely reads the names themselves, which lie all over
+ * memory. */
+static void
+sort_key(const char *base, size_t len, guint64 out[2])
+{
+	guint8 k[16] = {0};
+
+	memcpy(k, base, MIN(len, sizeof(k)));
+	memcpy(out, k, sizeof(k));
+	out[0] = GUINT64_FROM_BE(out[0]);
+	out[1] = GUINT64_FROM_BE(out[1]);
+}
+
+/* Add the non-dot files of sub ("cur" or "new") that can be regular files to entries, without
+ * a system call per file: a message is looked at only if its size is not in the cache. A
+ * missing subdirectory is simply empty. */
 static gboolean
 list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
 {
 	int fd = openat(p->dir_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	gboolean in_new = strcmp(sub, "new") == 0;
 	DIR *d;
 	struct dirent *de;
 
@@ -163,26 +185,26 @@ list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
 		return FALSE;
 	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
-		struct stat sb;
-		const char *colon;
+		size_t len;
 		Entry e;
 
-		if (de->d_name[0] == '.')
+		/* Symlinks and directories are not messages; a filesystem that does not say
+		 * (DT_UNKNOWN) has each file looked at. */
+		if (de->d_name[0] == '.' || (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
 			continue;
-		/* Vanished (ENOENT) or odd entries (symlinks, directories) are not messages. */
-		if (fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
-			continue;
-		colon = strchr(de->d_name, ':');
-		e.base = colon != NULL ? g_strndup(de->d_name, (gsize)(colon - de->d_name))
-				       : g_strdup(de->d_name);
-		e.name = g_strconcat(sub, "/", de->d_name, NULL);
-		e.ino = sb.st_ino;
-		e.in_new = strcmp(sub, "new") == 0;
-		e.src = SIZE_NONE;
-		e.file_size = (guint64)sb.st_size;
-		e.mtime_sec = sb.st_mtim.tv_sec;
-		e.mtime_nsec = (guint32)sb.st_mtim.tv_nsec;
+		len = strlen(de->d_name);
+		e.name = g_malloc(len + 5);
+		memcpy(e.name, sub, 3);
+		e.name[3] = '/';
+		memcpy(e.name + 4, de->d_name, len + 1);
+		e.base_len = (guint16)strcspn(de->d_name, ":");
+		sort_key(de->d_name, e.base_len, e.key);
+		e.ino = de->d_ino;
 		e.size = 0;
+		e.in_new = in_new;
+		e.listed = p->listed_ino && !in_new && de->d_type == DT_REG;
+		e.src = SIZE_NONE;
+		e.in_table = FALSE;
 		g_array_append_val(entries, e);
 	}
 	if (errno != 0) {
@@ -197,16 +219,20 @@ list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
 }
 
 /* Delivery order for standard unique names; the inode breaks ties between duplicate base
- * names and, unlike the flags, does not change when a message is renamed. */
+ * names and, unlike the flags, does not change when a message is renamed. The size cache is in
+ * the same order (mpop_sizes_cmp()): names hold no NUL, so a shorter name's zero padding sorts
+ * it first there too. */
 static gint
 entry_cmp(gconstpointer a, gconstpointer b)
 {
 	const Entry *x = a, *y = b;
-	int c = strcmp(x->base, y->base);
 
-	if (c != 0)
-		return c;
-	return x->ino < y->ino ? -1 : x->ino > y->ino;
+	if (x->key[0] != y->key[0])
+		return x->key[0] < y->key[0] ? -1 : 1;
+	if (x->key[1] != y->key[1])
+		return x->key[1] < y->key[1] ? -1 : 1;
+	return mpop_sizes_cmp(entry_base(x), x->base_len, x->ino, entry_base(y), y->base_len,
+			      y->ino);
 }
 
 /* Maildir: a message seen by a client moves from new/ to cur/ with ":2," info. Never
@@ -234,8 +260,7 @@ move_to_cur(MaildirPriv *p, Entry *e)
 	e->in_new = FALSE;
 }
 
-/* Exact size as sent (RFC 1939 §5): CRLF line ends, before stuffing. The stat of the file
- * read becomes the entry's key in the size cache. Returns 0 / -errno. */
+/* Exact size as sent (RFC 1939 §5): CRLF line ends, before stuffing. Returns 0 / -errno. */
 static int
 measure(MpopMailbox *mb, Entry *e)
 {
@@ -257,9 +282,6 @@ measure(MpopMailbox *mb, Entry *e)
 	if (n < 0)
 		return (int)n;
 	mpop_stuffer_finish(&st, NULL);
-	e->file_size = (guint64)sb.st_size;
-	e->mtime_sec = sb.st_mtim.tv_sec;
-	e->mtime_nsec = (guint32)sb.st_mtim.tv_nsec;
 	e->size = st.size;
 	e->src = SIZE_MEASURED;
 	return 0;
@@ -315,45 +337,52 @@ walk_next(CacheWalk *w)
 	w->have = w->reader != NULL && mpop_sizes_reader_next(w->reader, &w->rec);
 }
 
-/* A cached size for e: only for the same name and inode with the same size and mtime (a
- * Maildir message never changes once delivered; anything else is another file). */
+/* A cached size for e: only for the same unique name and inode. A Maildir message does not
+ * change once delivered, and a message replaced under its name is another inode; one
+ * rewritten in place is listed with its old size and refused by RETR (mailbox.c), which
+ * corrects the cache. Dovecot trusts its index the same way. */
 static gboolean
 cache_lookup(CacheWalk *w, Entry *e)
 {
-	size_t blen = strlen(e->base);
-
 	for (; w->have; walk_next(w)) {
-		int c = mpop_sizes_cmp(w->rec.base, w->rec.base_len, w->rec.ino, e->base, blen,
-				       e->ino);
+		int c = mpop_sizes_cmp(w->rec.base, w->rec.base_len, w->rec.ino, entry_base(e),
+				       e->base_len, e->ino);
 		if (c > 0)
 			return FALSE;
-		if (c < 0) {
-			w->stale++;
-			continue;
-		}
-		if (w->rec.file_size != e->file_size || w->rec.mtime_sec != e->mtime_sec ||
-		    w->rec.mtime_nsec != e->mtime_nsec) {
-			w->stale++;
+		if (c == 0) {
+			e->size = w->rec.size;
+			e->src = SIZE_CACHED;
 			walk_next(w);
-			return FALSE;
+			return TRUE;
 		}
-		e->size = w->rec.size;
-		e->src = SIZE_CACHED;
-		walk_next(w);
-		return TRUE;
+		w->stale++;
 	}
 	return FALSE;
 }
 
-/* The size of e without reading it where possible: the cache, then the name, then reading.
- * Sizes from names and the cache are claims the stream checks when it sends (mailbox.c).
- * Returns 0 / -errno. */
+/* The size of e, from the cache without a system call when its listed inode can be believed;
+ * otherwise after a stat (which also moves a message in new/ to cur/): from the cache, the
+ * name, or reading it. Sizes from names and the cache are claims the stream checks when it
+ * sends (mailbox.c). Returns 0, -ENOENT (gone, or not a regular file) or -errno. */
 static int
 entry_size(MpopMailbox *mb, CacheWalk *w, gboolean use_sizes, Entry *e)
 {
+	MaildirPriv *p = priv_of(mb);
+	struct stat sb;
+
+	if (use_sizes && e->listed && cache_lookup(w, e))
+		return 0;
+	if (fstatat(p->dir_fd, e->name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISREG(sb.st_mode))
+		return -ENOENT;
+	e->ino = sb.st_ino;
+	if (e->in_new)
+		move_to_cur(p, e);
 	if (use_sizes && cache_lookup(w, e))
 		return 0;
-	if (use_sizes && mpop_sizes_from_name(e->base, strlen(e->base), e->file_size, &e->size)) {
+	if (use_sizes &&
+	    mpop_sizes_from_name(entry_base(e), e->base_len, (guint64)sb.st_size, &e->size)) {
 		e->src = SIZE_NAME;
 		return 0;
 	}
@@ -364,20 +393,16 @@ static MpopSizeRecord
 entry_record(const Entry *e)
 {
 	return (MpopSizeRecord){
-		.base = e->base,
-		.base_len = strlen(e->base),
+		.base = entry_base(e),
+		.base_len = e->base_len,
 		.ino = e->ino,
-		.file_size = e->file_size,
-		.mtime_sec = e->mtime_sec,
-		.mtime_nsec = e->mtime_nsec,
 		.size = e->size,
 	};
 }
 
 /* Turn the sorted entries into the message table, skipping what cannot be read. Counts the
- * sizes measured that the cache can hold (an odd name, an mtime before 1970 cannot: those
- * are measured at every login without rewriting the cache each time) and the stale cache
- * records. */
+ * sizes measured that the cache can hold (an odd name cannot: such a message is measured at
+ * every login without rewriting the cache each time) and the stale cache records. */
 static void
 build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_measured,
 	    guint *out_stale)
@@ -395,10 +420,9 @@ build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_mea
 	for (guint i = 0; i < entries->len; i++) {
 		Entry *e = &g_array_index(entries, Entry, i);
 		MpopMessage *m = &mb->msgs[mb->n_msgs];
+		const char *uidl = NULL;
 		int rc;
 
-		if (e->in_new)
-			move_to_cur(p, e);
 		rc = entry_size(mb, &w, use_sizes, e);
 		if (rc < 0) {
 			/* Vanished: another client removed it. Unreadable: skipped (and so never
@@ -415,10 +439,18 @@ build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_mea
 			MpopSizeRecord rec = entry_record(e);
 			measured += mpop_sizes_storable(&rec);
 		}
+		if (dovecot != NULL) {
+			char base[NAME_MAX + 1]; /* a file name from readdir() */
+			memcpy(base, entry_base(e), e->base_len);
+			base[e->base_len] = '\0';
+			uidl = g_hash_table_lookup(dovecot, base);
+		}
 		/* RFC 1939 §7: the unique name is a stable UIDL when it is a valid one. */
-		const char *uidl = dovecot != NULL ? g_hash_table_lookup(dovecot, e->base) : NULL;
-		m->uidl = mpop_mailbox_intern(mb, uidl != NULL ? uidl : e->base);
-		m->name = g_steal_pointer(&e->name);
+		m->uidl = uidl != NULL ? mpop_mailbox_intern(mb, uidl)
+				       : g_string_chunk_insert_len(mb->strings, entry_base(e),
+								   e->base_len);
+		m->name = e->name;
+		e->in_table = TRUE;
 		m->size = e->size;
 		p->inos[mb->n_msgs] = e->ino;
 		mb->n_msgs++;
@@ -465,6 +497,9 @@ maildir_open(MpopMailbox *mb, GError **error)
 	gboolean use_sizes = mb->stuff_opts.hide_headers == NULL && !mb->stuff_opts.unquote_from;
 	guint measured = 0, stale = 0;
 
+	struct statfs sf;
+	unsigned long fs;
+
 	p->lock_fd = p->msg_fd = -1;
 	mb->priv = p;
 	g_array_set_clear_func(entries, entry_clear);
@@ -478,8 +513,12 @@ maildir_open(MpopMailbox *mb, GError **error)
 			    g_strerror(err));
 		return FALSE;
 	}
-	if (!maildir_lock(p, error))
+	fs = fstatfs(p->dir_fd, &sf) == 0 ? (unsigned long)sf.f_type : 0;
+	if (!maildir_lock(p, fs_is_local(fs), error))
 		return FALSE;
+	/* readdir()'s d_ino is the inode stat() gives on local filesystems; on overlayfs only in
+	 * some configurations (the kernel's overlayfs.rst), and elsewhere each file is stat()ed. */
+	p->listed_ino = fs_is_local(fs) && fs != OVERLAYFS_SUPER_MAGIC;
 	if (!list_sub(p, "cur", entries, error) || !list_sub(p, "new", entries, error))
 		return FALSE;
 	g_array_sort(entries, entry_cmp);
@@ -585,7 +624,7 @@ maildir_msg_read(MpopMailbox *mb, char *buf, gsize len, GError **error)
 }
 
 /* The stream counted another size than the table gave: the name or the cache was wrong, or
- * the file changed. Store what was counted, under the stat of the file read, so that the next
+ * the file changed. Store what was counted, under the inode of the file read, so that the next
  * session lists it (this one has already). */
 static void
 maildir_size_wrong(MpopMailbox *mb, guint idx, guint64 sent)
@@ -602,9 +641,6 @@ maildir_size_wrong(MpopMailbox *mb, guint idx, guint64 sent)
 		.base = file,
 		.base_len = strcspn(file, ":"),
 		.ino = sb.st_ino,
-		.file_size = (guint64)sb.st_size,
-		.mtime_sec = sb.st_mtim.tv_sec,
-		.mtime_nsec = (guint32)sb.st_mtim.tv_nsec,
 		.size = sent,
 	};
 	rc = mpop_sizes_store_one(p->dir_fd, &rec, mpop_sizes_max_bytes(mb->n_msgs));

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HEADER "mpopd-sizes 1"
+#define HEADER "mpopd-sizes 2"
 #define IO_CHUNK (64 * 1024)
 
 gboolean
@@ -105,30 +105,16 @@ mpop_sizes_parser_init(MpopSizesParser *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* "<size> <file size> <inode> <mtime seconds>.<9 digits of ns> <base name>" */
+/* "<size> <inode> <base name>" */
 static gboolean
 parse_record(const char *p, const char *end, MpopSizeRecord *r)
 {
-	guint64 sec, nsec;
-	const char *ns;
-
 	if (!parse_u64(&p, end, &r->size) || p == end || *p++ != ' ' ||
-	    !parse_u64(&p, end, &r->file_size) || p == end || *p++ != ' ' ||
-	    !parse_u64(&p, end, &r->ino) || p == end || *p++ != ' ' || !parse_u64(&p, end, &sec) ||
-	    sec > G_MAXINT64 || p == end || *p++ != '.')
+	    !parse_u64(&p, end, &r->ino) || p == end || *p++ != ' ')
 		return FALSE;
-	ns = p;
-	/* Exactly nine digits: a leading zero is part of the number here. */
-	for (nsec = 0; p < end && g_ascii_isdigit(*p) && p - ns < 9; p++)
-		nsec = nsec * 10 + (guint64)(*p - '0');
-	if (p - ns != 9 || p == end || *p++ != ' ')
-		return FALSE;
-	r->mtime_sec = (gint64)sec;
-	r->mtime_nsec = (guint32)nsec;
 	r->base = p;
 	r->base_len = (size_t)(end - p);
-	return mpop_sizes_name_ok(r->base, r->base_len) &&
-	       mpop_sizes_plausible(r->file_size, r->size);
+	return mpop_sizes_name_ok(r->base, r->base_len);
 }
 
 int
@@ -160,8 +146,7 @@ mpop_sizes_parse_line(MpopSizesParser *p, const char *line, size_t len, MpopSize
 gboolean
 mpop_sizes_storable(const MpopSizeRecord *rec)
 {
-	return mpop_sizes_name_ok(rec->base, rec->base_len) && rec->mtime_sec >= 0 &&
-	       rec->mtime_nsec < 1000000000u && mpop_sizes_plausible(rec->file_size, rec->size);
+	return mpop_sizes_name_ok(rec->base, rec->base_len);
 }
 
 size_t
@@ -172,9 +157,7 @@ mpop_sizes_format(const MpopSizeRecord *rec, char *buf)
 	if (!mpop_sizes_storable(rec))
 		return 0;
 	n = g_snprintf(buf, MPOP_SIZES_LINE_MAX,
-		       "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
-		       " %" G_GINT64_FORMAT ".%09u %.*s\n",
-		       rec->size, rec->file_size, rec->ino, rec->mtime_sec, rec->mtime_nsec,
+		       "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %.*s\n", rec->size, rec->ino,
 		       (int)rec->base_len, rec->base);
 	return n > 0 && n < MPOP_SIZES_LINE_MAX ? (size_t)n : 0;
 }
@@ -368,8 +351,8 @@ mpop_sizes_writer_commit(MpopSizesWriter *w)
 
 	writer_flush(w);
 	rc = w->err;
-	/* No fsync: every record is checked against the file it describes, and a cache torn by a
-	 * crash fails the whole-file check and is rebuilt. */
+	/* No fsync: a cache torn by a crash fails the whole-file check and is rebuilt, and a
+	 * record names the file (name and inode) it describes. */
 	if (close(w->fd) < 0 && rc == 0)
 		rc = -errno;
 	w->fd = -1;

@@ -13,15 +13,12 @@
 #define MPOP_SIZES_NAME_MAX 255
 #define MPOP_SIZES_LINE_MAX 384
 
-/* One cached size: what the message with this unique name and identity sends. */
+/* One cached size: what the message with this unique name and inode sends. */
 typedef struct {
 	const char *base; /* the unique name (file name up to ':'), base_len bytes, not
 			   * NUL-terminated; points into the reader until its next call */
 	size_t base_len;
 	guint64 ino;
-	guint64 file_size; /* st_size when it was measured */
-	gint64 mtime_sec;  /* st_mtim when it was measured */
-	guint32 mtime_nsec;
 	guint64 size; /* octets as sent (RFC 1939 §5: CRLF line ends, before stuffing) */
 } MpopSizeRecord;
 
@@ -58,8 +55,7 @@ void mpop_sizes_parser_init(MpopSizesParser *p);
  * points into line), 0 for the header, -EINVAL for anything else. */
 int mpop_sizes_parse_line(MpopSizesParser *p, const char *line, size_t len, MpopSizeRecord *out);
 
-/* TRUE when rec can be stored: a name that is mpop_sizes_name_ok(), an mtime from 1970 on,
- * a plausible size. */
+/* TRUE when rec can be stored: a name that is mpop_sizes_name_ok(). */
 gboolean mpop_sizes_storable(const MpopSizeRecord *rec);
 
 /* Format rec as one line with its '\n' into buf (MPOP_SIZES_LINE_MAX bytes). Returns its length,

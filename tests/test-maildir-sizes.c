@@ -70,61 +70,64 @@ test_parse_line(void)
 	static const char *const bad[] = {
 		"",
 		"1",
-		"6 4 12 1700000000.000000001",
-		"6 4 12 1700000000.000000001 ",
-		"6 4 12 1700000000.00000001 name",
-		"6 4 12 1700000000.0000000001 name",
-		"6 4 12 1700000000 name",
-		"6  4 12 1700000000.000000001 name",
-		"06 4 12 1700000000.000000001 name",
-		"-6 4 12 1700000000.000000001 name",
-		"6 4 12 -1.000000001 name",
-		"6 4 12 1700000000.000000001 na/me",
-		"6 4 12 1700000000.000000001 na:me",
-		"6 4 12 1700000000.000000001 .name",
-		"6 4 12 1700000000.000000001 na me",
-		"6 4 12 1700000000.000000001 name\r",
-		"3 4 12 1700000000.000000001 name",  /* smaller than the file */
-		"11 4 12 1700000000.000000001 name", /* more than 2 * 4 + 2 */
-		"6 4 18446744073709551616 1700000000.000000001 name",
-		"6 4 12 9223372036854775808.000000001 name",
+		"6 12",
+		"6 12 ",
+		"6 name",
+		"6  12 name",
+		"6 12  name",
+		"06 12 name",
+		"6 012 name",
+		"-6 12 name",
+		"6 -12 name",
+		"+6 12 name",
+		"6 12 na/me",
+		"6 12 na:me",
+		"6 12 .name",
+		"6 12 na me",
+		"6 12 name\r",
+		"6 12 name\t",
+		"6 12 n\x7fme",
+		"6 18446744073709551616 name",
+		"18446744073709551616 12 name",
+		/* The first format's records: not read (such a cache is rebuilt). */
+		"6 4 12 1700000000.000000001 name",
 	};
 	MpopSizesParser p;
 	MpopSizeRecord r;
 	char line[MPOP_SIZES_LINE_MAX + 300];
 
 	mpop_sizes_parser_init(&p);
-	/* The header first, exactly. */
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 4 12 1700000000.000000001 a", 29, &r), ==,
-			-EINVAL);
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "mpopd-sizes 2", 13, &r), ==, -EINVAL);
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "mpopd-sizes 1 ", 14, &r), ==, -EINVAL);
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "mpopd-sizes 1", 13, &r), ==, 0);
+	/* The header first, exactly; a cache of the first format is absent. */
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 12 a", 6, &r), ==, -EINVAL);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "mpopd-sizes 1", 13, &r), ==, -EINVAL);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "mpopd-sizes 2 ", 14, &r), ==, -EINVAL);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "mpopd-sizes 2", 13, &r), ==, 0);
 	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
 		MpopSizesParser q = p;
 		g_test_message("%s", bad[i]);
 		g_assert_cmpint(mpop_sizes_parse_line(&q, bad[i], strlen(bad[i]), &r), ==, -EINVAL);
 	}
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 4 12 1700000000.000000001 b", 29, &r), ==, 1);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 12 b", 6, &r), ==, 1);
 	g_assert_cmpuint(r.size, ==, 6);
-	g_assert_cmpuint(r.file_size, ==, 4);
 	g_assert_cmpuint(r.ino, ==, 12);
-	g_assert_cmpint(r.mtime_sec, ==, 1700000000);
-	g_assert_cmpuint(r.mtime_nsec, ==, 1);
 	g_assert_cmpuint(r.base_len, ==, 1);
 	g_assert_cmpint(r.base[0], ==, 'b');
 	/* Strictly increasing by name, then inode. */
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 4 12 1.000000000 b", 20, &r), ==, -EINVAL);
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 4 11 1.000000000 b", 20, &r), ==, -EINVAL);
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 4 9 1.000000000 a", 19, &r), ==, -EINVAL);
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 4 13 1.000000000 b", 20, &r), ==, 1);
-	g_assert_cmpint(mpop_sizes_parse_line(&p, "0 0 1 0.999999999 ba", 20, &r), ==, 1);
-	g_assert_cmpuint(r.mtime_nsec, ==, 999999999);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 12 b", 6, &r), ==, -EINVAL);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 11 b", 6, &r), ==, -EINVAL);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 9 a", 5, &r), ==, -EINVAL);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "6 13 b", 6, &r), ==, 1);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, "0 1 ba", 6, &r), ==, 1);
+	g_assert_cmpint(
+		mpop_sizes_parse_line(&p, "18446744073709551615 18446744073709551615 bb", 44, &r),
+		==, 1);
+	g_assert_cmpuint(r.size, ==, G_MAXUINT64);
+	g_assert_cmpuint(r.ino, ==, G_MAXUINT64);
 	/* Names up to 255 bytes; longer lines are refused. */
 	memset(line, 'x', sizeof(line));
-	memcpy(line, "6 4 1 1.000000000 ", 18);
-	g_assert_cmpint(mpop_sizes_parse_line(&p, line, 18 + 255, &r), ==, 1);
-	g_assert_cmpint(mpop_sizes_parse_line(&p, line, 18 + 256, &r), ==, -EINVAL);
+	memcpy(line, "6 1 ", 4);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, line, 4 + 255, &r), ==, 1);
+	g_assert_cmpint(mpop_sizes_parse_line(&p, line, 4 + 256, &r), ==, -EINVAL);
 	g_assert_cmpint(mpop_sizes_parse_line(&p, line, sizeof(line), &r), ==, -EINVAL);
 }
 
@@ -133,19 +136,13 @@ test_format(void)
 {
 	char buf[MPOP_SIZES_LINE_MAX];
 	char name[300];
-	MpopSizeRecord r = {.base = "1.2.host,S=4",
-			    .base_len = 12,
-			    .ino = 77,
-			    .file_size = 4,
-			    .mtime_sec = 1700000000,
-			    .mtime_nsec = 5,
-			    .size = 6};
+	MpopSizeRecord r = {.base = "1.2.host,S=4", .base_len = 12, .ino = 77, .size = 6};
 	MpopSizesParser p;
 	MpopSizeRecord back;
 	size_t n = mpop_sizes_format(&r, buf);
 
 	g_assert_cmpuint(n, >, 0);
-	g_assert_cmpstr(buf, ==, "6 4 77 1700000000.000000005 1.2.host,S=4\n");
+	g_assert_cmpstr(buf, ==, "6 77 1.2.host,S=4\n");
 	mpop_sizes_parser_init(&p);
 	p.header_seen = TRUE;
 	g_assert_cmpint(mpop_sizes_parse_line(&p, buf, n - 1, &back), ==, 1);
@@ -155,21 +152,13 @@ test_format(void)
 	r.base = "a b";
 	r.base_len = 3;
 	g_assert_cmpuint(mpop_sizes_format(&r, buf), ==, 0);
-	r.base = "ab";
-	r.base_len = 2;
-	r.size = 11;
+	r.base = ".ab";
 	g_assert_cmpuint(mpop_sizes_format(&r, buf), ==, 0);
-	r.size = 6;
-	r.mtime_sec = -1;
-	g_assert_cmpuint(mpop_sizes_format(&r, buf), ==, 0);
-	r.mtime_sec = 0;
 	memset(name, 'n', sizeof(name));
 	r.base = name;
 	r.base_len = 255;
-	r.file_size = r.size = G_MAXUINT64 / 4;
+	r.size = G_MAXUINT64;
 	r.ino = G_MAXUINT64;
-	r.mtime_sec = G_MAXINT64;
-	r.mtime_nsec = 999999999;
 	n = mpop_sizes_format(&r, buf);
 	g_assert_cmpuint(n, >, 0);
 	g_assert_cmpuint(n, <, MPOP_SIZES_LINE_MAX);
@@ -233,9 +222,9 @@ read_cache(int dir_fd, guint64 max)
 }
 
 #define VALID                                                                                      \
-	"mpopd-sizes 1\n"                                                                          \
-	"6 4 12 1700000000.000000001 a\n"                                                          \
-	"9 8 3 1700000000.000000001 b\n"
+	"mpopd-sizes 2\n"                                                                          \
+	"6 12 a\n"                                                                                 \
+	"9 3 b\n"
 
 static void
 test_reader(void)
@@ -259,7 +248,7 @@ test_reader(void)
 		got = read_cache(dfd, 1 << 20);
 		if (n == 14)
 			g_assert_cmpstr(got, ==, "");
-		else if (n == 14 + 30)
+		else if (n == 14 + 7)
 			g_assert_cmpstr(got, ==, "6:a;");
 		else
 			g_assert_null(got);
@@ -268,9 +257,12 @@ test_reader(void)
 	/* One bad line anywhere, NUL bytes, a torn block of zeros, out of order: absent. */
 	write_cache(dir, VALID "garbage\n", -1);
 	g_assert_null(read_cache(dfd, 1 << 20));
-	write_cache(dir, "mpopd-sizes 1\n6 4 12 1700000000.000000001 a\n\0\0\0\0\n", 48);
+	write_cache(dir, "mpopd-sizes 2\n6 12 a\n\0\0\0\0\n", 26);
 	g_assert_null(read_cache(dfd, 1 << 20));
-	write_cache(dir, "mpopd-sizes 1\n9 8 3 1.000000001 b\n6 4 12 1.000000001 a\n", -1);
+	write_cache(dir, "mpopd-sizes 2\n9 3 b\n6 12 a\n", -1);
+	g_assert_null(read_cache(dfd, 1 << 20));
+	/* The first format (a file size and mtime in each record): absent, so rebuilt. */
+	write_cache(dir, "mpopd-sizes 1\n6 4 12 1700000000.000000001 a\n", -1);
 	g_assert_null(read_cache(dfd, 1 << 20));
 	/* Larger than the bound the Maildir allows. */
 	write_cache(dir, VALID, -1);
@@ -281,7 +273,7 @@ test_reader(void)
 	/* A line longer than any record, without a newline. */
 	{
 		g_autofree char *big = g_strnfill(100000, '7');
-		g_autofree char *s = g_strconcat("mpopd-sizes 1\n", big, NULL);
+		g_autofree char *s = g_strconcat("mpopd-sizes 2\n", big, NULL);
 		write_cache(dir, s, -1);
 		g_assert_null(read_cache(dfd, 1 << 20));
 	}
@@ -311,12 +303,7 @@ test_reader(void)
 static MpopSizeRecord
 rec(const char *base, guint64 ino, guint64 size)
 {
-	return (MpopSizeRecord){.base = base,
-				.base_len = strlen(base),
-				.ino = ino,
-				.file_size = size,
-				.mtime_sec = 1,
-				.size = size};
+	return (MpopSizeRecord){.base = base, .base_len = strlen(base), .ino = ino, .size = size};
 }
 
 static void
@@ -345,8 +332,7 @@ test_writer(void)
 	mpop_sizes_writer_add(w, &r);
 	r = rec("c d", 1, 10);
 	mpop_sizes_writer_add(w, &r);
-	r = rec("e", 1, 10);
-	r.size = 100;
+	r = rec(".e", 1, 10);
 	mpop_sizes_writer_add(w, &r);
 	g_assert_cmpint(mpop_sizes_writer_commit(w), ==, 0);
 	got = read_cache(dfd, 1 << 20);

@@ -1087,11 +1087,8 @@ cache_line(const char *dir, const char *rel, guint64 claim)
 	struct stat sb;
 
 	g_assert_cmpint(stat(p, &sb), ==, 0);
-	return g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
-			       " %" G_GINT64_FORMAT ".%09ld %.*s\n",
-			       claim, (guint64)sb.st_size, (guint64)sb.st_ino,
-			       (gint64)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
-			       (int)strcspn(base, ":"), base);
+	return g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %.*s\n", claim,
+			       (guint64)sb.st_ino, (int)strcspn(base, ":"), base);
 }
 
 static void
@@ -1111,7 +1108,7 @@ test_size_cache(void)
 	text = cache_text(dir);
 	g_assert_nonnull(text);
 	line = cache_line(dir, "cur/1.a:2,S", 6);
-	g_assert_true(g_str_has_prefix(text, "mpopd-sizes 1\n"));
+	g_assert_true(g_str_has_prefix(text, "mpopd-sizes 2\n"));
 	g_assert_nonnull(strstr(text, line));
 	{
 		g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
@@ -1119,12 +1116,12 @@ test_size_cache(void)
 	}
 	g_assert_cmpstr_free(root_names(dir), ==, "cur mpopd-sizes new tmp");
 
-	/* A claim the key cannot check (same name, inode, size and mtime) is listed; RETR never
-	 * sends a different count: it fails, and the cache is corrected for the next session. */
+	/* A wrong claim for the same name and inode is listed; RETR never sends a different
+	 * count: it fails, and the cache is corrected for the next session. */
 	g_clear_pointer(&line, g_free);
 	line = cache_line(dir, "cur/1.a:2,S", 7);
 	{
-		g_autofree char *c = g_strconcat("mpopd-sizes 1\n", line, NULL);
+		g_autofree char *c = g_strconcat("mpopd-sizes 2\n", line, NULL);
 		put_cache(dir, c);
 	}
 	mb = open_ok(dir);
@@ -1159,27 +1156,23 @@ cache_ino(const char *dir)
 }
 
 /* The cache is rewritten when something was measured that it can hold, or when much of it
- * is stale; a message it cannot hold (an odd name, an mtime before 1970) is measured at each
- * login without rewriting it each time. */
+ * is stale; a message it cannot hold (an odd name) is measured at each login without
+ * rewriting it each time. */
 static void
 test_size_cache_rewrites(void)
 {
 	g_autofree char *dir = make_maildir();
-	struct timespec old = {.tv_sec = -86400};
 	ino_t ino;
 
 	put(dir, "cur/1.a:2,", "one\n");
 	put(dir, "cur/2 odd:2,", "two\n");
-	put(dir, "cur/3.old:2,", "three\n");
-	set_mtime(dir, "cur/3.old:2,", &old);
 	g_assert_cmpuint(size_of(dir, "1.a"), ==, 5);
 	ino = cache_ino(dir);
 	g_assert_cmpuint(ino, !=, 0);
 	{
 		MpopMailbox *mb = open_ok(dir);
-		g_assert_cmpuint(mb->n_msgs, ==, 3);
+		g_assert_cmpuint(mb->n_msgs, ==, 2);
 		g_assert_cmpuint(mb->msgs[1].size, ==, 5); /* "2 odd": its UIDL is a digest */
-		g_assert_cmpuint(mb->msgs[2].size, ==, 7);
 		mpop_mailbox_close(mb);
 	}
 	g_assert_cmpuint(cache_ino(dir), ==, ino);
@@ -1187,7 +1180,6 @@ test_size_cache_rewrites(void)
 		g_autofree char *text = cache_text(dir);
 		g_assert_nonnull(strstr(text, " 1.a\n"));
 		g_assert_null(strstr(text, "odd"));
-		g_assert_null(strstr(text, "3.old"));
 	}
 	/* A new message is measured once and the cache rewritten. */
 	put(dir, "new/4.d", "four\n");
@@ -1226,24 +1218,41 @@ test_size_cache_ignored(void)
 	g_autofree char *dir = make_maildir();
 	g_autofree char *claim = NULL, *other = g_build_filename(dir, "other", NULL);
 	g_autofree char *cache = g_build_filename(dir, "mpopd-sizes", NULL);
-	g_autofree char *keyless = NULL;
 	GString *big;
 
 	put(dir, "cur/1.a:2,", "a\nb\n");
 	{
 		g_autofree char *l = cache_line(dir, "cur/1.a:2,", 8);
-		claim = g_strconcat("mpopd-sizes 1\n", l, NULL);
+		claim = g_strconcat("mpopd-sizes 2\n", l, NULL);
 	}
 	put_cache(dir, claim);
 	g_assert_cmpuint(size_of(dir, "1.a"), ==, 8); /* believed while intact */
 
-	/* A different file size or mtime in the key: another file. */
-	keyless = g_strdup(claim);
-	*strchr(keyless + 14, ' ') = '\0';
+	/* Another inode under the name: another file. */
 	{
-		g_autofree char *c = g_strdup_printf("%s 5%s", keyless, strchr(claim + 16, ' '));
+		g_autofree char *p = g_build_filename(dir, "cur/1.a:2,", NULL);
+		struct stat sb;
+		g_autofree char *c = NULL;
+		g_assert_cmpint(stat(p, &sb), ==, 0);
+		c = g_strdup_printf("mpopd-sizes 2\n8 %" G_GUINT64_FORMAT " 1.a\n",
+				    (guint64)sb.st_ino + 1);
 		put_cache(dir, c);
 		g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+	}
+	/* The first format, with a file size and mtime in each record: rebuilt. */
+	{
+		g_autofree char *p = g_build_filename(dir, "cur/1.a:2,", NULL);
+		struct stat sb;
+		g_autofree char *c = NULL;
+		g_assert_cmpint(stat(p, &sb), ==, 0);
+		c = g_strdup_printf(
+			"mpopd-sizes 1\n8 4 %" G_GUINT64_FORMAT " %" G_GINT64_FORMAT ".%09ld 1.a\n",
+			(guint64)sb.st_ino, (gint64)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
+		put_cache(dir, c);
+		g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
+		g_free(c);
+		c = cache_text(dir);
+		g_assert_true(g_str_has_prefix(c, "mpopd-sizes 2\n"));
 	}
 	/* Truncated inside its last line, garbage after a valid line, NULs. */
 	put_len(dir, "mpopd-sizes", claim, (gssize)strlen(claim) - 1);
@@ -1255,17 +1264,10 @@ test_size_cache_ignored(void)
 		put_len(dir, "mpopd-sizes", c, (gssize)strlen(c) + 1);
 		g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
 	}
-	/* A size no file of that length can have. */
-	{
-		g_autofree char *l = cache_line(dir, "cur/1.a:2,", 11);
-		g_autofree char *c = g_strconcat("mpopd-sizes 1\n", l, NULL);
-		put_cache(dir, c);
-		g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
-	}
 	/* Larger than a Maildir of one message can need, though every line is valid. */
 	big = g_string_new(claim);
 	for (guint i = 0; big->len < 600 * 1024; i++)
-		g_string_append_printf(big, "4 4 %u 1.000000000 zz%08u\n", i, i);
+		g_string_append_printf(big, "4 %u zz%08u\n", i, i);
 	put_len(dir, "mpopd-sizes", big->str, (gssize)big->len);
 	g_string_free(big, TRUE);
 	g_assert_cmpuint(size_of(dir, "1.a"), ==, 6);
@@ -1425,15 +1427,25 @@ test_size_replaced(void)
 	mv(dir, "tmp/x", "cur/1.a:2,");
 	g_assert_cmpuint(size_of(dir, "1.a"), ==, 7);
 
-	/* Rewritten in place with the same length and mtime put back: nothing in the key
-	 * changed, so the cache is believed; RETR refuses, and the next session is right. */
-	g_assert_cmpint(stat(p, &sb), ==, 0);
-	fd = open(p, O_WRONLY);
-	g_assert_cmpint(pwrite(fd, "abc\n", 4, 0), ==, 4);
+	/* Rewritten in place, another length and mtime: the name and inode are the cache's key
+	 * (the file is not looked at), so it is listed with the cached size; RETR refuses it
+	 * with nothing sent, and the next session lists and sends the right size. */
+	fd = open(p, O_WRONLY | O_TRUNC);
+	g_assert_cmpint(write(fd, "abcdefghij\n", 11), ==, 11);
 	close(fd);
-	set_mtime(dir, "cur/1.a:2,", &sb.st_mtim);
 	mb = open_ok(dir);
 	g_assert_cmpuint(mb->msgs[0].size, ==, 7);
+	assert_retr_refused(mb, 0);
+	mpop_mailbox_close(mb);
+	g_assert_cmpuint(size_of(dir, "1.a"), ==, 12);
+	mb = open_ok(dir);
+	assert_retr_matches_list(mb, 0);
+	mpop_mailbox_close(mb);
+	fd = open(p, O_WRONLY | O_TRUNC);
+	g_assert_cmpint(write(fd, "abc\n", 4), ==, 4);
+	close(fd);
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->msgs[0].size, ==, 12);
 	assert_retr_refused(mb, 0);
 	mpop_mailbox_close(mb);
 	g_assert_cmpuint(size_of(dir, "1.a"), ==, 5);
