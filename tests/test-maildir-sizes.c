@@ -64,6 +64,27 @@ test_from_name(void)
 	}
 }
 
+/* Every byte value, against the rule written out. */
+static void
+test_name_ok(void)
+{
+	char name[300];
+
+	for (guint c = 0; c < 256; c++) {
+		gboolean want = c >= 0x21 && c <= 0x7e && c != '/' && c != ':';
+		char mid[3] = {'a', (char)c, 'b'};
+		char one[1] = {(char)c};
+		g_assert_cmpint(mpop_sizes_name_ok(mid, 3), ==, want);
+		g_assert_cmpint(mpop_sizes_name_ok(one, 1), ==, want && c != '.');
+	}
+	g_assert_false(mpop_sizes_name_ok("", 0));
+	g_assert_false(mpop_sizes_name_ok(".a", 2));
+	g_assert_true(mpop_sizes_name_ok("a.", 2));
+	memset(name, 'n', sizeof(name));
+	g_assert_true(mpop_sizes_name_ok(name, 255));
+	g_assert_false(mpop_sizes_name_ok(name, 256));
+}
+
 static void
 test_parse_line(void)
 {
@@ -373,6 +394,7 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 	g_test_add_func("/maildir-sizes/from-name", test_from_name);
+	g_test_add_func("/maildir-sizes/name-ok", test_name_ok);
 	g_test_add_func("/maildir-sizes/parse-line", test_parse_line);
 	g_test_add_func("/maildir-sizes/format", test_format);
 	g_test_add_func("/maildir-sizes/reader", test_reader);
