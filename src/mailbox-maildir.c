@@ -37,27 +37,17 @@ typedef struct {
 typedef enum { SIZE_NONE, SIZE_NAME, SIZE_CACHED, SIZE_MEASURED } SizeSource;
 
 typedef struct {
-	char *name;	  /* "cur/..." or "new/...": the unique name follows the "cur/" */
+	char *name;	  /* "cur/..." or "new/..." in mb->strings: the unique name follows */
 	guint64 ino;	  /* from the listing (d_ino), from stat() once the file was looked at */
 	guint64 size;	  /* octets as sent */
 	guint64 key[2];	  /* the unique name's first 16 bytes, for sorting (entry_cmp) */
 	guint16 base_len; /* the unique name's length: the file name up to the first ':' */
 	guint8 in_new;
-	guint8 listed;	 /* a regular file in cur/ whose listed inode can be believed */
-	guint8 src;	 /* SizeSource */
-	guint8 in_table; /* name is owned by the message table */
+	guint8 listed; /* a regular file in cur/ whose listed inode can be believed */
+	guint8 src;    /* SizeSource */
 } Entry;
 /* Listing entries live only while the table is built, beside it: keep them small. */
 G_STATIC_ASSERT(sizeof(Entry) <= 48);
-
-static void
-entry_clear(gpointer p)
-{
-	Entry *e = p;
-
-	if (!e->in_table)
-		g_free(e->name);
-}
 
 static const char *
 entry_base(const Entry *e)
@@ -160,11 +150,13 @@ sort_key(const char *base, size_t len, guint64 out[2])
 }
 
 /* Add the non-dot files of sub ("cur" or "new") that can be regular files to entries, without
- * a system call per file: a message is looked at only if its size is not in the cache. A
- * missing subdirectory is simply empty. */
+ * a system call per file: a message is looked at only if its size is not in the cache. Their
+ * names go to the mailbox's string block, where the message table keeps them: one block, not
+ * one allocation per message. A missing subdirectory is simply empty. */
 static gboolean
-list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
+list_sub(MpopMailbox *mb, const char *sub, GArray *entries, GError **error)
 {
+	MaildirPriv *p = priv_of(mb);
 	int fd = openat(p->dir_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	gboolean in_new = strcmp(sub, "new") == 0;
 	DIR *d;
@@ -185,6 +177,7 @@ list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
 		return FALSE;
 	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
+		char name[4 + NAME_MAX + 1];
 		size_t len;
 		Entry e;
 
@@ -193,10 +186,10 @@ list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
 		if (de->d_name[0] == '.' || (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
 			continue;
 		len = strlen(de->d_name);
-		e.name = g_malloc(len + 5);
-		memcpy(e.name, sub, 3);
-		e.name[3] = '/';
-		memcpy(e.name + 4, de->d_name, len + 1);
+		memcpy(name, sub, 3);
+		name[3] = '/';
+		memcpy(name + 4, de->d_name, len);
+		e.name = g_string_chunk_insert_len(mb->strings, name, (gssize)len + 4);
 		e.base_len = (guint16)strcspn(de->d_name, ":");
 		sort_key(de->d_name, e.base_len, e.key);
 		e.ino = de->d_ino;
@@ -204,7 +197,6 @@ list_sub(MaildirPriv *p, const char *sub, GArray *entries, GError **error)
 		e.in_new = in_new;
 		e.listed = p->listed_ino && !in_new && de->d_type == DT_REG;
 		e.src = SIZE_NONE;
-		e.in_table = FALSE;
 		g_array_append_val(entries, e);
 	}
 	if (errno != 0) {
@@ -238,12 +230,13 @@ entry_cmp(gconstpointer a, gconstpointer b)
 /* Maildir: a message seen by a client moves from new/ to cur/ with ":2," info. Never
  * overwrite an existing file; on any failure the message is served from new/. */
 static void
-move_to_cur(MaildirPriv *p, Entry *e)
+move_to_cur(MpopMailbox *mb, Entry *e)
 {
+	MaildirPriv *p = priv_of(mb);
 	const char *file = e->name + 4;
-	g_autofree char *dst =
-		g_strconcat("cur/", file, strchr(file, ':') != NULL ? "" : ":2,", NULL);
+	char dst[4 + NAME_MAX + 3 + 1];
 
+	g_snprintf(dst, sizeof(dst), "cur/%s%s", file, strchr(file, ':') != NULL ? "" : ":2,");
 	if (renameat2(p->dir_fd, e->name, p->dir_fd, dst, RENAME_NOREPLACE) < 0) {
 		if (errno != EINVAL && errno != ENOSYS)
 			return;
@@ -255,8 +248,7 @@ move_to_cur(MaildirPriv *p, Entry *e)
 			return;
 		}
 	}
-	g_free(e->name);
-	e->name = g_steal_pointer(&dst);
+	e->name = g_string_chunk_insert(mb->strings, dst);
 	e->in_new = FALSE;
 }
 
@@ -378,7 +370,7 @@ entry_size(MpopMailbox *mb, CacheWalk *w, gboolean use_sizes, Entry *e)
 		return -ENOENT;
 	e->ino = sb.st_ino;
 	if (e->in_new)
-		move_to_cur(p, e);
+		move_to_cur(mb, e);
 	if (use_sizes && cache_lookup(w, e))
 		return 0;
 	if (use_sizes &&
@@ -450,7 +442,6 @@ build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_mea
 				       : g_string_chunk_insert_len(mb->strings, entry_base(e),
 								   e->base_len);
 		m->name = e->name;
-		e->in_table = TRUE;
 		m->size = e->size;
 		p->inos[mb->n_msgs] = e->ino;
 		mb->n_msgs++;
@@ -502,7 +493,6 @@ maildir_open(MpopMailbox *mb, GError **error)
 
 	p->lock_fd = p->msg_fd = -1;
 	mb->priv = p;
-	g_array_set_clear_func(entries, entry_clear);
 	p->dir_fd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->dir_fd < 0) {
 		int err = errno;
@@ -519,7 +509,7 @@ maildir_open(MpopMailbox *mb, GError **error)
 	/* readdir()'s d_ino is the inode stat() gives on local filesystems; on overlayfs only in
 	 * some configurations (the kernel's overlayfs.rst), and elsewhere each file is stat()ed. */
 	p->listed_ino = fs_is_local(fs) && fs != OVERLAYFS_SUPER_MAGIC;
-	if (!list_sub(p, "cur", entries, error) || !list_sub(p, "new", entries, error))
+	if (!list_sub(mb, "cur", entries, error) || !list_sub(mb, "new", entries, error))
 		return FALSE;
 	g_array_sort(entries, entry_cmp);
 	build_table(mb, entries, use_sizes, &measured, &stale);
@@ -559,8 +549,11 @@ relocate(MpopMailbox *mb, guint idx)
 			if (fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
 			    sb.st_ino != p->inos[idx] || !S_ISREG(sb.st_mode))
 				continue;
-			g_free(m->name);
-			m->name = g_strconcat(subs[s], "/", de->d_name, NULL);
+			char name[4 + NAME_MAX + 1];
+			/* The old name stays in the string block until the session ends: a
+			 * rename by another client costs one name. */
+			g_snprintf(name, sizeof(name), "%s/%s", subs[s], de->d_name);
+			m->name = g_string_chunk_insert(mb->strings, name);
 			closedir(d);
 			return 0;
 		}
@@ -725,8 +718,6 @@ maildir_close(MpopMailbox *mb)
 	/* Closing the only fd of the open file description releases the OFD lock. */
 	mpop_close_fdp(&p->lock_fd);
 	mpop_close_fdp(&p->dir_fd);
-	for (guint i = 0; i < mb->n_msgs; i++)
-		g_clear_pointer(&mb->msgs[i].name, g_free);
 	g_free(p->inos);
 	g_free(p);
 	mb->priv = NULL;

@@ -19,7 +19,7 @@ typedef struct {
 	union {
 		guint64 offset; /* mbox: offset of the first content byte (after the From line) */
 		char *name;	/* maildir: path relative to the maildir ("cur/NAME:2,S"),
-				 * owned by the backend */
+				 * in strings below */
 	};
 	guint32 length;	       /* mbox: raw length of the content (a message is < 4 GiB) */
 	guint32 from_len : 31; /* mbox: bytes from the From line's start to offset */
@@ -58,7 +58,8 @@ struct MpopMailbox {
 	MpopMessage *msgs;
 	guint n_msgs;
 	char *stream_raw;	  /* RETR/TOP read buffer, allocated at the first one */
-	GStringChunk *strings;	  /* the UIDLs: one block, not one allocation per message */
+	GStringChunk *strings;	  /* UIDLs, Maildir file names: one block, not one allocation
+				   * per message */
 	MpopStuffOpts stuff_opts; /* how stored bytes are turned into what is sent */
 	gpointer priv;		  /* backend state */
 };
