@@ -542,6 +542,7 @@ relocate(MpopMailbox *mb, guint idx)
 			continue;
 		}
 		while ((de = readdir(d)) != NULL) {
+			char name[4 + NAME_MAX + 1];
 			struct stat sb;
 			if (strncmp(de->d_name, file, blen) != 0 ||
 			    (de->d_name[blen] != '\0' && de->d_name[blen] != ':'))
@@ -549,7 +550,6 @@ relocate(MpopMailbox *mb, guint idx)
 			if (fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
 			    sb.st_ino != p->inos[idx] || !S_ISREG(sb.st_mode))
 				continue;
-			char name[4 + NAME_MAX + 1];
 			/* The old name stays in the string block until the session ends: a
 			 * rename by another client costs one name. */
 			g_snprintf(name, sizeof(name), "%s/%s", subs[s], de->d_name);
