@@ -393,8 +393,9 @@ entry_record(const Entry *e)
 }
 
 /* Turn the sorted entries into the message table, skipping what cannot be read. Counts the
- * sizes measured that the cache can hold (an odd name cannot: such a message is measured at
- * every login without rewriting the cache each time) and the stale cache records. */
+ * sizes measured or taken from a name (which needed a stat) that the cache can hold (an odd name
+ * cannot: such a message is measured at every login without rewriting the cache each time) and the
+ * stale cache records. */
 static void
 build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_measured,
 	    guint *out_stale)
@@ -427,7 +428,7 @@ build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_mea
 			}
 			continue;
 		}
-		if (e->src == SIZE_MEASURED) {
+		if (e->src == SIZE_MEASURED || e->src == SIZE_NAME) {
 			MpopSizeRecord rec = entry_record(e);
 			measured += mpop_sizes_storable(&rec);
 		}
@@ -455,7 +456,9 @@ build_table(MpopMailbox *mb, GArray *entries, gboolean use_sizes, guint *out_mea
 	*out_stale = w.stale;
 }
 
-/* Replace the size cache with the measured and cached sizes of this listing. A Maildir whose
+/* Replace the size cache with every size of this listing: measured, cached, or taken from a
+ * ,S=,W= name (checked against the file's size once; from then on the name and the listed
+ * inode find it without a stat, as for any cached size). A Maildir whose
  * root cannot be written is served all the same, measuring at every login. */
 static void
 save_sizes(MaildirPriv *p, GArray *entries)
@@ -468,7 +471,7 @@ save_sizes(MaildirPriv *p, GArray *entries)
 		for (guint i = 0; i < entries->len; i++) {
 			const Entry *e = &g_array_index(entries, Entry, i);
 			MpopSizeRecord rec = entry_record(e);
-			if (e->src == SIZE_CACHED || e->src == SIZE_MEASURED)
+			if (e->src != SIZE_NONE)
 				mpop_sizes_writer_add(w, &rec);
 		}
 		rc = mpop_sizes_writer_commit(g_steal_pointer(&w));

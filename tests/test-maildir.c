@@ -755,9 +755,9 @@ test_lock(void)
 
 	put(dir, "new/1.a,S=2,W=3", "1\n");
 	mb = open_ok(dir);
-	/* A flock() on the Maildir itself: no lock file, nothing written to the root. */
+	/* A flock() on the Maildir itself: no lock file; the size cache is all there is. */
 	g_assert_cmpint(lstat(lock, &sb), ==, -1);
-	g_assert_cmpstr_free(root_names(dir), ==, "cur new tmp");
+	g_assert_cmpstr_free(root_names(dir), ==, "cur mpopd-sizes new tmp");
 	g_assert_cmpint(child_try_open(dir), ==, 10);
 	/* OFD locks also exclude a second session within the same process. */
 	mb2 = mpop_mailbox_open(&mpop_mailbox_maildir_ops, NULL, "u", dir, &error);
@@ -789,7 +789,7 @@ test_lock(void)
 	mb = open_ok(dir);
 	g_assert_cmpuint(mb->n_msgs, ==, 1);
 	mpop_mailbox_close(mb);
-	g_assert_cmpstr_free(root_names(dir), ==, "cur new tmp");
+	g_assert_cmpstr_free(root_names(dir), ==, "cur mpopd-sizes new tmp");
 	rm_rf(dir);
 }
 
@@ -1334,14 +1334,31 @@ test_size_names(void)
 	mpop_mailbox_close(mb);
 	rm_rf(dir);
 
-	/* Only right names: nothing measured, nothing written to the root. */
+	/* Only right names: nothing measured, and the names' sizes go into the cache (keyed by
+	 * name and inode like any other), so later logins need no stat to check ,S=. */
 	g_free(dir);
 	dir = make_maildir();
 	put(dir, "new/1.h,S=4,W=6", "a\nb\n");
 	mb = open_ok(dir);
 	assert_retr_matches_list(mb, 0);
 	mpop_mailbox_close(mb);
-	g_assert_cmpstr_free(root_names(dir), ==, "cur new tmp");
+	{
+		g_autofree char *cur = g_build_filename(dir, "cur", "1.h,S=4,W=6:2,", NULL);
+		g_autofree char *cache = g_build_filename(dir, "mpopd-sizes", NULL);
+		g_autofree char *text = NULL;
+		g_autofree char *want = NULL;
+		struct stat sb;
+
+		g_assert_cmpint(stat(cur, &sb), ==, 0);
+		g_assert_true(g_file_get_contents(cache, &text, NULL, NULL));
+		want = g_strdup_printf("mpopd-sizes 2\n6 %" G_GUINT64_FORMAT " 1.h,S=4,W=6\n",
+				       (guint64)sb.st_ino);
+		g_assert_cmpstr(text, ==, want);
+	}
+	mb = open_ok(dir);
+	g_assert_cmpuint(mb->msgs[0].size, ==, 6);
+	assert_retr_matches_list(mb, 0);
+	mpop_mailbox_close(mb);
 	rm_rf(dir);
 }
 
@@ -1399,11 +1416,12 @@ test_size_concurrent_delivery(void)
 	assert_retr_matches_list(mb, 0);
 	assert_retr_matches_list(mb, 1);
 	mpop_mailbox_close(mb);
-	/* The cache holds what was measured and is still there. */
+	/* The cache holds the sizes of what is still there, measured or from a name. */
 	text = cache_text(dir);
 	g_assert_nonnull(strstr(text, " 2.b\n"));
 	g_assert_null(strstr(text, " 1.a\n"));
-	g_assert_null(strstr(text, " 3.c"));
+	g_assert_nonnull(strstr(text, "\n7 "));
+	g_assert_nonnull(strstr(text, " 3.c,S=6,W=7\n"));
 	rm_rf(dir);
 }
 
