@@ -433,25 +433,16 @@ count_line_ends(const char *p, size_t n, guint64 *out_lf, guint64 *out_crlf)
 
 /* Body lines that mboxrd sends one '>' shorter: ">+From " at a line start. */
 static guint64
-count_quoted(const char *p, size_t n, const MpopProgress *pr)
+count_quoted(const char *p, size_t n)
 {
-	size_t q = 0, report = pr != NULL ? pr->step : n;
+	size_t q = 0;
 	guint64 count = 0;
 
 	while (q < n) {
-		const char *s;
-		size_t lim;
+		const char *s = memchr(p + q, '>', n - q);
 
-		if (pr != NULL && q >= report) {
-			pr->fn(pr->ctx, p + q);
-			report = q + pr->step;
-		}
-		lim = MIN(n, report); /* memchr() in steps when reporting */
-		s = memchr(p + q, '>', lim - q);
-		if (s == NULL) {
-			q = lim;
-			continue;
-		}
+		if (s == NULL)
+			break;
 		q = (size_t)(s - p);
 		if (q == 0 || p[q - 1] == '\n') {
 			while (q < n && p[q] == '>')
@@ -465,47 +456,22 @@ count_quoted(const char *p, size_t n, const MpopProgress *pr)
 	return count;
 }
 
-/* count_line_ends() in steps of pr->step, each reported (a CR and LF may sit on both sides of
- * a step). */
-static void
-count_line_ends_steps(const char *p, size_t n, guint64 *out_lf, guint64 *out_crlf,
-		      const MpopProgress *pr)
-{
-	guint64 lf = 0, crlf = 0;
-
-	for (size_t off = 0; off < n;) {
-		size_t k = pr != NULL ? MIN(n - off, pr->step) : n - off;
-		guint64 l, c;
-
-		count_line_ends(p + off, k, &l, &c);
-		lf += l;
-		crlf += c + (off > 0 && p[off] == '\n' && p[off - 1] == '\r');
-		off += k;
-		if (pr != NULL && off < n)
-			pr->fn(pr->ctx, p + off);
-	}
-	*out_lf = lf;
-	*out_crlf = crlf;
-}
-
 /*
- * The size the stuffer would count for a body (at a line start, past the header): every
- * LF becomes CRLF unless a CR is already there, a last line without LF gets CRLF (a CR
- * ending it is data), mboxrd drops one '>' of each quoted From line. The index measures
- * every message this way in one vector pass instead of a call per line; the fuzz target
- * and unit tests hold it to the stuffer's own count.
+ * The size the stuffer would count for whole body lines (at a line start, past the header,
+ * n bytes ending with LF): every LF becomes CRLF unless a CR is already there, mboxrd drops
+ * one '>' of each quoted From line. The index measures every message this way in one vector
+ * pass instead of a call per line; the fuzz target and unit tests hold it to the stuffer's
+ * own count.
  */
 static guint64
-body_size(const MpopStuffOpts *opts, const char *p, size_t n, const MpopProgress *pr)
+body_size(const MpopStuffOpts *opts, const char *p, size_t n)
 {
 	guint64 lf, crlf, size;
 
-	count_line_ends_steps(p, n, &lf, &crlf, pr);
+	count_line_ends(p, n, &lf, &crlf);
 	size = n + lf - crlf;
-	if (n > 0 && p[n - 1] != '\n')
-		size += 2;
 	if (opts->unquote_from)
-		size -= count_quoted(p, n, pr);
+		size -= count_quoted(p, n);
 	return size;
 }
 
@@ -526,38 +492,44 @@ body_offset(const char *data, size_t len)
 	return len;
 }
 
-/* Count n bytes through the stuffer in steps of pr->step, each reported (the stuffer takes
- * any chunking). */
-static void
-feed_steps(MpopStuffer *st, const char *p, size_t n, const MpopProgress *pr)
+void
+mpop_stuffer_count(MpopStuffer *st, const char *p, size_t n)
 {
-	for (size_t off = 0; off < n;) {
-		size_t k = pr != NULL ? MIN(n - off, pr->step) : n - off;
-		mpop_stuffer_feed(st, p + off, k, NULL);
-		off += k;
-		if (pr != NULL && off < n)
-			pr->fn(pr->ctx, p + off);
+	/* The header by the stuffer itself (hidden fields, quoting), up to its first empty
+	 * line; then whole body lines by counting, a last partial line by the stuffer. */
+	if (!st->in_body && st->bol) {
+		size_t k = body_offset(p, n);
+		mpop_stuffer_feed(st, p, k, NULL);
+		p += k;
+		n -= k;
+	}
+	while (n > 0) {
+		const char *lf;
+		size_t k;
+
+		if (st->in_body && st->bol && st->hold_len == 0 && !st->pending_cr &&
+		    st->body_lines < 0) {
+			lf = memrchr(p, '\n', n);
+			k = lf != NULL ? (size_t)(lf - p) + 1 : 0;
+			st->size += body_size(&st->opts, p, k);
+			mpop_stuffer_feed(st, p + k, n - k, NULL);
+			return;
+		}
+		lf = memchr(p, '\n', n); /* one line through the stuffer, then look again */
+		k = lf != NULL ? (size_t)(lf - p) + 1 : n;
+		mpop_stuffer_feed(st, p, k, NULL);
+		p += k;
+		n -= k;
 	}
 }
 
 guint64
 mpop_stuffer_measure(const MpopStuffOpts *opts, const char *data, size_t len)
 {
-	return mpop_stuffer_measure_at(opts, data, len, body_offset(data, len), NULL);
-}
-
-guint64
-mpop_stuffer_measure_at(const MpopStuffOpts *opts, const char *data, size_t len, size_t body,
-			const MpopProgress *progress)
-{
 	MpopStuffer st;
 
-	/* The header (hidden fields, quoting) by the stuffer itself, the body by counting. */
 	mpop_stuffer_init(&st, opts, -1);
-	feed_steps(&st, data, body, progress);
-	if (st.in_body && st.bol && st.hold_len == 0 && !st.pending_cr)
-		return st.size + body_size(&st.opts, data + body, len - body, progress);
-	feed_steps(&st, data + body, len - body, progress); /* a header without end */
+	mpop_stuffer_count(&st, data, len);
 	mpop_stuffer_finish(&st, NULL);
 	return st.size;
 }

@@ -43,16 +43,7 @@ size_t mpop_stuffer_finish(MpopStuffer *st, char *out);
 /* Size in octets as sent for a whole buffer (RETR size), convenience for tests/backends. */
 guint64 mpop_stuffer_measure(const MpopStuffOpts *opts, const char *data, size_t len);
 
-/* Progress of a long pass over a mapped file: fn(ctx, done) each time the pass has gone step
- * bytes further; the pass needs nothing before done again (the caller may unmap it). */
-typedef struct {
-	void (*fn)(gpointer ctx, const char *done);
-	gpointer ctx;
-	size_t step;
-} MpopProgress;
-
-/* The same when the caller already knows where the body starts: body is the offset just past
- * the first empty line (LF or CRLF), or len when there is none. progress: NULL, or reports
- * while a long body is counted. */
-guint64 mpop_stuffer_measure_at(const MpopStuffOpts *opts, const char *data, size_t len,
-				size_t body, const MpopProgress *progress);
+/* Count len more bytes of a message into st->size, as mpop_stuffer_feed() without output
+ * does, whole body lines by a vector count: any chunking gives the same size (the index
+ * measures a long message a window at a time). */
+void mpop_stuffer_count(MpopStuffer *st, const char *data, size_t len);

@@ -35,17 +35,22 @@ typedef struct {
 /* Offset of the first message's From line in data, or len when there is none (all of it
  * is text before the first message, which is never touched). */
 guint64 mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len);
-guint64 mpop_mbox_first_progress(const MpopMboxParser *p, const char *data, size_t len,
-				 const MpopProgress *progress);
 
 /* The message whose From line starts at from (< len). out->end is where the next starts. */
 void mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
 		       MpopMboxSpan *out);
 
-/* The same for a mapped file: progress (NULL: none) is told how far a long message's scans
- * have gone, so that the pages behind can be given back while a huge message is read. */
-void mpop_mbox_message_progress(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
-				MpopMboxSpan *out, const MpopProgress *progress);
+/* Where the content that starts at pos (a line start) ends: TRUE with *out_cend at the
+ * separator before the next message start and *out_next at that start; FALSE when no message
+ * starts in data (*out_cend then leaves out a final separator line, *out_next = len). Reads
+ * nothing before pos, so data may be a window of a file that ends after a line end: FALSE
+ * then means no start before len, and the search goes on from the window's last line. */
+gboolean mpop_mbox_next(const MpopMboxParser *p, const char *data, size_t len, size_t pos,
+			size_t *out_cend, size_t *out_next);
+
+/* RFC 5322 §2.2: the first empty line (LF or CRLF) among the lines that start in [pos, end)
+ * (pos a line start), or end. */
+size_t mpop_mbox_header_end(const char *data, size_t pos, size_t end);
 
 /* The UIDL of a message by the uidl_source list (NULL: x-uidl message-id digest), written
  * NUL-terminated to out (no allocation per message): valid (RFC 1939 §7), not yet made
@@ -71,9 +76,31 @@ void mpop_mbox_uidl_plan(const char *const *sources, MpopUidlPlan *plan);
  * X-IMAPbase (or X-IMAP) field of the first message, whose From line starts data (len
  * bytes, untrusted). */
 void mpop_mbox_uidl_plan_mailbox(MpopUidlPlan *plan, const char *data, size_t len);
-/* progress: NULL, or reports while a long header is read. */
 size_t mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
-			      char out[MPOP_UIDL_MAX + 1], const MpopProgress *progress);
+			      char out[MPOP_UIDL_MAX + 1]);
+
+/* The same in steps, for a header read a window at a time: the fields the plan looks at,
+ * then its choice among them, 0 when it falls back to the digest of the whole header. */
+typedef struct {
+	const char *name; /* lowercase */
+	size_t nlen;
+	gboolean wanted, seen, fits;
+	char value[2 * MPOP_UIDL_MAX];
+	size_t len;
+} MpopMboxField;
+enum { MPOP_UIDL_F_X_UIDL, MPOP_UIDL_F_MSGID, MPOP_UIDL_F_X_UID, MPOP_UIDL_F_N };
+typedef struct {
+	MpopMboxField field[MPOP_UIDL_F_N];
+	guint left; /* wanted and not seen yet */
+} MpopUidlFields;
+void mpop_mbox_uidl_fields_init(MpopUidlFields *f, const MpopUidlPlan *plan);
+/* The lines of content (header_len bytes, untrusted) that start in [from, to). Returns where
+ * the next starts (to, when to is a line start), or header_len when no field is left to find.
+ * A field's value may be read past to (at most its first 140 bytes and a line). */
+size_t mpop_mbox_uidl_fields(MpopUidlFields *f, const char *content, size_t header_len, size_t from,
+			     size_t to);
+size_t mpop_mbox_uidl_pick(const MpopUidlFields *f, const MpopUidlPlan *plan, const char *content,
+			   size_t header_len, char out[MPOP_UIDL_MAX + 1]);
 
 /* The hash of the bytes between messages (separator + From line), checked before a read
  * and at UPDATE: detects rewrites by other programs, not adversaries. Chunked calls on
@@ -92,6 +119,7 @@ typedef struct {
 	guint64 prev_end;   /* with from: the content end of the message before it (or the end
 			     * of the text before the first message) */
 	guint64 first_from; /* with from: the end of the text before the first message */
+	size_t window;	    /* bytes read at a time (0: 256 KiB); tests use tiny ones */
 } MpopMboxIndexOpts;
 
 typedef struct {
@@ -105,9 +133,9 @@ typedef struct {
 			       */
 } MpopMboxIndex;
 
-/* Index size bytes at map (a read-only mapping of the locked file; pages are dropped as the
- * pass leaves them) from the start, or from o->from: what a pass from the start finds from
- * that message start on. UIDLs go to strings. */
+/* Index size bytes at map (a read-only mapping of the locked file, read a window at a time:
+ * the pages behind the window are given back) from the start, or from o->from: what a pass from the
+ * start finds from that message start on. UIDLs go to strings. */
 gboolean mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size,
 			 GStringChunk *strings, MpopMboxIndex *out, GError **error);
 void mpop_mbox_index_clear(MpopMboxIndex *ix);

@@ -162,23 +162,15 @@ mpop_uidl_valid(const char *s, size_t len)
 char *
 mpop_uidl_digest(const void *data, size_t len)
 {
-	return mpop_uidl_digest_progress(data, len, NULL);
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+
+	g_checksum_update(sum, data, (gssize)len);
+	return mpop_uidl_digest_of(sum);
 }
 
 char *
-mpop_uidl_digest_progress(const void *data, size_t len, const MpopProgress *pr)
+mpop_uidl_digest_of(GChecksum *sum)
 {
-	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
-	const guchar *p = data;
-
-	/* In steps when reporting (a header of megabytes), each step reported. */
-	for (size_t off = 0; off < len;) {
-		size_t k = pr != NULL ? MIN(len - off, pr->step) : len - off;
-		g_checksum_update(sum, p + off, (gssize)k);
-		off += k;
-		if (pr != NULL && off < len)
-			pr->fn(pr->ctx, (const char *)p + off);
-	}
 	/* g_checksum_get_string() is lowercase hex. */
 	return g_strndup(g_checksum_get_string(sum), 40);
 }

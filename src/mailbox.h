@@ -111,8 +111,8 @@ gboolean mpop_uidl_valid(const char *s, size_t len);
 
 /* A stable UIDL from arbitrary bytes: lowercase hex of a SHA-256 prefix (40 chars). */
 char *mpop_uidl_digest(const void *data, size_t len);
-/* The same, read in steps of progress->step with a report between steps (NULL: one go). */
-char *mpop_uidl_digest_progress(const void *data, size_t len, const MpopProgress *progress);
+/* The same of what sum (a G_CHECKSUM_SHA256) was fed: a long input read in pieces. */
+char *mpop_uidl_digest_of(GChecksum *sum);
 
 /* The n-th variant of the UIDL base: "-n" appended, base cut so the result stays within 70
  * characters (newly allocated). */

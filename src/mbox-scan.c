@@ -147,25 +147,17 @@ mpop_mbox_parser_free(MpopMboxParser *p)
  * look one line back. */
 static gboolean
 next_literal(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
-	     size_t *out_next, const MpopProgress *pr)
+	     size_t *out_next)
 {
 	const char *lit = p->start_nl + 1;
-	size_t q = pos + 1, report = pr != NULL ? q + pr->step : len;
+	size_t q = pos + 1;
 
 	while (q < len) {
-		const char *h;
-		size_t hi, s, lim;
+		const char *h = memchr(data + q, lit[0], len - q);
+		size_t hi, s;
 
-		if (pr != NULL && q >= report) {
-			pr->fn(pr->ctx, data + q);
-			report = q + pr->step;
-		}
-		lim = MIN(len, report); /* memchr() in steps when reporting */
-		h = memchr(data + q, lit[0], lim - q);
-		if (h == NULL) {
-			q = lim;
-			continue;
-		}
+		if (h == NULL)
+			return FALSE;
 		q = (size_t)(h - data) + 1;
 		if (h[-1] != '\n' || (size_t)(data + len - h) < p->start_len ||
 		    memcmp(h, lit, p->start_len) != 0)
@@ -194,19 +186,15 @@ next_literal(const MpopMboxParser *p, const char *data, size_t len, size_t pos, 
 /* Regex start: line by line, a start only right after a (complete) end line. */
 static gboolean
 next_lines(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
-	   size_t *out_next, const MpopProgress *pr)
+	   size_t *out_next)
 {
 	gboolean prev_end = FALSE;
-	size_t prev = pos, s = pos, report = pr != NULL ? pos + pr->step : len;
+	size_t prev = pos, s = pos;
 
 	while (s < len) {
 		const char *lf = memchr(data + s, '\n', len - s);
 		size_t e = lf != NULL ? (size_t)(lf - data) : len;
 
-		if (pr != NULL && prev >= report) {
-			pr->fn(pr->ctx, data + prev); /* the line before is still looked at */
-			report = prev + pr->step;
-		}
 		if (prev_end && match_start(p, data + s, e - s)) {
 			*out_sep = prev;
 			*out_next = s;
@@ -222,22 +210,15 @@ next_lines(const MpopMboxParser *p, const char *data, size_t len, size_t pos, si
 /* The next message start after content start pos: its separator line and its From line. */
 static gboolean
 find_next(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_sep,
-	  size_t *out_next, const MpopProgress *pr)
+	  size_t *out_next)
 {
 	if (p->start_re == NULL)
-		return next_literal(p, data, len, pos, out_sep, out_next, pr);
-	return next_lines(p, data, len, pos, out_sep, out_next, pr);
+		return next_literal(p, data, len, pos, out_sep, out_next);
+	return next_lines(p, data, len, pos, out_sep, out_next);
 }
 
 guint64
 mpop_mbox_first(const MpopMboxParser *p, const char *data, size_t len)
-{
-	return mpop_mbox_first_progress(p, data, len, NULL);
-}
-
-guint64
-mpop_mbox_first_progress(const MpopMboxParser *p, const char *data, size_t len,
-			 const MpopProgress *pr)
 {
 	const char *lf;
 	size_t sep, next;
@@ -247,7 +228,7 @@ mpop_mbox_first_progress(const MpopMboxParser *p, const char *data, size_t len,
 	lf = memchr(data, '\n', len);
 	if (match_start(p, data, lf != NULL ? (size_t)(lf - data) : len))
 		return 0;
-	return find_next(p, data, len, 0, &sep, &next, pr) ? next : len;
+	return find_next(p, data, len, 0, &sep, &next) ? next : len;
 }
 
 /* The last message's separator: a final complete line matching message_end. */
@@ -264,21 +245,26 @@ trailing_end(const MpopMboxParser *p, const char *data, size_t len, size_t pos)
 	return match_end(p, data + t, len - 1 - t) ? t : len;
 }
 
-/* RFC 5322 §2.2: the header ends at the first empty line (CR allowed before LF). */
-static size_t
-header_end(const char *data, size_t pos, size_t end, const MpopProgress *pr)
+gboolean
+mpop_mbox_next(const MpopMboxParser *p, const char *data, size_t len, size_t pos, size_t *out_cend,
+	       size_t *out_next)
 {
-	size_t s = pos, report = pr != NULL ? pos + pr->step : end;
+	if (find_next(p, data, len, pos, out_cend, out_next))
+		return TRUE;
+	*out_cend = trailing_end(p, data, len, pos);
+	*out_next = len;
+	return FALSE;
+}
 
-	while (s < end) {
+size_t
+mpop_mbox_header_end(const char *data, size_t pos, size_t end)
+{
+	/* RFC 5322 §2.2: the header ends at the first empty line (CR allowed before LF). */
+	for (size_t s = pos; s < end;) {
 		const char *lf = memchr(data + s, '\n', end - s);
 		size_t e = lf != NULL ? (size_t)(lf - data) : end;
 		if (lf == NULL)
 			return end;
-		if (pr != NULL && s >= report) { /* a header of megabytes (no empty line) */
-			pr->fn(pr->ctx, data + s);
-			report = s + pr->step;
-		}
 		if (e == s || (e == s + 1 && data[s] == '\r'))
 			return s;
 		s = e + 1;
@@ -290,28 +276,16 @@ void
 mpop_mbox_message(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
 		  MpopMboxSpan *out)
 {
-	mpop_mbox_message_progress(p, data, len, from, out, NULL);
-}
-
-void
-mpop_mbox_message_progress(const MpopMboxParser *p, const char *data, size_t len, guint64 from,
-			   MpopMboxSpan *out, const MpopProgress *pr)
-{
 	const char *lf = memchr(data + from, '\n', len - from);
 	size_t offset = lf != NULL ? (size_t)(lf - data) + 1 : len;
-	size_t sep, next, cend;
+	size_t cend, next;
 
-	if (find_next(p, data, len, offset, &sep, &next, pr)) {
-		cend = sep;
-		out->end = next;
-	} else {
-		cend = trailing_end(p, data, len, offset);
-		out->end = len;
-	}
+	mpop_mbox_next(p, data, len, offset, &cend, &next);
+	out->end = next;
 	out->from_offset = from;
 	out->offset = offset;
 	out->length = cend - offset;
-	out->header_end = header_end(data, offset, cend, pr);
+	out->header_end = mpop_mbox_header_end(data, offset, cend);
 	/* Past the empty line (LF or CRLF) that ends the header. */
 	out->body = out->header_end == cend
 			    ? cend
@@ -372,30 +346,20 @@ field_named(const char *p, const char *le, const char *name, size_t nlen)
 	return q < le && *q == ':' ? q + 1 : NULL;
 }
 
-typedef struct {
-	const char *name;
-	size_t nlen;
-	gboolean wanted, seen, fits;
-	char value[2 * MPOP_UIDL_MAX];
-	size_t len;
-} Field;
+typedef MpopMboxField Field;
 
-/* One walk over the header lines: the first field of each wanted name (n fields). */
-static void
-find_fields(const char *h, size_t len, Field *fields, guint n, const MpopProgress *pr)
+/* The header lines of h (len bytes) that start in [from, to): the first field of each wanted
+ * name (n fields, *left of them wanted and not seen yet). Returns where the next line starts
+ * (to when to is a line start), or len when none is left. A value may be read past to. */
+static size_t
+find_fields(const char *h, size_t len, size_t from, size_t to, Field *fields, guint n, guint *left)
 {
-	const char *p = h, *end = h + len;
-	size_t report = pr != NULL ? pr->step : len;
-	guint left = 0;
+	const char *p = h + from, *stop = h + MIN(to, len), *end = h + len;
 
-	for (guint i = 0; i < n; i++)
-		left += fields[i].wanted;
-	while (p < end && left > 0) {
+	if (*left == 0)
+		return len;
+	while (p < stop) {
 		const char *lf = memchr(p, '\n', (size_t)(end - p));
-		if (pr != NULL && (size_t)(p - h) >= report) { /* a header of megabytes */
-			pr->fn(pr->ctx, p);
-			report = (size_t)(p - h) + pr->step;
-		}
 		const char *le = lf != NULL ? lf : end, *q;
 		/* The names start with a letter: OR-ing 0x20 lowercases it and nothing else
 		 * matches, so most lines are passed over without a call. */
@@ -408,12 +372,14 @@ find_fields(const char *h, size_t len, Field *fields, guint n, const MpopProgres
 				f->seen = TRUE;
 				f->fits = field_value(q, lf, end, f->value, sizeof(f->value),
 						      &f->len);
-				left--;
+				if (--*left == 0)
+					return len;
 				break;
 			}
 		}
 		p = lf != NULL ? lf + 1 : end;
 	}
+	return (size_t)(p - h);
 }
 
 /* A valid UIDL found in v (n bytes) goes to out. */
@@ -487,13 +453,14 @@ mpop_mbox_uidl_plan_mailbox(MpopUidlPlan *plan, const char *data, size_t len)
 			{.name = "x-imap", .nlen = 6, .wanted = TRUE}};
 	const char *h = NULL;
 	size_t hlen;
+	guint left = G_N_ELEMENTS(base);
 
 	plan->uidvalidity = plan->last_uid = 0;
 	for (guint i = 0; i < plan->n; i++) {
 		if (plan->field[i] != MPOP_UIDL_DOVECOT)
 			continue;
 		hlen = first_header(data, len, 1024 * 1024, &h);
-		find_fields(h, hlen, base, G_N_ELEMENTS(base), NULL);
+		find_fields(h, hlen, 0, hlen, base, G_N_ELEMENTS(base), &left);
 		for (guint k = 0; k < G_N_ELEMENTS(base); k++)
 			if (base[k].seen && base[k].fits &&
 			    mpop_uidl_imapbase_parse(base[k].value, base[k].len, &plan->uidvalidity,
@@ -517,25 +484,39 @@ dovecot_uid(const Field *f, const MpopUidlPlan *plan, char out[MPOP_UIDL_MAX + 1
 	return TRUE;
 }
 
-size_t
-mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
-		       char out[MPOP_UIDL_MAX + 1], const MpopProgress *pr)
+void
+mpop_mbox_uidl_fields_init(MpopUidlFields *f, const MpopUidlPlan *plan)
 {
-	enum { F_X_UIDL, F_MSGID, F_X_UID, F_N };
-	Field fields[F_N] = {[F_X_UIDL] = {.name = "x-uidl", .nlen = 6},
-			     [F_MSGID] = {.name = "message-id", .nlen = 10},
-			     [F_X_UID] = {.name = "x-uid", .nlen = 5}};
-	g_autofree char *d = NULL;
-
+	memset(f, 0, sizeof(*f));
+	f->field[MPOP_UIDL_F_X_UIDL] = (Field){.name = "x-uidl", .nlen = 6};
+	f->field[MPOP_UIDL_F_MSGID] = (Field){.name = "message-id", .nlen = 10};
+	f->field[MPOP_UIDL_F_X_UID] = (Field){.name = "x-uid", .nlen = 5};
 	for (guint i = 0; i < plan->n; i++) {
+		Field *w = NULL;
 		if (plan->field[i] == MPOP_UIDL_X_UIDL)
-			fields[F_X_UIDL].wanted = TRUE;
+			w = &f->field[MPOP_UIDL_F_X_UIDL];
 		else if (plan->field[i] == MPOP_UIDL_MESSAGE_ID)
-			fields[F_MSGID].wanted = TRUE;
+			w = &f->field[MPOP_UIDL_F_MSGID];
 		else if (plan->field[i] == MPOP_UIDL_DOVECOT)
-			fields[F_X_UID].wanted = TRUE;
+			w = &f->field[MPOP_UIDL_F_X_UID];
+		if (w != NULL && !w->wanted) {
+			w->wanted = TRUE;
+			f->left++;
+		}
 	}
-	find_fields(content, header_len, fields, F_N, pr);
+}
+
+size_t
+mpop_mbox_uidl_fields(MpopUidlFields *f, const char *content, size_t header_len, size_t from,
+		      size_t to)
+{
+	return find_fields(content, header_len, from, to, f->field, MPOP_UIDL_F_N, &f->left);
+}
+
+size_t
+mpop_mbox_uidl_pick(const MpopUidlFields *fs, const MpopUidlPlan *plan, const char *content,
+		    size_t header_len, char out[MPOP_UIDL_MAX + 1])
+{
 	for (guint i = 0; i < plan->n; i++) {
 		const Field *f = NULL;
 		switch (plan->field[i]) {
@@ -543,24 +524,40 @@ mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPla
 			mpop_uidl_popa3d(content, header_len, out);
 			return strlen(out);
 		case MPOP_UIDL_DOVECOT:
-			if (dovecot_uid(&fields[F_X_UID], plan, out))
+			if (dovecot_uid(&fs->field[MPOP_UIDL_F_X_UID], plan, out))
 				return strlen(out);
 			continue;
 		case MPOP_UIDL_X_UIDL:
-			f = &fields[F_X_UIDL];
+			f = &fs->field[MPOP_UIDL_F_X_UIDL];
 			/* Perl mpopd 2.x wrote "X-UIDL: mpop<uidl>" and announced <uidl>. */
 			if (f->seen && f->fits && f->len > 4 && memcmp(f->value, "mpop", 4) == 0 &&
 			    mpop_uidl_valid(f->value + 4, f->len - 4))
 				return take(out, f->value + 4, f->len - 4);
 			break;
 		case MPOP_UIDL_MESSAGE_ID:
-			f = &fields[F_MSGID];
+			f = &fs->field[MPOP_UIDL_F_MSGID];
 			break;
 		}
 		if (f != NULL && f->seen && f->fits && mpop_uidl_valid(f->value, f->len))
 			return take(out, f->value, f->len);
 	}
-	d = mpop_uidl_digest_progress(content, header_len, pr);
+	return 0;
+}
+
+size_t
+mpop_mbox_uidl_planned(const char *content, size_t header_len, const MpopUidlPlan *plan,
+		       char out[MPOP_UIDL_MAX + 1])
+{
+	MpopUidlFields f;
+	g_autofree char *d = NULL;
+	size_t n;
+
+	mpop_mbox_uidl_fields_init(&f, plan);
+	mpop_mbox_uidl_fields(&f, content, header_len, 0, header_len);
+	n = mpop_mbox_uidl_pick(&f, plan, content, header_len, out);
+	if (n > 0)
+		return n;
+	d = mpop_uidl_digest(content, header_len);
 	return take(out, d, strlen(d));
 }
 
@@ -580,5 +577,5 @@ mpop_mbox_uidl(const char *content, size_t header_len, const char *const *source
 		mpop_mbox_uidl_plan_mailbox(&plan, s->str, s->len);
 		break;
 	}
-	return mpop_mbox_uidl_planned(content, header_len, &plan, out, NULL);
+	return mpop_mbox_uidl_planned(content, header_len, &plan, out);
 }

@@ -135,6 +135,47 @@ session_like(const MpopConfig *cfg, const char *path, const char *what)
 	       v[4], what, v[0], v[1], v[1] - v[0], v[2], v[3]);
 }
 
+/* --index PATH: a first login's open of an mbox (no persisted index) in a fresh process, as
+ * session_like(); prints seconds, the VmHWM it added and the messages found. */
+static void
+index_only(const MpopConfig *cfg, const char *path)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+	g_autofree char *base = g_path_get_basename(path);
+	g_autofree char *index = g_strdup_printf("%s/.%s.mpopd-index", dir, base);
+	long v[3] = {0};
+	double t = 0;
+	int fds[2];
+	pid_t pid;
+
+	unlink(index);
+	g_assert(pipe(fds) == 0);
+	pid = fork();
+	g_assert(pid >= 0);
+	if (pid == 0) {
+		guint64 t0;
+		MpopMailbox *mb;
+		mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+		v[0] = status_kb("VmHWM");
+		t0 = mpop_now_usec();
+		mb = mpop_mailbox_open(&mpop_mailbox_mbox_ops, cfg, base, path, NULL);
+		t = (double)(mpop_now_usec() - t0) / 1e6;
+		v[1] = status_kb("VmHWM");
+		v[2] = mb != NULL ? (long)mb->n_msgs : -1;
+		g_assert(write(fds[1], v, sizeof(v)) == sizeof(v));
+		g_assert(write(fds[1], &t, sizeof(t)) == sizeof(t));
+		_exit(0);
+	}
+	close(fds[1]);
+	g_assert(read(fds[0], v, sizeof(v)) == sizeof(v));
+	g_assert(read(fds[0], &t, sizeof(t)) == sizeof(t));
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	unlink(index);
+	printf("index %s: %.3f s, VmHWM +%ld KiB (%ld KiB), %ld messages\n", path, t, v[1] - v[0],
+	       v[1], v[2]);
+}
+
 static long
 maxrss_kb(void)
 {
@@ -162,6 +203,12 @@ main(int argc, char **argv)
 		for (int r = 0; r < MAX(runs, 1); r++)
 			best = MIN(best, baseline(argv[2], &lines));
 		printf("%.6f %" G_GUINT64_FORMAT "\n", best, lines);
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "--index") == 0) {
+		g_autoptr(MpopConfig) c = mpop_config_new_default();
+		c->format = MPOP_FORMAT_MBOX;
+		index_only(c, argv[2]);
 		return 0;
 	}
 	g_autofree char *dir = g_dir_make_tmp("mpop-bench-XXXXXX", NULL);

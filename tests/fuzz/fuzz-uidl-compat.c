@@ -46,7 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mpop_mbox_uidl(d, size, sources, out) != strlen(out) ||
 	    !mpop_uidl_valid(out, strlen(out)))
 		abort();
-	if (mpop_mbox_uidl_planned(d, size, &plan, out, NULL) != strlen(out) ||
+	if (mpop_mbox_uidl_planned(d, size, &plan, out) != strlen(out) ||
 	    !mpop_uidl_valid(out, strlen(out)))
 		abort();
 	return 0;
