@@ -204,6 +204,7 @@ mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStrin
 		    g_array_new(FALSE, FALSE, sizeof(guint32)),
 		    g_array_new(FALSE, FALSE, sizeof(guint32)),
 		    g_array_new(FALSE, FALSE, sizeof(guint64))};
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE), table = page / 8 * page;
 	MpopUidlPlan plan;
 	size_t from, cend, next;
 
@@ -264,6 +265,11 @@ mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStrin
 		g_array_append_val(t.hashes, h);
 		g_array_append_val(t.uidl_hashes, uh);
 		g_array_append_val(t.fps, fp);
+		/* A message that began behind the window was read there again (separator, From
+		 * line, header): the pages the kernel mapped for that, around each fault but
+		 * within one page table, go back. */
+		if (cend < ps.lo)
+			drop_pages(map, cend - cend % table, ps.lo);
 		cend = end;
 		from = next;
 	}
