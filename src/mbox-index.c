@@ -76,6 +76,7 @@ typedef struct {
 	size_t size, window;
 	size_t lo; /* the window: [lo, hi), hi after a line end or at the end of the file */
 	size_t hi;
+	size_t low; /* what may be mapped starts here: lo, or lower after a read behind it */
 } Pass;
 
 /* Past the first LF at or after pos, or the end of the file. */
@@ -87,18 +88,19 @@ line_end(const Pass *ps, size_t pos)
 	return lf != NULL ? (size_t)(lf - ps->map) + 1 : ps->size;
 }
 
-/* The window moves on to keep (a line start it still needs): the pages before go back, and
- * it reaches a window further, at least a line past its old end. */
+/* The window moves on from pos (a line start): the pages before keep (<= pos) go back, and
+ * it reaches a window past pos, at least a line past its old end. */
 static void
-slide(Pass *ps, size_t keep)
+slide(Pass *ps, size_t keep, size_t pos)
 {
-	drop_pages(ps->map, ps->lo, keep);
-	ps->lo = keep;
-	ps->hi = line_end(ps, MAX(ps->hi, MIN(ps->size, keep + ps->window)));
+	drop_pages(ps->map, ps->low, keep);
+	ps->lo = ps->low = keep;
+	ps->hi = line_end(ps, MAX(ps->hi, MIN(ps->size, pos + ps->window)));
 }
 
 /* What a message's content is counted into as the window passes over it. */
 typedef struct {
+	size_t start;	   /* what is read again when it is complete: from the content before */
 	size_t done;	   /* counted up to here */
 	size_t header_end; /* G_MAXSIZE until found */
 	MpopStuffer st;
@@ -109,8 +111,12 @@ count_content(const Pass *ps, Content *c, size_t upto)
 {
 	if (c->header_end == G_MAXSIZE) {
 		size_t h = mpop_mbox_header_end(ps->map, c->done, upto);
-		if (h < upto)
+		if (h < upto) { /* the header, up to its empty line, by the stuffer itself */
+			size_t body = h + (ps->map[h] == '\r' ? 2 : 1);
+			mpop_stuffer_feed(&c->st, ps->map + c->done, body - c->done, NULL);
 			c->header_end = h;
+			c->done = body;
+		}
 	}
 	mpop_stuffer_count(&c->st, ps->map + c->done, upto - c->done);
 	c->done = upto;
@@ -137,7 +143,8 @@ follow(Pass *ps, size_t pos, Content *c, size_t *out_cend, size_t *out_next)
 		pos = lf != NULL ? (size_t)(lf - ps->map) + 1 : pos;
 		if (c != NULL)
 			count_content(ps, c, pos);
-		slide(ps, pos);
+		/* A message shorter than a window stays in it: it is read again at the end. */
+		slide(ps, c != NULL && pos - c->start <= ps->window ? c->start : pos, pos);
 	}
 }
 
@@ -199,7 +206,7 @@ gboolean
 mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStringChunk *strings,
 		MpopMboxIndex *out, GError **error)
 {
-	Pass ps = {o->parser, map, size, o->window > 0 ? o->window : WINDOW, o->from, 0};
+	Pass ps = {o->parser, map, size, o->window > 0 ? o->window : WINDOW, o->from, 0, o->from};
 	Tables t = {g_array_new(FALSE, TRUE, sizeof(MpopMessage)),
 		    g_array_new(FALSE, FALSE, sizeof(guint32)),
 		    g_array_new(FALSE, FALSE, sizeof(guint32)),
@@ -227,7 +234,7 @@ mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStrin
 	mpop_mbox_uidl_plan_mailbox(&plan, map + out->first_from, size - out->first_from);
 	while (from < size) {
 		size_t offset = line_end(&ps, from);
-		Content c = {offset, G_MAXSIZE};
+		Content c = {cend, offset, G_MAXSIZE};
 		MpopMessage m = {0};
 		char uidl[MPOP_UIDL_MAX + 1];
 		size_t ulen, end;
@@ -267,9 +274,9 @@ mpop_mbox_index(const MpopMboxIndexOpts *o, const char *map, size_t size, GStrin
 		g_array_append_val(t.fps, fp);
 		/* A message that began behind the window was read there again (separator, From
 		 * line, header): the pages the kernel mapped for that, around each fault but
-		 * within one page table, go back. */
+		 * within one page table, go back when the window next moves. */
 		if (cend < ps.lo)
-			drop_pages(map, cend - cend % table, ps.lo);
+			ps.low = MIN(ps.low, cend - cend % table);
 		cend = end;
 		from = next;
 	}

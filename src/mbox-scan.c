@@ -487,10 +487,16 @@ dovecot_uid(const Field *f, const MpopUidlPlan *plan, char out[MPOP_UIDL_MAX + 1
 void
 mpop_mbox_uidl_fields_init(MpopUidlFields *f, const MpopUidlPlan *plan)
 {
-	memset(f, 0, sizeof(*f));
-	f->field[MPOP_UIDL_F_X_UIDL] = (Field){.name = "x-uidl", .nlen = 6};
-	f->field[MPOP_UIDL_F_MSGID] = (Field){.name = "message-id", .nlen = 10};
-	f->field[MPOP_UIDL_F_X_UID] = (Field){.name = "x-uid", .nlen = 5};
+	static const char *const names[] = {"x-uidl", "message-id", "x-uid"};
+
+	/* Per message: the value buffers are left as they are (only read once seen). */
+	for (guint i = 0; i < MPOP_UIDL_F_N; i++) {
+		Field *w = &f->field[i];
+		w->name = names[i];
+		w->nlen = strlen(names[i]);
+		w->wanted = w->seen = w->fits = FALSE;
+	}
+	f->left = 0;
 	for (guint i = 0; i < plan->n; i++) {
 		Field *w = NULL;
 		if (plan->field[i] == MPOP_UIDL_X_UIDL)
