@@ -81,28 +81,6 @@ sockaddr_name(const struct sockaddr_storage *ss, gboolean with_port)
 	return NULL;
 }
 
-char *
-mpop_listener_peer_name(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return NULL;
-	return sockaddr_name(&ss, TRUE);
-}
-
-char *
-mpop_listener_local_name(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return NULL;
-	return sockaddr_name(&ss, TRUE);
-}
-
 static gboolean
 addr_is_loopback(const struct sockaddr_storage *ss)
 {
@@ -114,18 +92,6 @@ addr_is_loopback(const struct sockaddr_storage *ss)
 		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 	}
 	return ss->ss_family == AF_UNIX;
-}
-
-/* Loopback peers (and pipes, which have no peer) count as local for plaintext_auth. */
-static gboolean
-peer_is_loopback(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return errno == ENOTSOCK;
-	return addr_is_loopback(&ss);
 }
 
 static char *
@@ -264,21 +230,26 @@ serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, const MpopH
 	MpopConnection conn = {.fd_in = fd_in, .fd_out = fd_out, .tls = tls, .penalty = penalty};
 	int ret;
 
-	conn.peer = mpop_listener_peer_name(fd_in);
-	if (!conn.peer)
-		conn.peer = g_strdup("local");
-	conn.local = mpop_listener_local_name(fd_in);
 	conn.peer_len = sizeof conn.peer_addr;
-	if (getpeername(fd_in, (struct sockaddr *)&conn.peer_addr, &conn.peer_len) < 0)
+	if (getpeername(fd_in, (struct sockaddr *)&conn.peer_addr, &conn.peer_len) < 0) {
+		/* Loopback peers and pipes (no peer: a local test or admin) count as local for
+		 * plaintext_auth; a socket whose peer cannot be told does not. */
+		conn.loopback = errno == ENOTSOCK;
 		conn.peer_len = 0;
+	} else {
+		conn.loopback = addr_is_loopback(&conn.peer_addr);
+	}
 	conn.local_len = sizeof conn.local_addr;
 	if (getsockname(fd_in, (struct sockaddr *)&conn.local_addr, &conn.local_len) < 0)
 		conn.local_len = 0;
+	conn.peer = conn.peer_len ? sockaddr_name(&conn.peer_addr, TRUE) : NULL;
+	if (!conn.peer)
+		conn.peer = g_strdup("local");
+	conn.local = conn.local_len ? sockaddr_name(&conn.local_addr, TRUE) : NULL;
 	conn.peer_host = conn.peer_len ? sockaddr_name(&conn.peer_addr, FALSE) : NULL;
 	if (!conn.peer_host)
 		conn.peer_host = g_strdup("local");
 	conn.local_host = conn.local_len ? sockaddr_name(&conn.local_addr, FALSE) : NULL;
-	conn.loopback = peer_is_loopback(fd_in);
 	conn.implicit_tls = implicit_tls;
 	conn.session_id = new_session_id();
 	if (proxy && !proxy_header(cfg, &conn, proxy))

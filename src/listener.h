@@ -25,6 +25,3 @@ typedef struct {
  * Returns the exit status. */
 int mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts);
 
-/* Describe a socket's peer / local address as "addr:port" ([v6]:port). NULL if not a socket. */
-char *mpop_listener_peer_name(int fd);
-char *mpop_listener_local_name(int fd);
