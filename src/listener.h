@@ -24,4 +24,3 @@ typedef struct {
 /* Run mpopd the way it was started; takes ownership of cfg (a reload replaces it).
  * Returns the exit status. */
 int mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts);
-
