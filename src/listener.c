@@ -49,6 +49,8 @@ typedef struct {
 	int exit_status;      /* of the accept loop */
 	MpopPenalty *penalty; /* the failure penalty table; NULL: none */
 	MpopHostRules *rules; /* [access] hosts_allow_deny, NULL: none */
+	guint status_sent;    /* the session count the service manager was last told */
+	guint64 status_at;    /* when (monotonic µs) */
 } MpopListener;
 
 static char *
@@ -345,6 +347,7 @@ bind_all(MpopListener *l, const MpopConfig *cfg, int *fds, gboolean *tls, int *p
 	return TRUE;
 }
 
+/* [access] trusted_networks are exempt from max_sessions_per_source. */
 static guint
 count_from(MpopListener *l, const char *source)
 {
@@ -358,12 +361,27 @@ count_from(MpopListener *l, const char *source)
 	return n;
 }
 
-/* [access] trusted_networks are exempt from max_sessions_per_source. */
-static void
+/* STATUS= for the service manager: the session count, at most once per STATUS_INTERVAL_USEC
+ * (PID 1 parses every notification and publishes it as a D-Bus property change; two a login
+ * would be work for the host at high login rates). The latest count is always sent, at the
+ * latest that long after it changed. Returns the poll() timeout until it is due, -1: none. */
+#define STATUS_INTERVAL_USEC G_USEC_PER_SEC
+
+static int
 update_status(MpopListener *l)
 {
-	if (l->from_systemd)
-		sd_notifyf(0, "STATUS=Serving %u session(s)", g_hash_table_size(l->children));
+	guint n = g_hash_table_size(l->children);
+	guint64 now;
+
+	if (!l->from_systemd || n == l->status_sent)
+		return -1;
+	now = mpop_now_usec();
+	if (now < l->status_at + STATUS_INTERVAL_USEC)
+		return (int)((l->status_at + STATUS_INTERVAL_USEC - now + 999) / 1000);
+	sd_notifyf(0, "STATUS=Serving %u session(s)", n);
+	l->status_sent = n;
+	l->status_at = now;
+	return -1;
 }
 
 static void
@@ -420,7 +438,6 @@ accept_one(MpopListener *l, guint i)
 	}
 	close(fd);
 	g_hash_table_insert(l->children, GINT_TO_POINTER(pid), g_steal_pointer(&source));
-	update_status(l);
 }
 
 static void
@@ -431,7 +448,6 @@ reap(MpopListener *l)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 		g_hash_table_remove(l->children, GINT_TO_POINTER(pid));
-	update_status(l);
 }
 
 /* Implicit TLS sockets (systemd's pop3s, listen_tls) need a certificate. */
@@ -701,7 +717,7 @@ accept_loop(MpopListener *l)
 		for (guint i = 0; i < n; i++)
 			pfd[i] = (struct pollfd){.fd = l->fds[i], .events = POLLIN};
 		pfd[n] = (struct pollfd){.fd = l->sigfd, .events = POLLIN};
-		if (poll(pfd, n + 1, -1) < 0 && errno != EINTR)
+		if (poll(pfd, n + 1, update_status(l)) < 0 && errno != EINTR)
 			break;
 		if (pfd[n].revents) {
 			handle_signal(l);
