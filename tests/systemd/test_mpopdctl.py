@@ -130,9 +130,17 @@ def daemon_setup(t, s):
             "start with the daemon setup enabled: systemctl start mpopd-daemon.socket", out)
     t.check(greeting(s).startswith("+OK") and state(s, "mpopd.service") == "active",
             "a connection activates mpopd.service")
-    rc, out = ctl(s, "status")
-    t.check(rc == 0 and "mpopd-daemon.socket" in out and "mpopd.service" in out
-            and "Serving 0 session(s)" in out,
+    # The daemon sends its session count at most once a second: the greeting's session
+    # shows as over within that.
+    last = {}
+
+    def status_shows_idle():
+        last["rc"], last["out"] = ctl(s, "status")
+        return "Serving 0 session(s)" in last["out"]
+
+    idle = wait_for(status_shows_idle, timeout=5, step=0.2)
+    rc, out = last["rc"], last["out"]
+    t.check(idle and rc == 0 and "mpopd-daemon.socket" in out and "mpopd.service" in out,
             "status: systemctl status mpopd-daemon.socket mpopd.service, with STATUS=", out)
     pid = s.ct.prop("mpopd.service", "MainPID")
     text = "Ctl-" + uuid.uuid4().hex[:8]
