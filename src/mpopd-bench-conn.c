@@ -294,17 +294,23 @@ bench_percentile(const double *sorted, size_t n, double p)
 }
 
 void
+bench_vwarn(const char *fmt, va_list ap)
+{
+	fputs("mpopd-bench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
 bench_progress(const BenchOptions *o, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (o->quiet)
 		return;
-	fputs("mpopd-bench: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	bench_vwarn(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 typedef struct {

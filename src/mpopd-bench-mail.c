@@ -32,11 +32,9 @@ box_error(Box *b, const char *fmt, ...)
 
 	if (b->errors++ >= MAX_ERRORS_SHOWN)
 		return;
-	fputs("mpopd-bench: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	bench_vwarn(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 static void

@@ -88,6 +88,8 @@ void bench_user(const BenchOptions *o, int i, char **out_user, const char **out_
 double bench_percentile(const double *sorted, size_t n, double p);
 /* Progress on stderr, unless --quiet; one line each call. */
 void bench_progress(const BenchOptions *o, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* "mpopd-bench: " and the formatted message, a line on stderr. */
+void bench_vwarn(const char *fmt, va_list ap) G_GNUC_PRINTF(1, 0);
 
 BenchReport *bench_report_new(const char *mode, const BenchOptions *o);
 void bench_report_num(BenchReport *r, const char *key, const char *label, double v, int decimals,
