@@ -35,6 +35,7 @@
 #include "privsep.h"
 #include "sandbox.h"
 #include "session.h"
+#include "tls-state.h"
 #include "tls.h"
 #include "util.h"
 
@@ -374,6 +375,23 @@ ask_verdict(MpopSession *s, int chan, MpopAuthResult *out)
 	return TRUE;
 }
 
+/* After a login over TLS: send the connection's record state to the connection process and
+ * end without another byte to the client (TLS 1.3), or say that we relay. TRUE: relay. */
+static gboolean
+hand_over_tls(MpopStream *st, int chan)
+{
+	MpopTlsState ts = {0};
+	gboolean handed = mpop_tls_export(st, &ts);
+	g_autoptr(GBytes) rec = mpop_tls_state_encode(handed ? &ts : NULL);
+	ssize_t n = send(chan, g_bytes_get_data(rec, NULL), g_bytes_get_size(rec), MSG_NOSIGNAL);
+
+	explicit_bzero((void *)g_bytes_get_data(rec, NULL), g_bytes_get_size(rec));
+	mpop_tls_state_clear(&ts);
+	if (handed)
+		_exit(n < 0);
+	return n >= 0;
+}
+
 static G_GNUC_NORETURN void
 prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, pid_t parent)
 {
@@ -404,8 +422,9 @@ prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, p
 		_exit(0);
 	while (mpop_session_loop(s) == MPOP_SESSION_AUTH && ask_verdict(s, chan, &res)) {
 		if (res == MPOP_AUTH_OK) {
-			/* The session now answers: through us when we hold TLS, else directly. */
-			if (s->st->tls_info)
+			/* The session now answers: directly, with the TLS state we hand over,
+			 * or through us when OpenSSL must keep the connection. */
+			if (s->st->tls_info && hand_over_tls(s->st, chan))
 				mpop_tls_relay(s->st, data, RELAY_TIMEOUT_MS(cfg));
 			break;
 		}
@@ -537,6 +556,31 @@ kill:
 	return NULL;
 }
 
+/* After a login over TLS, the pre-login process's next record (its log records aside):
+ * 1 with *out filled when it handed the connection over, 0 when it relays, -1 when it sent
+ * nothing usable in time. */
+static int
+receive_tls_state(int chan, MpopTlsState *out)
+{
+	guint64 deadline = mpop_now_usec() + GRACE_MARGIN_USEC + G_USEC_PER_SEC;
+	gsize size = MAX(MPOP_PRIVSEP_MAX_RECORD, MPOP_TLS_STATE_MAX_RECORD);
+	g_autofree guint8 *buf = g_malloc(size);
+	guint records = 0;
+
+	for (;;) {
+		gssize n = next_record(chan, buf, size, deadline);
+		int r;
+
+		if (n > 0 && relay_log_record(buf, (gsize)n, &records))
+			continue;
+		r = n > 0 ? mpop_tls_state_decode(buf, (gsize)n, out) : -EINVAL;
+		explicit_bzero(buf, size);
+		if (r < 0)
+			mpop_log_err("no TLS state from the pre-login process, ending session");
+		return r < 0 ? -1 : r;
+	}
+}
+
 /* The client socket is the pre-login process's from now on: keep the descriptor numbers
  * taken (0 and 1 under inetd) but pointing nowhere. */
 static void
@@ -575,8 +619,10 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 {
 	int chan[2], data[2] = {-1, -1};
 	MpopAuthRequest req = {0};
+	MpopTlsState ts = {0};
 	g_autoptr(MpopAuthIdentity) id = NULL;
 	gboolean tls, killed = FALSE;
+	int handed = 0;
 	MpopSession *s;
 	pid_t parent = getpid(), child;
 
@@ -600,9 +646,33 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 	if (data[1] >= 0)
 		close(data[1]);
 	id = parent_auth_loop(cfg, conn, chan[0], child, &req, &killed);
-	close(chan[0]);
 	tls = id && req.tls && *req.tls;
-	if (!tls) {
+	if (tls) {
+		/* The pre-login process hands the connection over or keeps it and relays. */
+		handed = receive_tls_state(chan[0], &ts);
+		if (handed < 0) {
+			kill(child, SIGKILL);
+			close(chan[0]);
+			mpop_auth_request_clear(&req);
+			if (data[0] >= 0)
+				close(data[0]);
+			wait_child(child, TRUE);
+			return 1;
+		}
+	}
+	close(chan[0]);
+	if (handed > 0) {
+		/* It has ended by itself: the client's socket is ours again. */
+		if (data[0] >= 0)
+			close(data[0]);
+		data[0] = -1;
+		tls = FALSE;
+		if (!wait_child(child, FALSE)) {
+			mpop_tls_state_clear(&ts);
+			mpop_auth_request_clear(&req);
+			return 1;
+		}
+	} else if (!tls) {
 		/* Without TLS the pre-login process has no part in the session. */
 		if (id) {
 			kill(child, SIGKILL);
@@ -626,6 +696,21 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 		s = mpop_session_new(cfg, conn,
 				     mpop_stream_new(conn->fd_in, conn->fd_out, cfg->idle_timeout),
 				     0);
+	}
+	if (handed > 0) {
+		g_autoptr(GError) error = NULL;
+		gboolean ok = mpop_tls_resume(s->st, &ts, &error);
+
+		mpop_tls_state_clear(&ts);
+		if (!ok) {
+			mpop_log_err("%s", error->message);
+			s->st->broken = TRUE;
+			mpop_session_free(s);
+			mpop_auth_request_clear(&req);
+			return 1;
+		}
+		conn->tls_info = g_strdup(req.tls);
+		s->p.params.tls_active = TRUE;
 	}
 	mpop_linebuf_push(&s->lb, req.pending, req.pending_len);
 	mpop_auth_request_clear(&req);

@@ -29,6 +29,14 @@
 typedef struct {
 	SSL *ssl;
 	gboolean fatal; /* a fatal TLS or socket error: no close_notify may follow */
+	/* For the hand-over of a TLS 1.3 connection to the session (mpop_tls_export): the
+	 * application traffic secrets from the key log, and the records protected with them. */
+	gboolean established;	 /* the handshake is done: records are counted from here */
+	gboolean post_handshake; /* anything but application data since: no hand-over */
+	guint8 secret_len;
+	gboolean have_read, have_write;
+	guint8 read_secret[MPOP_TLS_MAX_SECRET], write_secret[MPOP_TLS_MAX_SECRET];
+	guint64 read_records, write_records;
 } MpopTls;
 
 /* The last OpenSSL error as text (never NULL). */
@@ -78,6 +86,59 @@ load_files(SSL_CTX *ctx, const MpopConfig *cfg, GError **error)
 	return TRUE;
 }
 
+/* The key log line of an application traffic secret: "<LABEL> <client random> <secret>", in
+ * hex. Copied into the connection's own state, never written anywhere. */
+static void
+keep_secret(const SSL *ssl, const char *line)
+{
+	MpopTls *t = SSL_get_app_data(ssl);
+	gboolean client = g_str_has_prefix(line, "CLIENT_TRAFFIC_SECRET_0 ");
+	const char *hex;
+	guint8 *dst;
+	size_t n = 0;
+
+	if (!t || (!client && !g_str_has_prefix(line, "SERVER_TRAFFIC_SECRET_0 ")))
+		return;
+	hex = strrchr(line, ' ') + 1;
+	dst = client ? t->read_secret : t->write_secret;
+	while (n < MPOP_TLS_MAX_SECRET && g_ascii_isxdigit(hex[2 * n]) &&
+	       g_ascii_isxdigit(hex[2 * n + 1])) {
+		dst[n] = (guint8)(g_ascii_xdigit_value(hex[2 * n]) << 4 |
+				  g_ascii_xdigit_value(hex[2 * n + 1]));
+		n++;
+	}
+	if (hex[2 * n] != '\0' || (n != 32 && n != 48) || (t->secret_len && t->secret_len != n)) {
+		t->post_handshake = TRUE; /* not what was expected: keep the relay */
+		return;
+	}
+	t->secret_len = (guint8)n;
+	if (client)
+		t->have_read = TRUE;
+	else
+		t->have_write = TRUE;
+}
+
+/* Count the records after the handshake (their sequence numbers), and note anything that is
+ * not application data (a KeyUpdate, an alert): the state then stays with OpenSSL. */
+static void
+count_record(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl,
+	     void *arg)
+{
+	MpopTls *t = SSL_get_app_data(ssl);
+
+	if (!t || !t->established)
+		return;
+	if (content_type == SSL3_RT_HEADER) {
+		if (write_p)
+			t->write_records++;
+		else
+			t->read_records++;
+	} else if (content_type == SSL3_RT_INNER_CONTENT_TYPE) {
+		if (len != 1 || *(const guint8 *)buf != SSL3_RT_APPLICATION_DATA)
+			t->post_handshake = TRUE;
+	}
+}
+
 SSL_CTX *
 mpop_tls_context_new(const MpopConfig *cfg, GError **error)
 {
@@ -99,6 +160,10 @@ mpop_tls_context_new(const MpopConfig *cfg, GError **error)
 					 SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_PRIORITIZE_CHACHA | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* No TLS 1.3 tickets either: no cache would ever take one back. */
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_keylog_callback(ctx, keep_secret);
+	SSL_CTX_set_msg_callback(ctx, count_record);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (*cfg->tls_ciphers && SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG, "%s: [tls] ciphers: %s",
@@ -261,6 +326,7 @@ tls_free(MpopStream *st)
 		(void)flush_records(t);
 	}
 	SSL_free(t->ssl);
+	explicit_bzero(t, sizeof(*t));
 	g_free(t);
 	st->impl = NULL;
 }
@@ -297,8 +363,9 @@ set_bios(SSL *ssl, int fd_in, int fd_out)
 	}
 	BIO_push(wbio, sock);
 	SSL_set_bio(ssl, rbio, wbio); /* the SSL object owns them from here */
-	/* Read what the socket has, not a record header and then its body: half the reads. */
-	SSL_set_read_ahead(ssl, 1);
+	/* One record at a time until the login: OpenSSL then holds no bytes of the client's
+	 * that are not decrypted yet, and the session can take the connection over. */
+	SSL_set_read_ahead(ssl, 0);
 	return TRUE;
 }
 
@@ -319,6 +386,7 @@ mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **error)
 		g_free(t);
 		return FALSE;
 	}
+	SSL_set_app_data(t->ssl, t);
 	set_nonblocking(st->fd_in);
 	set_nonblocking(st->fd_out);
 	/* From here on the stream is TLS, also on failure: nothing more goes out in clear. */
@@ -330,8 +398,10 @@ mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **error)
 		ERR_clear_error();
 		errno = 0;
 		r = SSL_accept(t->ssl);
-		if (r == 1)
+		if (r == 1) {
+			t->established = TRUE;
 			break;
+		}
 		r = after_call(st, r, deadline);
 		if (r == 0)
 			continue;
@@ -494,6 +564,8 @@ mpop_tls_relay(MpopStream *st, int plain_fd, int timeout_ms)
 	Pipe up = {.buf = ubuf}, down = {.buf = dbuf};
 	gboolean done = FALSE;
 
+	/* Read what the socket has, not a record header and then its body: half the reads. */
+	SSL_set_read_ahead(((MpopTls *)st->impl)->ssl, 1);
 	while (!done) {
 		struct pollfd pfd[2];
 		short ev_client, ev_plain;
@@ -518,4 +590,52 @@ mpop_tls_relay(MpopStream *st, int plain_fd, int timeout_ms)
 	}
 	/* Whatever ended the relay, the session's side is finished with. */
 	shutdown(plain_fd, SHUT_RDWR);
+}
+
+gboolean
+mpop_tls_export(MpopStream *st, MpopTlsState *out)
+{
+	MpopTls *t = st->impl;
+	guint16 suite;
+	int want, n;
+
+	if (st->ops != &tls_ops || !t || t->fatal || !t->established || t->post_handshake ||
+	    !t->have_read || !t->have_write || SSL_version(t->ssl) != TLS1_3_VERSION)
+		return FALSE;
+	suite = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(t->ssl));
+	switch (suite) {
+	case MPOP_TLS_AES_128_GCM_SHA256:
+	case MPOP_TLS_CHACHA20_POLY1305_SHA256:
+		want = 32;
+		break;
+	case MPOP_TLS_AES_256_GCM_SHA384:
+		want = 48;
+		break;
+	default:
+		return FALSE; /* the CCM suites: the relay */
+	}
+	/* Bytes read from the socket and not yet decrypted cannot be handed over (there are
+	 * none without read-ahead); decrypted ones can. */
+	if (t->secret_len != want || (SSL_pending(t->ssl) == 0 && SSL_has_pending(t->ssl)))
+		return FALSE;
+	*out = (MpopTlsState){.suite = suite, .secret_len = t->secret_len};
+	n = SSL_pending(t->ssl);
+	if (n > 0) {
+		out->pending = g_malloc(MPOP_TLS_STATE_MAX_PENDING);
+		while (SSL_pending(t->ssl) > 0 && out->pending_len < MPOP_TLS_STATE_MAX_PENDING) {
+			n = SSL_read(t->ssl, out->pending + out->pending_len,
+				     MPOP_TLS_STATE_MAX_PENDING - (int)out->pending_len);
+			if (n <= 0)
+				break;
+			out->pending_len += (gsize)n;
+		}
+	}
+	memcpy(out->read_secret, t->read_secret, MPOP_TLS_MAX_SECRET);
+	memcpy(out->write_secret, t->write_secret, MPOP_TLS_MAX_SECRET);
+	out->read_seq = t->read_records;
+	out->write_seq = t->write_records;
+	/* Not one more record from this process: the session's next one has write_seq. */
+	t->fatal = TRUE;
+	st->broken = TRUE;
+	return TRUE;
 }

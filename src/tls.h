@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include "config.h"
 #include "stream.h"
+#include "tls-state.h"
 
 /* A server context from cfg's [tls] group: certificate chain and key (checked to match),
  * minimum protocol, cipher lists, security level 2, no session tickets or renegotiation.
@@ -19,3 +20,14 @@ gboolean mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **e
 /* Forward between the TLS stream st (the client) and plain_fd (the session) until either
  * side ends or nothing moves for timeout_ms; then close the TLS connection cleanly. */
 void mpop_tls_relay(MpopStream *st, int plain_fd, int timeout_ms);
+
+/* After a login over TLS 1.3 with an AEAD suite the session can protect (not the CCM ones):
+ * take the connection's record state out of st, with what OpenSSL decrypted and nothing
+ * read yet. st sends nothing more after this, not even close_notify. FALSE (st unchanged)
+ * when the connection stays with OpenSSL and mpop_tls_relay(). */
+gboolean mpop_tls_export(MpopStream *st, MpopTlsState *out);
+
+/* Switch the plain stream st (the client's descriptors) to TLS 1.3 records protected with
+ * state's keys from its sequence numbers on (RFC 8446 5.2-5.3, KeyUpdate 4.6.3). The
+ * pending bytes are read first. FALSE with error when the state cannot be used. */
+gboolean mpop_tls_resume(MpopStream *st, const MpopTlsState *state, GError **error);
