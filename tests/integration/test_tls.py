@@ -813,6 +813,214 @@ def busy_tls(t, pki):
                 fx.stderr_text()[since:])
 
 
+# ---------------------------------------------------------------- the TLS 1.3 hand-over
+
+
+def session_processes(fx):
+    """Non-root mpopd processes of this fixture's config: the session (as the mailbox owner)
+    and, while it relays, the pre-login process."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            with open(f"/proc/{pid}/status") as f:
+                uid = next(int(l.split()[1]) for l in f if l.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if fx.conf.encode() in args and uid != 0:
+            out.append(int(pid))
+    return out
+
+
+def s_client_keyupdate(t, fx, port, tag):
+    """openssl s_client's k (KeyUpdate) and K (KeyUpdate, update requested) between commands
+    (lowercase: s_client takes a line starting with Q or R as its own command)."""
+    exp = fx.expect()
+    msgs = os.path.join(fx.dir, "msg.txt")
+    proc = subprocess.Popen(["openssl", "s_client", "-quiet", "-no_ign_eof", "-connect",
+                             f"127.0.0.1:{port}", "-CAfile", fx.pki.ca, "-msgfile", msgs, "-msg"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    script = ["user alice", f"pass {PASSWORD}", "stat", "k", "stat", "K", "stat", "retr 1",
+              "k", "K", "uidl", "quit"]
+    for line in script:
+        proc.stdin.write((line + "\r\n").encode())
+        proc.stdin.flush()
+        time.sleep(0.3)
+    try:
+        out, err = proc.communicate(timeout=WAIT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    flags = [False] + [m for c, m in (("user", 0), ("pass", 0), ("stat", 0), ("stat", 0),
+                                      ("stat", 0), ("retr", 1), ("uidl", 1), ("quit", 0))]
+    replies = split_replies(out, flags)
+    stat = b"+OK %d %d" % (len(exp), sum(pop_size(r) for _, r in exp))
+    t.check([r[0] for r in replies[3:6]] == [stat] * 3,
+            f"{tag}: STAT answered before and after each KeyUpdate", out + err)
+    t.check(replies[6][1] == crlf(exp[0][1]), f"{tag}: RETR 1 byte-exact after two key updates",
+            replies[6])
+    want = b"".join(b"%d %s\r\n" % (i, u.encode()) for i, (u, _) in enumerate(exp, 1))
+    t.equal(replies[7][1], want, f"{tag}: UIDL after four key updates")
+    t.check(replies[8][0] is not None and replies[8][0].startswith(b"+OK"),
+            f"{tag}: QUIT", replies[8:])
+    with open(msgs, errors="replace") as f:
+        trace = f.read()
+    t.equal((trace.count(">>> TLS 1.3, Handshake [length 0005], KeyUpdate"),
+             trace.count("<<< TLS 1.3, Handshake [length 0005], KeyUpdate")), (4, 2),
+            f"{tag}: the client sent four KeyUpdates, the server answered the two that asked")
+
+
+class RawTls:
+    """A TLS client over memory BIOs: what goes on the wire is in the test's hands."""
+
+    def __init__(self, port, ctx):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.cport = self.sock.getsockname()[1]
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="127.0.0.1")
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._pump()
+        self._flush()
+        self.buf = b""
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _pump(self):
+        self._flush()
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError
+        self.inc.write(data)
+
+    def send(self, data):
+        self.obj.write(data)
+        self._flush()
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            try:
+                self.buf += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self._pump()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def raw_to_eof(self):
+        """Raw bytes the server sends until it closes (None if it does not within WAIT)."""
+        got = b""
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return got
+                got += data
+        except ConnectionResetError:
+            return got
+        except socket.timeout:
+            return None
+
+
+def handover(t, pki, mode):
+    ctx = client_context(pki)
+    relay_processes = 2 if os.geteuid() == 0 else 1
+    # which TLS connections the session takes over (one process) and which stay with the
+    # pre-login process relaying (two)
+    for suite, maxv, want in (("TLS_AES_128_GCM_SHA256", None, 1),
+                              ("TLS_AES_256_GCM_SHA384", None, 1),
+                              ("TLS_CHACHA20_POLY1305_SHA256", None, 1),
+                              ("", ssl.TLSVersion.TLSv1_2, relay_processes)):
+        with TlsFixture(pki, {"tls.ciphersuites": suite} if suite else {}) as fx, \
+                TlsServer(fx, mode, tls=True) as srv:
+            exp = fx.expect()
+            p = TlsPop(srv.tls_port, client_context(pki, max_version=maxv))
+            _, r = p.login()
+            name = p.tls.version() + " " + p.tls.cipher()[0]
+            t.check(r.startswith(b"+OK"), f"{mode}: {name}: login", r)
+            ok = wait_for(lambda: len(session_processes(fx)) == want)
+            t.check(ok, f"{mode}: {name}: {want} process(es) serve the logged-in session",
+                    session_processes(fx))
+            t.equal(p.cmd("STAT"), b"+OK %d %d" % (len(exp), sum(pop_size(x) for _, x in exp)),
+                    f"{mode}: {name}: STAT")
+            t.check(p.cmd("RETR 2").startswith(b"+OK") and p.multi_raw() == crlf(exp[1][1]),
+                    f"{mode}: {name}: RETR 2 byte-exact")
+            t.check(p.cmd("QUIT").startswith(b"+OK"), f"{mode}: {name}: QUIT")
+            t.check(p.closed(), f"{mode}: {name}: closed after QUIT")
+            p.close()
+    with TlsFixture(pki) as fx, TlsServer(fx, mode, tls=True) as srv:
+        # pipelined commands in the record with PASS, beyond what the pre-login process's
+        # line buffer takes (4 KiB): the rest is decrypted in OpenSSL and handed over
+        exp = fx.expect()
+        raw = RawTls(srv.tls_port, ctx)
+        raw.line()
+        n = 1500
+        raw.send(b"USER alice\r\nPASS " + PASSWORD.encode() + b"\r\n" + b"NOOP\r\n" * n
+                 + b"STAT\r\n")
+        got = [raw.line() for _ in range(n + 3)]
+        t.check(all(g.startswith(b"+OK") for g in got[:n + 2]) and
+                got[-1] == b"+OK %d %d" % (len(exp), sum(pop_size(x) for _, x in exp)),
+                f"{mode}: {n} NOOPs and STAT pipelined in the PASS record (~9 KiB) all answered",
+                got[-3:])
+        raw.send(b"QUIT\r\n")
+        t.check(raw.line().startswith(b"+OK"), f"{mode}: pipelined: QUIT")
+        raw.sock.close()
+
+        # a forged record after the login: the connection ends with an alert, nothing of
+        # the session's DELE is applied
+        for label, junk, reason in (
+                ("a record that fails authentication",
+                 b"\x17\x03\x03\x00\x20" + os.urandom(32), "a record failed authentication"),
+                ("an unprotected handshake record", b"\x16\x03\x03\x00\x04\x01\x00\x00\x00",
+                 "an unprotected record"),
+                ("a record over the size limit", b"\x17\x03\x03\x41\x01" + b"\0" * 64,
+                 "a record over 2^14 + 256 bytes")):
+            since = mark(fx)
+            before = fx.listing("alice")
+            raw = RawTls(srv.tls_port, ctx)
+            raw.line()
+            raw.send(b"USER alice\r\nPASS " + PASSWORD.encode() + b"\r\nDELE 1\r\n")
+            got = [raw.line() for _ in range(3)]
+            raw.sock.sendall(junk)
+            rest = raw.raw_to_eof()
+            raw.sock.close()
+            t.check(got[2].startswith(b"+OK") and rest is not None and
+                    rest[:1] == b"\x17" and len(rest) == 5 + 2 + 1 + 16,
+                    f"{mode}: {label}: the server sends one alert record and closes",
+                    (got, rest))
+            settle(fx, since, lambda recs: events(peer_records(fx, raw.cport, since), "logout"))
+            recs = peer_records(fx, raw.cport, since)
+            t.check(any(reason in r["rest"] for r in events(recs, "tls")),
+                    f"{mode}: {label}: logged as such",
+                    "\n".join(r["line"] for r in recs))
+            t.equal(fx.listing("alice"), before, f"{mode}: {label}: DELE 1 not applied")
+
+        # close_notify instead of QUIT: the session ends, nothing deleted, close_notify back
+        before = fx.listing("alice")
+        p = TlsPop(srv.tls_port, ctx)
+        p.login()
+        t.check(p.cmd("DELE 1").startswith(b"+OK"), f"{mode}: close_notify: DELE 1")
+        try:
+            p.sock = p.tls.unwrap()
+            back = True
+        except (ssl.SSLError, OSError) as e:
+            back = e
+        p.sock.close()
+        t.check(back is True, f"{mode}: close_notify from the client is answered with one",
+                back)
+        wait_for(lambda: not session_processes(fx))
+        t.equal(fx.listing("alice"), before, f"{mode}: close_notify before QUIT: nothing deleted")
+
+        s_client_keyupdate(t, fx, srv.tls_port, f"{mode}: KeyUpdate")
+
+
 def main():
     need_binaries()
     t = Reporter("tls")
@@ -824,6 +1032,7 @@ def main():
             t.run(garbage, pki, mode)
             t.run(no_plaintext, pki, mode)
             t.run(sasl_in_tls, pki, mode)
+            t.run(handover, pki, mode)
         for mode in ("inetd", "daemon"):
             if shutil.which("curl"):
                 t.run(curl_all, pki, mode)
