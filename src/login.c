@@ -563,18 +563,17 @@ static int
 receive_tls_state(int chan, MpopTlsState *out)
 {
 	guint64 deadline = mpop_now_usec() + GRACE_MARGIN_USEC + G_USEC_PER_SEC;
-	gsize size = MAX(MPOP_PRIVSEP_MAX_RECORD, MPOP_TLS_STATE_MAX_RECORD);
-	g_autofree guint8 *buf = g_malloc(size);
+	guint8 buf[MAX(MPOP_PRIVSEP_MAX_RECORD, MPOP_TLS_STATE_MAX_RECORD)];
 	guint records = 0;
 
 	for (;;) {
-		gssize n = next_record(chan, buf, size, deadline);
+		gssize n = next_record(chan, buf, sizeof(buf), deadline);
 		int r;
 
 		if (n > 0 && relay_log_record(buf, (gsize)n, &records))
 			continue;
 		r = n > 0 ? mpop_tls_state_decode(buf, (gsize)n, out) : -EINVAL;
-		explicit_bzero(buf, size);
+		explicit_bzero(buf, sizeof(buf));
 		if (r < 0)
 			mpop_log_err("no TLS state from the pre-login process, ending session");
 		return r < 0 ? -1 : r;
