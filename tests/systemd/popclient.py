@@ -38,7 +38,10 @@ TIMEOUT = 15
 
 
 def context(req):
-    return ssl.create_default_context(cafile=req["cafile"])
+    ctx = ssl.create_default_context(cafile=req["cafile"])
+    if req.get("tls") == "implicit-1.2":
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
 
 
 class SourcePOP3(poplib.POP3):
@@ -59,7 +62,7 @@ def connect(req):
         if tls:
             raise ValueError("source is for plain text sessions")
         return SourcePOP3("127.0.0.1", req["port"], TIMEOUT, req["source"])
-    if tls == "implicit":
+    if tls in ("implicit", "implicit-1.2"):
         return poplib.POP3_SSL("127.0.0.1", req["port"], timeout=TIMEOUT,
                                context=context(req))
     p = poplib.POP3("127.0.0.1", req["port"], timeout=TIMEOUT)

@@ -322,20 +322,25 @@ def tls(t, s):
                 "STLS on port 110: TLS with the configured certificate", res)
         tls_login_records(t, ct, "mpopd-tls@", seen)
 
-        p = ct.pop_background(TLS_PORT, [{"op": "hold", "seconds": 6}], tls="implicit")
-        try:
-            held = p.stdout.readline()
-            t.check(b'"held": true' in held, "a TLS session stays logged in", held)
-            units = instances(ct, "mpopd-tls@*")
-            t.equal(len(units), 1, "one mpopd-tls@ instance runs for it")
-            check_sandbox(t, ct, units[0] if units else "mpopd-tls@none.service",
-                          "mpopd-tls@ (TLS)", relay=True)
-        finally:
+        # TLS 1.3: the session takes the connection over, the pre-login process ends; TLS 1.2:
+        # the pre-login process stays as the relay, in its sandbox
+        for mode, relay, tag in (("implicit", False, "mpopd-tls@ (TLS 1.3)"),
+                                 ("implicit-1.2", True, "mpopd-tls@ (TLS 1.2 relay)")):
+            p = ct.pop_background(TLS_PORT, [{"op": "hold", "seconds": 6}], tls=mode)
             try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
+                held = p.stdout.readline()
+                t.check(b'"held": true' in held, f"{tag}: a TLS session stays logged in", held)
+                units = instances(ct, "mpopd-tls@*")
+                t.equal(len(units), 1, f"{tag}: one mpopd-tls@ instance runs for it")
+                check_sandbox(t, ct, units[0] if units else "mpopd-tls@none.service", tag,
+                              relay=relay)
+            finally:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=10)
+            wait_for(lambda: not instances(ct, "mpopd-tls@*"), timeout=10, step=0.3)
 
         check_hangup_records(t, ct, TLS_PORT, tls="implicit", tag="mpopd-tls.socket")
 
