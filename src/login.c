@@ -381,9 +381,16 @@ static gboolean
 hand_over_tls(MpopStream *st, int chan)
 {
 	MpopTlsState ts = {0};
-	gboolean handed = mpop_tls_export(st, &ts);
-	g_autoptr(GBytes) rec = mpop_tls_state_encode(handed ? &ts : NULL);
-	ssize_t n = send(chan, g_bytes_get_data(rec, NULL), g_bytes_get_size(rec), MSG_NOSIGNAL);
+	gboolean handed;
+	g_autoptr(GBytes) rec = NULL;
+	ssize_t n;
+
+	/* Replies still queued go first, under the keys and numbers we hand over after. */
+	if (!mpop_stream_flush(st))
+		return FALSE;
+	handed = mpop_tls_export(st, &ts);
+	rec = mpop_tls_state_encode(handed ? &ts : NULL);
+	n = send(chan, g_bytes_get_data(rec, NULL), g_bytes_get_size(rec), MSG_NOSIGNAL);
 
 	explicit_bzero((void *)g_bytes_get_data(rec, NULL), g_bytes_get_size(rec));
 	mpop_tls_state_clear(&ts);
