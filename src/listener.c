@@ -34,7 +34,7 @@
 
 typedef struct {
 	MpopConfig *cfg;
-	SSL_CTX *tls; /* from cfg's [tls], NULL without */
+	MpopTlsContext *tls; /* from cfg's [tls], NULL without */
 	const MpopListenOptions *opts;
 	int fds[MAX_LISTEN];
 	gboolean implicit_tls[MAX_LISTEN]; /* fds[i] is a port 995 style listener */
@@ -226,8 +226,8 @@ proxy_header(const MpopConfig *cfg, MpopConnection *conn, guint versions)
 
 /* proxy: the PROXY header versions the connection starts with (MPOP_PROXY_* bits), 0: none. */
 static int
-serve_one(const MpopConfig *cfg, SSL_CTX *tls, MpopPenalty *penalty, const MpopHostRules *rules,
-	  int fd_in, int fd_out, gboolean implicit_tls, guint proxy)
+serve_one(const MpopConfig *cfg, MpopTlsContext *tls, MpopPenalty *penalty,
+	  const MpopHostRules *rules, int fd_in, int fd_out, gboolean implicit_tls, guint proxy)
 {
 	MpopConnection conn = {.fd_in = fd_in, .fd_out = fd_out, .tls = tls, .penalty = penalty};
 	int ret;
@@ -480,7 +480,7 @@ load_rules(const MpopConfig *cfg, MpopHostRules **out, GError **error)
 /* A configuration read for a reload or refresh, validated, not yet in force. */
 typedef struct {
 	MpopConfig *cfg;
-	SSL_CTX *tls;
+	MpopTlsContext *tls;
 	MpopHostRules *rules;
 } MpopNextConfig;
 
@@ -488,7 +488,7 @@ static void
 next_clear(MpopNextConfig *n)
 {
 	g_clear_pointer(&n->cfg, mpop_config_free);
-	g_clear_pointer(&n->tls, SSL_CTX_free);
+	g_clear_pointer(&n->tls, mpop_tls_context_free);
 	g_clear_pointer(&n->rules, mpop_hostrules_free);
 }
 
@@ -514,7 +514,7 @@ next_adopt(MpopListener *l, MpopNextConfig *n)
 {
 	mpop_config_free(l->cfg);
 	l->cfg = g_steal_pointer(&n->cfg);
-	g_clear_pointer(&l->tls, SSL_CTX_free);
+	g_clear_pointer(&l->tls, mpop_tls_context_free);
 	l->tls = g_steal_pointer(&n->tls);
 	mpop_hostrules_free(l->rules);
 	l->rules = g_steal_pointer(&n->rules);
@@ -1032,7 +1032,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 out:
 	g_clear_pointer(&l.rules, mpop_hostrules_free);
 	g_clear_pointer(&l.penalty, mpop_penalty_free);
-	g_clear_pointer(&l.tls, SSL_CTX_free);
+	g_clear_pointer(&l.tls, mpop_tls_context_free);
 	mpop_config_free(l.cfg);
 	return ret;
 }

@@ -161,13 +161,13 @@ main(int argc, char **argv)
 		}
 		/* The certificate and key are part of the configuration: they must load. */
 		if (mpop_config_has_tls(cfg)) {
-			SSL_CTX *ctx = mpop_tls_context_new(cfg, &error);
+			MpopTlsContext *ctx = mpop_tls_context_new(cfg, &error);
 			if (!ctx) {
 				report(error->message);
 				mpop_config_free(cfg);
 				return 1;
 			}
-			SSL_CTX_free(ctx);
+			mpop_tls_context_free(ctx);
 		}
 		for (guint i = 0; !quiet && cfg->warnings != NULL && i < cfg->warnings->len; i++)
 			fprintf(stderr, "mpopd: warning: %s\n",

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <glib.h>
-#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include "auth.h"
 #include "config.h"
@@ -12,6 +11,7 @@
 #include "penalty.h"
 #include "pop3.h"
 #include "stream.h"
+#include "tls.h"
 
 /* How a connection arrived (filled by the listener). */
 typedef struct {
@@ -27,7 +27,7 @@ typedef struct {
 	char *session_id;
 	gboolean loopback;     /* the peer is a loopback address (or a local pipe) */
 	gboolean implicit_tls; /* RFC 8314: the connection starts with a TLS handshake */
-	SSL_CTX *tls;	       /* TLS configured for this connection, else NULL; not owned */
+	MpopTlsContext *tls;   /* TLS configured for this connection, else NULL; not owned */
 	char *tls_info;	       /* TLS held by the pre-login process: "protocol cipher" */
 	MpopPenalty *penalty;  /* the failure penalty table, NULL: none; not owned */
 	gboolean trusted;      /* the peer is in [access] trusted_networks: no failure penalty */

@@ -8,8 +8,7 @@
  * does with the same state. Only application data, KeyUpdate and alerts can follow a
  * TLS 1.3 handshake on a server that sends no tickets and asks for no post-handshake
  * authentication; anything else ends the connection with an alert. */
-#include "log.h"
-#include "tls.h"
+#include "tls-record.h"
 #include "util.h"
 
 #include <errno.h>
@@ -18,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -68,6 +68,28 @@ typedef struct {
 	gboolean fatal;	      /* the connection failed: nothing more is sent */
 	gboolean update_owed; /* the client asked for a KeyUpdate before our next data */
 } Records;
+
+/* The core's logger (set once when the module is loaded): the module has no log of its own. */
+static const MpopTlsHost *host;
+
+void
+mpop_tls_record_set_host(const MpopTlsHost *h)
+{
+	host = h;
+}
+
+static void G_GNUC_PRINTF(2, 3) log_info(const char *event, const char *fmt, ...)
+{
+	g_autofree char *msg = NULL;
+	va_list ap;
+
+	if (!host)
+		return;
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	host->log_info(event, msg);
+}
 
 /* HKDF-Expand-Label(secret, label, "", out_len) of RFC 8446 7.1. */
 static gboolean
@@ -230,7 +252,7 @@ send_alert(MpopStream *st, guint8 description)
 static ssize_t
 fail(MpopStream *st, guint8 alert, const char *why)
 {
-	mpop_log_event(MPOP_LOG_INFO, "tls", NULL, "TLS error: %s", why);
+	log_info("tls", "TLS error: %s", why);
 	send_alert(st, alert);
 	return -EPROTO;
 }
@@ -281,8 +303,7 @@ open_record(MpopStream *st, gsize body)
 		if (r->plain[1] == ALERT_USER_CANCELED)
 			return 0; /* a close_notify follows */
 		r->fatal = TRUE;  /* the client ended it: no alert back (6.2) */
-		mpop_log_event(MPOP_LOG_INFO, "tls", NULL, "TLS alert %u from the client",
-			       r->plain[1]);
+		log_info("tls", "TLS alert %u from the client", r->plain[1]);
 		return -EPROTO;
 	case TYPE_HANDSHAKE:
 		/* KeyUpdate (4.6.3) is the one handshake message a client may send now; it is
@@ -445,7 +466,7 @@ static const MpopStreamOps records_ops = {
 };
 
 gboolean
-mpop_tls_resume(MpopStream *st, const MpopTlsState *state, GError **error)
+mpop_tls_record_resume(MpopStream *st, const MpopTlsState *state, GError **error)
 {
 	Records *r = g_new0(Records, 1);
 

@@ -1,24 +1,32 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* TLS with OpenSSL 3: the server context from [tls], TLS streams, the post-login relay. */
+/* TLS for the core: the server context from [tls], TLS streams, the post-login relay. The
+ * OpenSSL code is a module (mpopd-tls.so, tls-openssl.c) loaded only when [tls] is set. */
 #pragma once
 
 #include <glib.h>
-#include <openssl/ssl.h>
 #include "config.h"
 #include "stream.h"
 #include "tls-state.h"
 
+/* A server context (OpenSSL's SSL_CTX inside the module); opaque here. */
+typedef struct MpopTlsContext MpopTlsContext;
+
 /* A server context from cfg's [tls] group: certificate chain and key (checked to match),
  * minimum protocol, cipher lists, security level 2, no session tickets or renegotiation.
- * Reads the files now (call as root). Errors name the file. */
-SSL_CTX *mpop_tls_context_new(const MpopConfig *cfg, GError **error);
+ * Loads the TLS module first if this process has not yet (once; never unloaded), and reads
+ * the files now (call as root, before forking sessions). Errors name the module or file. */
+MpopTlsContext *mpop_tls_context_new(const MpopConfig *cfg, GError **error);
+/* Frees a context; NULL is accepted. */
+void mpop_tls_context_free(MpopTlsContext *ctx);
 
 /* Run the server handshake on st's descriptors and switch st to TLS. Nothing queued on st
- * is sent in clear. On failure st is unusable; error says why (for one log record). */
-gboolean mpop_tls_start(MpopStream *st, SSL_CTX *ctx, int timeout_ms, GError **error);
+ * is sent in clear. On failure st is unusable; error says why (for one log record). ctx
+ * comes from mpop_tls_context_new() in this process or a parent. */
+gboolean mpop_tls_start(MpopStream *st, MpopTlsContext *ctx, int timeout_ms, GError **error);
 
 /* Forward between the TLS stream st (the client) and plain_fd (the session) until either
- * side ends or nothing moves for timeout_ms; then close the TLS connection cleanly. */
+ * side ends or nothing moves for timeout_ms; then close the TLS connection cleanly. st was
+ * switched to TLS by mpop_tls_start(). */
 void mpop_tls_relay(MpopStream *st, int plain_fd, int timeout_ms);
 
 /* After a login over TLS 1.3 with an AEAD suite the session can protect (not the CCM ones):
