@@ -5,10 +5,12 @@ mpopd process (inetd, Accept=yes, the daemon and its session processes) maps Ope
 module; with it they do and STLS works. A module mpopd cannot load (a copy of the binary
 whose RUNPATH, set with patchelf, names a directory without it, or with a library that is
 not the module) is an error naming the module at --check-config and at start, and a
-configuration without [tls] never looks for it."""
+configuration without [tls] never looks for it. A daemon started without [tls] loads the
+module at the reload that adds it."""
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -102,6 +104,26 @@ def maps_follow_config(t, pki):
                     f"{mode}, [tls]: every process maps {MODULE} and libssl", str(maps))
 
 
+def reload_adds_tls(t, pki):
+    """A daemon started without [tls] loads the module at the reload that adds it."""
+    with TlsFixture(pki, cert=None) as fx, TlsServer(fx, "daemon") as srv:
+        t.check(mapped(srv.proc.pid) == [], "reload: the daemon without [tls] maps no OpenSSL",
+                str(mapped(srv.proc.pid)))
+        since = len(fx.stderr_text())
+        fx.write_config({"tls.certificate": pki.cert, "tls.key": pki.key})
+        os.kill(srv.proc.pid, signal.SIGUSR1)
+        t.check(wait_for(lambda: "event=reload " in fx.stderr_text()[since:]),
+                "reload: [tls] added", fx.stderr_text()[since:])
+        m = mapped(srv.proc.pid)
+        t.check(m is not None and MODULE in m, f"reload: the daemon maps {MODULE} now", str(m))
+        p = TlsPop(srv.port, client_context(pki), implicit=False)
+        try:
+            t.check(p.stls().startswith(b"+OK") and p.tls is not None, "reload: STLS works")
+            t.check(p.login()[1].startswith(b"+OK"), "reload: login inside TLS")
+        finally:
+            p.close()
+
+
 def copy_with_runpath(workdir, runpath):
     """A copy of mpopd whose RUNPATH is runpath (where it looks for the module)."""
     exe = os.path.join(workdir, "mpopd")
@@ -158,6 +180,7 @@ def main():
     t = Reporter("tls-module")
     with Pki() as pki:
         t.run(maps_follow_config, pki)
+        t.run(reload_adds_tls, pki)
         if shutil.which("patchelf"):
             t.run(unloadable, pki)
         else:
