@@ -4,7 +4,7 @@
 mpopd process (inetd, Accept=yes, the daemon and its session processes) maps OpenSSL or the
 module; with it they do and STLS works. A module mpopd cannot load (a copy of the binary
 whose RUNPATH, set with patchelf, names a directory without it, or with a library that is
-not the module) is an error naming the module at --check-config and at start, and a
+not the module) is an error naming its path at --check-config and at start, and a
 configuration without [tls] never looks for it. A daemon started without [tls] loads the
 module at the reload that adds it."""
 
@@ -150,8 +150,9 @@ def unloadable(t, pki):
             with TlsFixture(pki) as fx:
                 r = subprocess.run([exe, "--check-config", "-c", fx.conf], capture_output=True,
                                    text=True, timeout=WAIT)
-                t.check(r.returncode != 0 and MODULE in r.stderr and says in r.stderr,
-                        f"--check-config with [tls], {what}: an error naming {MODULE}",
+                named = os.path.join(runpath, MODULE)
+                t.check(r.returncode != 0 and named in r.stderr and says in r.stderr,
+                        f"--check-config with [tls], {what}: an error naming {named}",
                         f"rc {r.returncode}\n{r.stderr}")
                 r = subprocess.run([exe, "--inetd", "-c", fx.conf], input="QUIT\r\n",
                                    capture_output=True, text=True, timeout=WAIT)
