@@ -4,7 +4,7 @@
 #include "stream.h"
 #include "tls-seal.h"
 #include "tls-state.h"
-#include "tls.h"
+#include "tls-record.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -42,7 +42,7 @@ conn_open(Conn *c, guint16 suite, guint64 read_seq, guint64 write_seq, const cha
 	c->client.seq = read_seq;
 	c->server.seq = write_seq;
 	c->st = mpop_stream_new(c->fds[0], c->fds[0], 5);
-	g_assert_true(mpop_tls_resume(c->st, &s, &error));
+	g_assert_true(mpop_tls_record_resume(c->st, &s, &error));
 	g_assert_no_error(error);
 	mpop_tls_state_clear(&s);
 }

@@ -5,7 +5,7 @@
 #include "stream.h"
 #include "../tls-seal.h"
 #include "tls-state.h"
-#include "tls.h"
+#include "tls-record.h"
 
 #include <stdint.h>
 #include <sys/socket.h>
@@ -89,7 +89,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	}
 	st = mpop_stream_new(fds[0], fds[0], 1);
-	g_assert_true(mpop_tls_resume(st, &s, NULL));
+	g_assert_true(mpop_tls_record_resume(st, &s, NULL));
 	for (gsize off = 0; off < wire->len;) {
 		n = write(fds[1], wire->data + off, wire->len - off);
 		if (n <= 0)
