@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The interface between the core (tls.c) and the TLS module mpopd-tls.so (tls-openssl.c):
- * one exported table, checked by tls.c before any of its functions is called. */
+/* The interface between the core (tls.c) and the TLS module mpopd-tls.so (tls-openssl.c,
+ * tls-record.c): one exported table, checked by tls.c before any of its functions is called. */
 #pragma once
 
 #include <glib.h>
