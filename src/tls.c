@@ -10,7 +10,6 @@
 #include "util.h"
 
 #include <dlfcn.h>
-#include <link.h>
 #include <unistd.h>
 
 static void
@@ -25,67 +24,23 @@ static const MpopTlsHost host = {.log_info = log_info};
  * inherited by its children; never unloaded (its streams' ops and GLib quarks point into it). */
 static const MpopTlsModule *module;
 
-/* dl_iterate_phdr() callback: the RUNPATH of the first object, the executable. */
-static int
-executable_runpath(struct dl_phdr_info *info, size_t size, void *data)
-{
-	const ElfW(Dyn) *dyn = NULL;
-	ElfW(Addr) strtab = 0;
-	ElfW(Xword) runpath = 0;
-	gboolean found = FALSE;
-
-	for (int i = 0; i < info->dlpi_phnum; i++)
-		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-			dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
-	for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
-		if (dyn->d_tag == DT_STRTAB)
-			strtab = dyn->d_un.d_ptr;
-		else if (dyn->d_tag == DT_RUNPATH) {
-			runpath = dyn->d_un.d_val;
-			found = TRUE;
-		}
-	}
-	if (found && strtab) {
-		/* glibc relocates the executable's DT_STRTAB in place on most architectures
-		 * (x86-64 among them), not on all: a link-time address lies below the base. */
-		if (strtab < info->dlpi_addr)
-			strtab += info->dlpi_addr;
-		*(char **)data = g_strdup((const char *)strtab + runpath);
-	}
-	return 1;
-}
-
-/* The module's path. Installed, mpopd has no RUNPATH (meson drops build_rpath at install: no
- * extra library lookups at every exec) and the module is in MPOPD_TLS_MODULE_DIR. In the
- * build tree the RUNPATH names the build directory: the first of its directories that has
- * the module (else the first, for the error). Read here rather than left to dlopen()'s own
- * search, which uses the RUNPATH of the object that calls it: under ASan that is the
- * sanitizer's dlopen interceptor, not mpopd. */
+/* The module's path: next to the executable when it is there (the build tree, where
+ * build/src holds both), else the install directory. The installed mpopd lives in sbindir,
+ * which only root can write, so the first look finds nothing there. */
 static char *
 module_path(void)
 {
-	g_autofree char *runpath = NULL;
-	g_auto(GStrv) dirs = NULL;
-	char *first = NULL;
+	g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
 
-	dl_iterate_phdr(executable_runpath, &runpath);
-	dirs = runpath ? g_strsplit(runpath, ":", -1) : NULL;
-	for (guint i = 0; dirs && dirs[i]; i++) {
-		char *path;
+	if (exe) {
+		g_autofree char *dir = g_path_get_dirname(exe);
+		char *path = g_build_filename(dir, MPOP_TLS_MODULE_FILE, NULL);
 
-		if (!g_path_is_absolute(dirs[i]))
-			continue; /* meson's placeholder, $ORIGIN */
-		path = g_build_filename(dirs[i], MPOP_TLS_MODULE_FILE, NULL);
-		if (access(path, F_OK) == 0) {
-			g_free(first);
+		if (access(path, F_OK) == 0)
 			return path;
-		}
-		if (!first)
-			first = path;
-		else
-			g_free(path);
+		g_free(path);
 	}
-	return first ? first : g_strdup(MPOPD_TLS_MODULE_DIR "/" MPOP_TLS_MODULE_FILE);
+	return g_strdup(MPOPD_TLS_MODULE_DIR "/" MPOP_TLS_MODULE_FILE);
 }
 
 /* The module needs nothing from the executable (util.c is linked into it and it logs
