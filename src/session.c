@@ -352,5 +352,9 @@ mpop_session_transaction(MpopSession *s, const MpopAuthIdentity *id)
 									   : s->conn->tls_info);
 	mpop_log_event(MPOP_LOG_INFO, "login", fields,
 		       "logged in, %u messages, %" G_GUINT64_FORMAT " octets", n, octets);
+	/* What opening the mailbox allocated and freed (a Maildir's listing and size cache:
+	 * ~90 KiB of heap below live data) goes back to the system before the session waits
+	 * for the client: an idle session keeps only what it uses. */
+	malloc_trim(0);
 	return TRUE;
 }
