@@ -614,17 +614,9 @@ export_state(MpopStream *st, MpopTlsState *out)
 	    !t->have_read || !t->have_write || SSL_version(t->ssl) != TLS1_3_VERSION)
 		return FALSE;
 	suite = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(t->ssl));
-	switch (suite) {
-	case MPOP_TLS_AES_128_GCM_SHA256:
-	case MPOP_TLS_CHACHA20_POLY1305_SHA256:
-		want = 32;
-		break;
-	case MPOP_TLS_AES_256_GCM_SHA384:
-		want = 48;
-		break;
-	default:
+	want = mpop_tls_suite_secret_len(suite);
+	if (!want)
 		return FALSE; /* the CCM suites: the relay */
-	}
 	/* Bytes read from the socket and not yet decrypted cannot be handed over (there are
 	 * none without read-ahead); decrypted ones can. */
 	if (t->secret_len != want || (SSL_pending(t->ssl) == 0 && SSL_has_pending(t->ssl)))

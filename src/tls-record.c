@@ -199,16 +199,43 @@ seal(Records *r, guint8 type, const guint8 *data, gsize len, guint8 *out)
 	return HEADER_LEN + body;
 }
 
+/* Wait until fd is ready for events, at most until deadline (monotonic usec, 0: no limit).
+ * 0, -ETIMEDOUT or -errno. */
+static int
+wait_fd(int fd, short events, guint64 deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	int ms = -1, p;
+
+	if (deadline) {
+		guint64 now = mpop_now_usec();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		ms = (int)MIN((deadline - now + 999) / 1000, G_MAXINT);
+	}
+	do
+		p = poll(&pfd, 1, ms);
+	while (p < 0 && errno == EINTR);
+	if (p < 0)
+		return -errno;
+	return p == 0 ? -ETIMEDOUT : 0;
+}
+
+static guint64
+deadline_in(int timeout_ms)
+{
+	return timeout_ms < 0 ? 0 : mpop_now_usec() + (guint64)timeout_ms * 1000 + 1;
+}
+
 /* Write all of buf to the client, waiting for it at most timeout_ms (< 0: no limit). */
 static int
 send_all(int fd, const guint8 *buf, gsize len, int timeout_ms)
 {
-	guint64 deadline = timeout_ms < 0 ? 0 : mpop_now_usec() + (guint64)timeout_ms * 1000;
+	guint64 deadline = deadline_in(timeout_ms);
 
 	while (len > 0) {
 		ssize_t n = write(fd, buf, len);
-		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-		int ms = -1, p;
+		int r;
 
 		if (n > 0) {
 			buf += n;
@@ -217,17 +244,9 @@ send_all(int fd, const guint8 *buf, gsize len, int timeout_ms)
 		}
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -errno;
-		if (deadline) {
-			guint64 now = mpop_now_usec();
-			if (now >= deadline)
-				return -ETIMEDOUT;
-			ms = (int)MIN((deadline - now + 999) / 1000, G_MAXINT);
-		}
-		do
-			p = poll(&pfd, 1, ms);
-		while (p < 0 && errno == EINTR);
-		if (p < 0)
-			return -errno;
+		r = wait_fd(fd, POLLOUT, deadline);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -326,7 +345,7 @@ static ssize_t
 records_read(MpopStream *st, void *buf, size_t len, int timeout_ms)
 {
 	Records *r = st->impl;
-	guint64 deadline = timeout_ms < 0 ? 0 : mpop_now_usec() + (guint64)timeout_ms * 1000;
+	guint64 deadline = deadline_in(timeout_ms);
 
 	for (;;) {
 		ssize_t n;
@@ -373,24 +392,9 @@ records_read(MpopStream *st, void *buf, size_t len, int timeout_ms)
 			r->fatal = TRUE;
 			return -errno;
 		}
-		{
-			struct pollfd pfd = {.fd = st->fd_in, .events = POLLIN};
-			int ms = -1, p;
-
-			if (deadline) {
-				guint64 now = mpop_now_usec();
-				if (now >= deadline)
-					return -ETIMEDOUT;
-				ms = (int)MIN((deadline - now + 999) / 1000, G_MAXINT);
-			}
-			do
-				p = poll(&pfd, 1, ms);
-			while (p < 0 && errno == EINTR);
-			if (p == 0)
-				return -ETIMEDOUT;
-			if (p < 0)
-				return -errno;
-		}
+		n = wait_fd(st->fd_in, POLLIN, deadline);
+		if (n < 0)
+			return n;
 	}
 }
 

@@ -79,18 +79,8 @@ mpop_tls_state_decode(const guint8 *data, gsize len, MpopTlsState *out)
 		return -EINVAL;
 	s.suite = (guint16)get_be(p, 2);
 	s.secret_len = p[2];
-	switch (s.suite) {
-	case MPOP_TLS_AES_128_GCM_SHA256:
-	case MPOP_TLS_CHACHA20_POLY1305_SHA256:
-		want = 32;
-		break;
-	case MPOP_TLS_AES_256_GCM_SHA384:
-		want = 48;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (s.secret_len != want)
+	want = mpop_tls_suite_secret_len(s.suite);
+	if (!want || s.secret_len != want)
 		return -EINVAL;
 	p += 3;
 	memcpy(s.read_secret, p, MPOP_TLS_MAX_SECRET);

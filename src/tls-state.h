@@ -29,6 +29,21 @@ typedef struct {
 	gsize pending_len;			  /* and did not consume (owned) */
 } MpopTlsState;
 
+/* The traffic secret's length (the suite's hash) of a suite the session can run, else 0. */
+static inline guint8
+mpop_tls_suite_secret_len(guint16 suite)
+{
+	switch (suite) {
+	case MPOP_TLS_AES_128_GCM_SHA256:
+	case MPOP_TLS_CHACHA20_POLY1305_SHA256:
+		return 32;
+	case MPOP_TLS_AES_256_GCM_SHA384:
+		return 48;
+	default:
+		return 0; /* the CCM suites, or nothing TLS 1.3 knows */
+	}
+}
+
 /* Wipe the secrets and free the pending bytes. */
 void mpop_tls_state_clear(MpopTlsState *s);
 
