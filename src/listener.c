@@ -9,6 +9,7 @@
 #include "penalty.h"
 #include "privsep.h"
 #include "proxy.h"
+#include "sd.h"
 #include "session.h"
 #include "tls.h"
 #include "util.h"
@@ -27,7 +28,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #define MAX_LISTEN 16
@@ -378,7 +378,7 @@ update_status(MpopListener *l)
 	now = mpop_now_usec();
 	if (now < l->status_at + STATUS_INTERVAL_USEC)
 		return (int)((l->status_at + STATUS_INTERVAL_USEC - now + 999) / 1000);
-	sd_notifyf(0, "STATUS=Serving %u session(s)", n);
+	mpop_sd_notifyf("STATUS=Serving %u session(s)", n);
 	l->status_sent = n;
 	l->status_at = now;
 	return -1;
@@ -575,7 +575,7 @@ reload(MpopListener *l)
 	MpopNextConfig n;
 
 	if (l->from_systemd)
-		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
+		mpop_sd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
 	if (next_load(l, &n, &error) && !l->from_systemd &&
 	    (!g_strv_equal((const char *const *)n.cfg->listen,
 			   (const char *const *)l->cfg->listen) ||
@@ -595,7 +595,7 @@ reload(MpopListener *l)
 			       "reload failed, keeping the old configuration: %s", error->message);
 	}
 	if (l->from_systemd)
-		sd_notify(0, "READY=1");
+		mpop_sd_notify("READY=1");
 }
 
 /* SIGHUP (mpopdctl refresh): end every running session without UPDATE (SIGTERM, which a
@@ -611,7 +611,7 @@ refresh(MpopListener *l)
 	gpointer pid;
 
 	if (l->from_systemd)
-		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
+		mpop_sd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" G_GUINT64_FORMAT, mpop_now_usec());
 	if (!next_load(l, &n, &error)) {
 		mpop_log_event(MPOP_LOG_ERR, "reload-failed", NULL,
 			       "refresh refused, sessions and configuration unchanged: %s",
@@ -646,7 +646,7 @@ refresh(MpopListener *l)
 		pidfile_update(l);
 out:
 	if (l->from_systemd)
-		sd_notify(0, "READY=1");
+		mpop_sd_notify("READY=1");
 }
 
 static void
@@ -708,7 +708,7 @@ accept_loop(MpopListener *l)
 	l->children = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	l->penalty = open_penalty(NULL);
 	if (l->from_systemd)
-		sd_notify(0, "READY=1\nSTATUS=Serving 0 session(s)");
+		mpop_sd_notify("READY=1\nSTATUS=Serving 0 session(s)");
 	mpop_log_event(MPOP_LOG_NOTICE, "start", NULL, "mpopd %s accepting connections",
 		       MPOPD_VERSION);
 	while (!l->stopping) {
@@ -729,7 +729,7 @@ accept_loop(MpopListener *l)
 				accept_one(l, i);
 	}
 	if (l->from_systemd)
-		sd_notify(0, "STOPPING=1");
+		mpop_sd_notify("STOPPING=1");
 	mpop_log_event(MPOP_LOG_NOTICE, "stop", NULL, "stopping, ending %u session(s)",
 		       g_hash_table_size(l->children));
 	/* Sessions end without UPDATE: nothing is deleted, nothing is lost. */
@@ -887,7 +887,7 @@ detaches(const MpopListenOptions *opts, int n_listen)
 	if (opts->foreground || opts->mode == MPOP_MODE_INETD)
 		return FALSE;
 	return opts->mode == MPOP_MODE_DAEMON ||
-	       (n_listen == 0 && sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) <= 0);
+	       (n_listen == 0 && mpop_sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) <= 0);
 }
 
 /* Keep only the descriptors mpopd was handed (0-2 and, under systemd, the LISTEN_FDS):
@@ -895,7 +895,7 @@ detaches(const MpopListenOptions *opts, int n_listen)
 static void
 close_inherited(int n_listen)
 {
-	unsigned first = SD_LISTEN_FDS_START + (unsigned)MAX(n_listen, 0);
+	unsigned first = MPOP_SD_LISTEN_FDS_START + (unsigned)MAX(n_listen, 0);
 
 	if (close_range(first, ~0U, 0) < 0) {
 		for (int fd = (int)first; fd < 1024; fd++)
@@ -944,7 +944,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 	int n = 0, ret;
 
 	if (opts->mode == MPOP_MODE_AUTO) {
-		n = sd_listen_fds_with_names(1, &names);
+		n = mpop_sd_listen_fds_with_names(TRUE, &names);
 		if (n < 0) {
 			mpop_log_err("sd_listen_fds: %s", g_strerror(-n));
 			return 1;
@@ -983,10 +983,11 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 	}
 	if (opts->mode == MPOP_MODE_AUTO) {
 		/* Accept=yes: exactly one connected socket (named "connection" by systemd). */
-		if (n == 1 && sd_is_socket(SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
+		if (n == 1 &&
+		    mpop_sd_is_socket(MPOP_SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
 			l.penalty = open_penalty(cfg->penalty_state);
-			ret = serve_one(cfg, l.tls, l.penalty, l.rules, SD_LISTEN_FDS_START,
-					SD_LISTEN_FDS_START,
+			ret = serve_one(cfg, l.tls, l.penalty, l.rules, MPOP_SD_LISTEN_FDS_START,
+					MPOP_SD_LISTEN_FDS_START,
 					opts->tls || (names && name_is(names[0], "pop3s")),
 					names && is_proxy_name(names[0]) ? socket_proxy(cfg)
 									 : conn_proxy(cfg, opts));
@@ -996,8 +997,8 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 			/* Accept=no: listening sockets; we accept and fork per session. A socket
 			 * named pop3s (FileDescriptorName=) is implicit TLS. */
 			for (int i = 0; i < n && l.n_fds < MAX_LISTEN; i++) {
-				int fd = SD_LISTEN_FDS_START + i;
-				if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+				int fd = MPOP_SD_LISTEN_FDS_START + i;
+				if (mpop_sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
 					mpop_log_err("inherited fd %d is not a listening stream "
 						     "socket",
 						     fd);
@@ -1021,7 +1022,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 			goto out;
 		}
 		/* inetd style (also systemd StandardInput=socket): stdin is the connection. */
-		if (sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
+		if (mpop_sd_is_socket(STDIN_FILENO, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
 			l.penalty = open_penalty(cfg->penalty_state);
 			ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,
 					opts->tls, conn_proxy(cfg, opts));

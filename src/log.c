@@ -2,6 +2,7 @@
 /* Structured logging with per-session fields: journald records, syslog lines of key=value
  * pairs, or stderr lines; never on the client's connection. */
 #include "log.h"
+#include "sd.h"
 #include "util.h"
 
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <syslog.h>
-#include <systemd/sd-journal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -366,7 +366,7 @@ log_journal(MpopLogLevel level, const char *event, const char *const *fields, co
 		iov[i].iov_base = g_ptr_array_index(strs, i);
 		iov[i].iov_len = strlen(g_ptr_array_index(strs, i));
 	}
-	return sd_journal_sendv(iov, (int)strs->len) >= 0;
+	return mpop_sd_journal_sendv(iov, (int)strs->len) >= 0;
 }
 
 void
