@@ -42,6 +42,15 @@ CT_KEY = "/etc/ssl/private/mpopd-test.key"
 CT_CA = "/etc/ssl/mpopd-test-ca.pem"
 
 
+def reap(p, timeout):
+    """Wait for a background client (pop_background) to end; kill it past timeout."""
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=10)
+
+
 def skip_unless_possible():
     """Exit 77 (meson: SKIP) where no container can be booted."""
     why = None

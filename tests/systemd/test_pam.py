@@ -20,11 +20,11 @@ also when the instance is stopped mid-session.
 
 import os
 import re
-import subprocess
 
 from mpopdtest import (MESSAGES, PASSWORD, TEST_GID, TEST_UID, Reporter, lines_of, uidl_of,
                        wait_for)
-from nspawn import VMAIL, booted, mpopd_failures, skip_unless_possible, unit_file_warnings
+from nspawn import (VMAIL, booted, mpopd_failures, reap, skip_unless_possible,
+                    unit_file_warnings)
 from test_socket import instances, unit_processes
 
 PORT = 110
@@ -253,11 +253,7 @@ def sessions(t, s):
         t.check(b'"closed_by_server": true' in p.stdout.readline(),
                 "systemctl stop of the instance ends the session")
     finally:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
+        reap(p, 10)
     t.check(wait_for(lambda: closed(2), timeout=10, step=0.3),
             "journal: the stopped instance still closed its PAM session (SIGTERM passed on "
             "to the session, then pam_close_session)",

@@ -14,11 +14,10 @@ with the shipped sandbox, and a renewed certificate picked up by the next connec
 
 import os
 import re
-import subprocess
 
 from mpopdtest import (MESSAGES, PASSWORD, TEST_GID, TEST_UID, Reporter, lines_of, uidl_of,
                        wait_for)
-from nspawn import (VMAIL, booted, cgroup_limits, check_hangup_records, mpopd_failures,
+from nspawn import (VMAIL, booted, cgroup_limits, check_hangup_records, mpopd_failures, reap,
                     skip_unless_possible, unit_file_warnings)
 from tlsutil import Pki, fingerprint_pem
 
@@ -183,11 +182,7 @@ def sandbox_and_collect(t, s):
         t.check(b'"closed_by_server": true' in p.stdout.readline(),
                 "the client sees the connection closed")
     finally:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
+        reap(p, 10)
     t.equal(ct.prop("mpopd.socket", "ActiveState"), "active", "mpopd.socket still listening")
     return unit
 
@@ -335,11 +330,7 @@ def tls(t, s):
                 check_sandbox(t, ct, units[0] if units else "mpopd-tls@none.service", tag,
                               relay=relay)
             finally:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(timeout=10)
+                reap(p, 20)
             wait_for(lambda: not instances(ct, "mpopd-tls@*"), timeout=10, step=0.3)
 
         check_hangup_records(t, ct, TLS_PORT, tls="implicit", tag="mpopd-tls.socket")
