@@ -8,7 +8,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -191,33 +190,6 @@ fail:
 	return NULL;
 }
 
-/* Wait until fd is ready for events or the deadline (monotonic usec, 0: none) passes.
- * Returns 0, -ETIMEDOUT or -errno. */
-static int
-wait_fd(int fd, short events, guint64 deadline)
-{
-	struct pollfd pfd = {.fd = fd, .events = events};
-	int r, ms = -1;
-
-	do {
-		if (deadline) {
-			guint64 now = mpop_now_usec();
-			ms = now >= deadline ? 0
-					     : (int)MIN((deadline - now + 999) / 1000, G_MAXINT);
-		}
-		r = poll(&pfd, 1, ms);
-	} while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	return r == 0 ? -ETIMEDOUT : 0;
-}
-
-static guint64
-deadline_in(int timeout_ms)
-{
-	return timeout_ms < 0 ? 0 : mpop_now_usec() + (guint64)timeout_ms * 1000 + 1;
-}
-
 /* What to do after an SSL call returned r <= 0: wait (0), end of stream (1), or -errno. */
 static int
 after_call(MpopStream *st, int r, guint64 deadline)
@@ -227,9 +199,9 @@ after_call(MpopStream *st, int r, guint64 deadline)
 
 	switch (err) {
 	case SSL_ERROR_WANT_READ:
-		return wait_fd(st->fd_in, POLLIN, deadline);
+		return mpop_wait_fd(st->fd_in, POLLIN, deadline);
 	case SSL_ERROR_WANT_WRITE:
-		return wait_fd(st->fd_out, POLLOUT, deadline);
+		return mpop_wait_fd(st->fd_out, POLLOUT, deadline);
 	case SSL_ERROR_ZERO_RETURN:
 		return 1;
 	case SSL_ERROR_SYSCALL:
@@ -267,7 +239,7 @@ flush_wait(MpopStream *st, guint64 deadline)
 		int r = flush_records(st->impl);
 		if (r != 0)
 			return r > 0 ? 0 : r;
-		r = wait_fd(st->fd_out, POLLOUT, deadline);
+		r = mpop_wait_fd(st->fd_out, POLLOUT, deadline);
 		if (r < 0)
 			return r;
 	}
@@ -277,7 +249,7 @@ static ssize_t
 tls_read(MpopStream *st, void *buf, size_t len, int timeout_ms)
 {
 	MpopTls *t = st->impl;
-	guint64 deadline = deadline_in(timeout_ms);
+	guint64 deadline = mpop_deadline_in(timeout_ms);
 
 	for (;;) {
 		int n, r;
@@ -300,7 +272,7 @@ tls_write(MpopStream *st, const void *buf, size_t len)
 	const char *p = buf;
 
 	while (len > 0) {
-		guint64 deadline = deadline_in(st->write_timeout_ms);
+		guint64 deadline = mpop_deadline_in(st->write_timeout_ms);
 		int n, r;
 
 		ERR_clear_error();
@@ -315,7 +287,7 @@ tls_write(MpopStream *st, const void *buf, size_t len)
 		if (r != 0)
 			return r > 0 ? -EPIPE : r;
 	}
-	return flush_wait(st, deadline_in(st->write_timeout_ms));
+	return flush_wait(st, mpop_deadline_in(st->write_timeout_ms));
 }
 
 static void
@@ -341,15 +313,6 @@ static const MpopStreamOps tls_ops = {
 	.write = tls_write,
 	.free = tls_free,
 };
-
-static void
-set_nonblocking(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl >= 0 && !(fl & O_NONBLOCK))
-		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
 
 /* Reads straight from the socket (OpenSSL reads whole records itself); writes through a
  * buffer that flush_records() empties. OpenSSL flushes it after each handshake flight. */
@@ -383,7 +346,7 @@ context_free(MpopTlsContext *ctx)
 static gboolean
 start(MpopStream *st, MpopTlsContext *ctx, int timeout_ms, GError **error)
 {
-	guint64 deadline = deadline_in(timeout_ms);
+	guint64 deadline = mpop_deadline_in(timeout_ms);
 	const char *sni;
 	MpopTls *t;
 
@@ -398,8 +361,8 @@ start(MpopStream *st, MpopTlsContext *ctx, int timeout_ms, GError **error)
 		return FALSE;
 	}
 	SSL_set_app_data(t->ssl, t);
-	set_nonblocking(st->fd_in);
-	set_nonblocking(st->fd_out);
+	mpop_set_nonblocking(st->fd_in);
+	mpop_set_nonblocking(st->fd_out);
 	/* From here on the stream is TLS, also on failure: nothing more goes out in clear. */
 	st->ops = &tls_ops;
 	st->impl = t;

@@ -12,7 +12,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -199,39 +198,11 @@ seal(Records *r, guint8 type, const guint8 *data, gsize len, guint8 *out)
 	return HEADER_LEN + body;
 }
 
-/* Wait until fd is ready for events, at most until deadline (monotonic usec, 0: no limit).
- * 0, -ETIMEDOUT or -errno. */
-static int
-wait_fd(int fd, short events, guint64 deadline)
-{
-	struct pollfd pfd = {.fd = fd, .events = events};
-	int ms = -1, p;
-
-	if (deadline) {
-		guint64 now = mpop_now_usec();
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		ms = (int)MIN((deadline - now + 999) / 1000, G_MAXINT);
-	}
-	do
-		p = poll(&pfd, 1, ms);
-	while (p < 0 && errno == EINTR);
-	if (p < 0)
-		return -errno;
-	return p == 0 ? -ETIMEDOUT : 0;
-}
-
-static guint64
-deadline_in(int timeout_ms)
-{
-	return timeout_ms < 0 ? 0 : mpop_now_usec() + (guint64)timeout_ms * 1000 + 1;
-}
-
 /* Write all of buf to the client, waiting for it at most timeout_ms (< 0: no limit). */
 static int
 send_all(int fd, const guint8 *buf, gsize len, int timeout_ms)
 {
-	guint64 deadline = deadline_in(timeout_ms);
+	guint64 deadline = mpop_deadline_in(timeout_ms);
 
 	while (len > 0) {
 		ssize_t n = write(fd, buf, len);
@@ -244,7 +215,7 @@ send_all(int fd, const guint8 *buf, gsize len, int timeout_ms)
 		}
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -errno;
-		r = wait_fd(fd, POLLOUT, deadline);
+		r = mpop_wait_fd(fd, POLLOUT, deadline);
 		if (r < 0)
 			return r;
 	}
@@ -345,7 +316,7 @@ static ssize_t
 records_read(MpopStream *st, void *buf, size_t len, int timeout_ms)
 {
 	Records *r = st->impl;
-	guint64 deadline = deadline_in(timeout_ms);
+	guint64 deadline = mpop_deadline_in(timeout_ms);
 
 	for (;;) {
 		ssize_t n;
@@ -392,7 +363,7 @@ records_read(MpopStream *st, void *buf, size_t len, int timeout_ms)
 			r->fatal = TRUE;
 			return -errno;
 		}
-		n = wait_fd(st->fd_in, POLLIN, deadline);
+		n = mpop_wait_fd(st->fd_in, POLLIN, deadline);
 		if (n < 0)
 			return n;
 	}
@@ -515,11 +486,8 @@ mpop_tls_record_resume(MpopStream *st, const MpopTlsState *state, GError **error
 	r->plain_len = state->pending_len;
 	r->out = g_malloc(OUT_RECORDS * (MPOP_TLS_MAX_PLAINTEXT + OVERHEAD));
 	/* Reads and writes wait in poll() with the session's timeouts. */
-	for (int i = 0; i < 2; i++) {
-		int fd = i ? st->fd_out : st->fd_in, fl = fcntl(fd, F_GETFL);
-		if (fl >= 0 && !(fl & O_NONBLOCK))
-			(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-	}
+	mpop_set_nonblocking(st->fd_in);
+	mpop_set_nonblocking(st->fd_out);
 	if (st->ops->free)
 		st->ops->free(st);
 	st->ops = &records_ops;

@@ -4,7 +4,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -281,6 +283,40 @@ mpop_now_usec(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (guint64)ts.tv_sec * G_USEC_PER_SEC + (guint64)ts.tv_nsec / 1000;
+}
+
+guint64
+mpop_deadline_in(int timeout_ms)
+{
+	return timeout_ms < 0 ? 0 : mpop_now_usec() + (guint64)timeout_ms * 1000 + 1;
+}
+
+int
+mpop_wait_fd(int fd, short events, guint64 deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	int r, ms = -1;
+
+	do {
+		if (deadline) {
+			guint64 now = mpop_now_usec();
+			ms = now >= deadline ? 0
+					     : (int)MIN((deadline - now + 999) / 1000, G_MAXINT);
+		}
+		r = poll(&pfd, 1, ms);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+void
+mpop_set_nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 gboolean

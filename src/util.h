@@ -64,6 +64,13 @@ gboolean mpop_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, guint
 
 /* CLOCK_MONOTONIC in microseconds. */
 guint64 mpop_now_usec(void);
+/* The deadline timeout_ms from now (< 0: none, 0). */
+guint64 mpop_deadline_in(int timeout_ms);
+/* Wait until fd is ready for events or the deadline (mpop_now_usec(), 0: none) passes.
+ * Returns 0, -ETIMEDOUT or -errno. */
+int mpop_wait_fd(int fd, short events, guint64 deadline);
+/* Set O_NONBLOCK on fd (its open file description) if it is not set. */
+void mpop_set_nonblocking(int fd);
 
 /* Constant-time comparison of two NUL-terminated strings (length leaks only as a
  * mismatch). Returns TRUE when equal. */
