@@ -3,6 +3,7 @@
  * list and mailboxes each, chosen by the TLS server name or the local address, or by the domain
  * of an e-mail address used as login name; and one user list with one spool directory. */
 #include "auth.h"
+#include "mailbox.h"
 #include "util.h"
 
 #include <string.h>
@@ -81,7 +82,8 @@ host_login(const MpopConfig *cfg, const MpopHostConfig *h, const char *local, co
 		*out_reason = g_strdup_printf("local part not usable for host %s", h->name);
 		return MPOP_AUTH_UNKNOWN;
 	}
-	r = mpop_userlist_check(h->userlist, local, password, &id, out_reason);
+	r = mpop_userlist_check(h->userlist, local, password, mpop_pattern_uses_home(h->location),
+				&id, out_reason);
 	if (r != MPOP_AUTH_OK)
 		return r;
 	g_free(id->user);
@@ -108,7 +110,9 @@ default_login(const MpopConfig *cfg, const char *user, const char *password,
 		*out_reason = g_strdup("no host selected and no [auth] userlist");
 		return MPOP_AUTH_UNKNOWN;
 	}
-	return mpop_userlist_check(cfg->userlist, user, password, out_id, out_reason);
+	return mpop_userlist_check(cfg->userlist, user, password,
+				   mpop_pattern_uses_home(mpop_mailbox_location_pattern(cfg)),
+				   out_id, out_reason);
 }
 
 static MpopAuthResult
@@ -175,7 +179,8 @@ central_authenticate(const MpopConfig *cfg, const MpopAuthQuery *q, MpopAuthIden
 		*out_reason = g_strdup("name not usable in the central spool");
 		return MPOP_AUTH_UNKNOWN;
 	}
-	r = mpop_userlist_check(cfg->central_userlist, q->user, q->password, &id, out_reason);
+	r = mpop_userlist_check(cfg->central_userlist, q->user, q->password, FALSE, &id,
+				out_reason);
 	if (r != MPOP_AUTH_OK)
 		return r;
 	if (!id->mailbox)

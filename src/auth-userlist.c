@@ -2,6 +2,7 @@
 /* The "userlist" auth backend: a file of name:crypt-hash:uid[:gid[:mailbox]] lines. */
 #include "auth.h"
 #include "log.h"
+#include "mailbox.h"
 #include "util.h"
 
 #include <errno.h>
@@ -179,15 +180,16 @@ mpop_auth_passwd_for_uid(uid_t uid, gid_t *out_gid, char **out_home)
 }
 
 /* The passwd entry of the uid is asked only for what the line leaves out: the gid, and the
- * home that a location pattern may need when the line names no mailbox. A line that gives
- * both costs no NSS lookup (for a uid NSS's files do not know, glibc would load and ask
- * each further module, for every login). */
+ * home when the line names no mailbox and the location pattern that takes its place needs
+ * one (want_home: it has %h). A line that gives the gid costs no NSS lookup otherwise (for a
+ * uid NSS's files do not know, glibc would load and ask each further module, such as
+ * libnss_systemd and its userdb directories, at every login). */
 static MpopAuthIdentity *
-make_identity(const MpopUserlistEntry *e)
+make_identity(const MpopUserlistEntry *e, gboolean want_home)
 {
 	MpopAuthIdentity *id = g_new0(MpopAuthIdentity, 1);
 	gid_t pw_gid = 0;
-	gboolean have_pw = (e->gid == (gid_t)-1 || !e->mailbox) &&
+	gboolean have_pw = (e->gid == (gid_t)-1 || (!e->mailbox && want_home)) &&
 			   mpop_auth_passwd_for_uid(e->uid, &pw_gid, &id->home);
 
 	id->user = g_strdup(e->name);
@@ -228,8 +230,8 @@ mpop_userlist_lookup(const char *path, const char *user, MpopUserlistEntry *out,
 
 /* One hash computation whatever the entry holds; uid 0 is refused after it. */
 static MpopAuthResult
-verify_entry(const MpopUserlistEntry *e, const char *password, MpopAuthIdentity **out_id,
-	     char **out_reason)
+verify_entry(const MpopUserlistEntry *e, const char *password, gboolean want_home,
+	     MpopAuthIdentity **out_id, char **out_reason)
 {
 	gboolean ok = mpop_auth_verify_hash(password, e->hash);
 
@@ -241,12 +243,12 @@ verify_entry(const MpopUserlistEntry *e, const char *password, MpopAuthIdentity 
 		*out_reason = g_strdup("wrong password");
 		return MPOP_AUTH_DENIED;
 	}
-	*out_id = make_identity(e);
+	*out_id = make_identity(e, want_home);
 	return MPOP_AUTH_OK;
 }
 
 MpopAuthResult
-mpop_userlist_check(const char *path, const char *user, const char *password,
+mpop_userlist_check(const char *path, const char *user, const char *password, gboolean want_home,
 		    MpopAuthIdentity **out_id, char **out_reason)
 {
 	MpopUserlistEntry e = {0};
@@ -256,7 +258,7 @@ mpop_userlist_check(const char *path, const char *user, const char *password,
 		mpop_auth_dummy_hash(password);
 	if (r != MPOP_AUTH_OK)
 		return r;
-	r = verify_entry(&e, password, out_id, out_reason);
+	r = verify_entry(&e, password, want_home, out_id, out_reason);
 	mpop_userlist_entry_clear(&e);
 	return r;
 }
@@ -270,7 +272,9 @@ userlist_check(const MpopConfig *cfg, const char *user, const char *password,
 		*out_reason = g_strdup("no user list configured ([auth] userlist)");
 		return MPOP_AUTH_TEMPFAIL;
 	}
-	return mpop_userlist_check(cfg->userlist, user, password, out_id, out_reason);
+	return mpop_userlist_check(cfg->userlist, user, password,
+				   mpop_pattern_uses_home(mpop_mailbox_location_pattern(cfg)),
+				   out_id, out_reason);
 }
 
 static MpopAuthResult

@@ -148,11 +148,14 @@ MpopAuthResult mpop_userlist_lookup(const char *path, const char *user, MpopUser
 				    char **out_reason);
 
 /* mpop_userlist_lookup(), then the password against the entry's hash (one hash computation
- * whatever the entry holds): OK with *out_id (user the listed name, uid, gid, home from the
- * passwd entry of the uid, mailbox from the list), UNKNOWN without a hash, DENIED after a
- * wrong password or for uid 0, TEMPFAIL (one hash paid) when the list cannot be read. */
+ * whatever the entry holds): OK with *out_id (user the listed name, uid, gid, mailbox from the
+ * list; home from the passwd entry of the uid when want_home and the list names no mailbox),
+ * UNKNOWN without a hash, DENIED after a wrong password or for uid 0, TEMPFAIL (one hash paid)
+ * when the list cannot be read. want_home: the location pattern used for an entry without a
+ * mailbox has %h. */
 MpopAuthResult mpop_userlist_check(const char *path, const char *user, const char *password,
-				   MpopAuthIdentity **out_id, char **out_reason);
+				   gboolean want_home, MpopAuthIdentity **out_id,
+				   char **out_reason);
 
 /* Virtual hosts (auth-hosts.c). The host a connection selects: the [host:NAME] whose names
  * hold the TLS server name, else the one whose addresses hold the local address, else NULL

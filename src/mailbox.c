@@ -26,6 +26,14 @@ mpop_mailbox_ops_for(MpopMailboxFormat format)
 	return NULL;
 }
 
+const char *
+mpop_mailbox_location_pattern(const MpopConfig *cfg)
+{
+	if (cfg->location != NULL && *cfg->location != '\0')
+		return cfg->location;
+	return cfg->format == MPOP_FORMAT_MAILDIR ? "%h/Maildir" : "%s/%u";
+}
+
 char *
 mpop_mailbox_location(const MpopConfig *cfg, const char *user, const char *home,
 		      const char *override, GError **error)
@@ -35,9 +43,7 @@ mpop_mailbox_location(const MpopConfig *cfg, const char *user, const char *home,
 	g_return_val_if_fail(cfg != NULL, NULL);
 	if (override != NULL)
 		return g_strdup(override);
-	loc = cfg->location;
-	if (loc == NULL || *loc == '\0')
-		loc = cfg->format == MPOP_FORMAT_MAILDIR ? "%h/Maildir" : "%s/%u";
+	loc = mpop_mailbox_location_pattern(cfg);
 	return mpop_pattern_expand(loc, user, home, cfg->mail_spool_dir, error);
 }
 

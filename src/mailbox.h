@@ -71,6 +71,10 @@ const MpopMailboxOps *mpop_mailbox_ops_for(MpopMailboxFormat format);
  * when set, else cfg->location, or the format's default (%h/Maildir, %s/%u), expanded by
  * mpop_pattern_expand() with %s = mail_spool_dir. A user name or home that is not safe in a path
  * is refused with MPOP_ERROR_PERM naming the component. */
+/* The location pattern in force for a user whose entry names no mailbox: [mailbox] location,
+ * else the format's default ("%h/Maildir", "%s/%u"). */
+const char *mpop_mailbox_location_pattern(const MpopConfig *cfg);
+
 char *mpop_mailbox_location(const MpopConfig *cfg, const char *user, const char *home,
 			    const char *override, GError **error);
 

@@ -169,6 +169,20 @@ append_user_part(GString *out, char esc, const char *user, GError **error)
 	return TRUE;
 }
 
+gboolean
+mpop_pattern_uses_home(const char *pattern)
+{
+	for (const char *p = pattern; p && *p; p++) {
+		if (*p != '%')
+			continue;
+		if (*++p == 'h')
+			return TRUE;
+		if (!*p)
+			break;
+	}
+	return FALSE;
+}
+
 char *
 mpop_pattern_expand(const char *pattern, const char *user, const char *home, const char *spool,
 		    GError **error)

@@ -49,6 +49,9 @@ const char *mpop_pattern_check(const char *pattern);
 char *mpop_pattern_expand(const char *pattern, const char *user, const char *home,
 			  const char *spool, GError **error);
 
+/* Whether a pattern that follows the grammar uses the home directory (%h). */
+gboolean mpop_pattern_uses_home(const char *pattern);
+
 /* A DNS name as a TLS server name or a host name in the configuration: lowercase letters,
  * digits, '-' and '.', labels of 1-63 characters, at most 253 in all; "" too when
  * allow_empty. */

@@ -37,7 +37,7 @@ import tempfile
 import time
 import warnings
 
-from peers import free_port, wait_port  # noqa: E402 (tests/peers.py, next to this file)
+from peers import ensure_mpopd_login_user, free_port, wait_port  # noqa: E402 (tests/peers.py, next to this file)
 
 UID = 4242
 PASSWORD = "bench-pw"
@@ -419,6 +419,7 @@ def run_rounds(args, servers):
 
 def main():
     args = parse_args()
+    ensure_mpopd_login_user()
     top = tempfile.mkdtemp(prefix="mpopd-bench-tls-")
     os.chmod(top, 0o755)
     servers = []

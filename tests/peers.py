@@ -64,6 +64,7 @@ free_port()         a currently free TCP port on 127.0.0.1
 import grp
 import os
 import poplib
+import pwd
 import shutil
 import signal
 import socket
@@ -207,6 +208,20 @@ def _private_dir(tmp, prefix):
 
 
 # ---------------------------------------------------------------- Dovecot
+
+
+def ensure_mpopd_login_user():
+    """The pre-login process runs as mpopd-login by default (units/mpopd.sysusers); a fresh
+    machine has no such user until the package (or systemd-sysusers) creates it."""
+    try:
+        pwd.getpwnam("mpopd-login")
+        return
+    except KeyError:
+        pass
+    _need_root("creating the mpopd-login user")
+    sysusers = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "units", "mpopd.sysusers")
+    subprocess.run(["systemd-sysusers", sysusers], check=True)
 
 
 def ensure_dovecot():

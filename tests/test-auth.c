@@ -258,8 +258,10 @@ fixture_setup(Fixture *f, gconstpointer data)
 			       "nobody2:%s:65534\n"
 			       "root0:%s:0\n"
 			       "locked:!%s:1001\n"
-			       "ghost:%s:54321\n",
-			       f->bob_hash, nobody_hash, root_hash, f->bob_hash, f->bob_hash);
+			       "ghost:%s:54321\n"
+			       "nobody3:%s:65534:65534\n",
+			       f->bob_hash, nobody_hash, root_hash, f->bob_hash, f->bob_hash,
+			       nobody_hash);
 	g_file_set_contents(f->path, text, -1, &error);
 	g_assert_no_error(error);
 	f->cfg.path = (char *)"(test)";
@@ -356,6 +358,42 @@ test_userlist_gid_default(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(id->uid, ==, 54321);
 	g_assert_cmpuint(id->gid, ==, 54321);
 	g_assert_null(id->home);
+}
+
+/* gid given, no mailbox: the passwd entry is asked for the home only when the location
+ * pattern that names the mailbox has %h (the Maildir default "%h/Maildir" has). */
+static void
+test_userlist_home_when_needed(Fixture *f, gconstpointer data)
+{
+	static const struct {
+		const char *location;
+		gboolean want_home;
+	} cases[] = {
+		{NULL, TRUE},
+		{"%h/Mail", TRUE},
+		{"/srv/mail/%u", FALSE},
+		{"/srv/%%h/%u", FALSE},
+	};
+	const struct passwd *pw = getpwuid(65534);
+
+	if (!pw || !pw->pw_dir || pw->pw_dir[0] != '/')
+		g_test_skip("uid 65534 has no passwd entry with a home here");
+	for (size_t i = 0; pw && i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(MpopAuthIdentity) id = NULL;
+		g_autofree char *reason = NULL, *log = NULL;
+
+		f->cfg.format = MPOP_FORMAT_MAILDIR;
+		f->cfg.location = (char *)cases[i].location;
+		g_assert_cmpint(userlist_auth(f, "nobody3", "nobodypw", &id, &reason, &log), ==,
+				MPOP_AUTH_OK);
+		g_assert_cmpuint(id->gid, ==, 65534);
+		g_assert_null(id->mailbox);
+		if (cases[i].want_home)
+			g_assert_cmpstr(id->home, ==, pw->pw_dir);
+		else
+			g_assert_null(id->home);
+	}
+	f->cfg.location = NULL;
 }
 
 typedef struct {
@@ -798,6 +836,7 @@ main(int argc, char **argv)
 #define ADD_F(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 	ADD_F("/auth/userlist/ok", test_userlist_ok);
 	ADD_F("/auth/userlist/gid-default", test_userlist_gid_default);
+	ADD_F("/auth/userlist/home-when-needed", test_userlist_home_when_needed);
 	ADD_F("/auth/userlist/denied", test_userlist_denied);
 	ADD_F("/auth/userlist/tempfail", test_userlist_tempfail);
 	ADD_F("/auth/check/registry", test_check_registry);

@@ -104,7 +104,14 @@ test_pattern(void)
 		g_assert_no_error(error);
 		g_assert_cmpstr(s, ==, ok[i].out);
 		g_assert_null(mpop_pattern_check(ok[i].pattern));
+		/* mpop_pattern_uses_home() is exactly "cannot expand without a home" */
+		g_autoptr(GError) no_home_error = NULL;
+		g_autofree char *no_home = mpop_pattern_expand(ok[i].pattern, ok[i].user, NULL,
+							       ok[i].spool, &no_home_error);
+		g_assert_cmpint(mpop_pattern_uses_home(ok[i].pattern), ==, no_home == NULL);
 	}
+	g_assert_false(mpop_pattern_uses_home("/srv/%%h/%u"));
+	g_assert_true(mpop_pattern_uses_home("/x/%%%h"));
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_autoptr(GError) error = NULL;
 		g_autofree char *s = mpop_pattern_expand(bad[i].pattern, bad[i].user, bad[i].home,
