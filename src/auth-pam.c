@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "util.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pwd.h>
 #include <security/pam_appl.h>
@@ -18,6 +19,72 @@
  * pam_set_data() state again at close (pam_systemd, pam_mount, pam_krb5 need it), and the
  * close needs root, which the session process (the mailbox owner) no longer has. Without
  * pam_session the handle ends before authenticate returns and no root process stays. */
+
+/* libpam is loaded by the first configuration that names this backend (pam_load() from
+ * check_config, as root, at start and at each reload), not linked: a server without PAM maps
+ * none of libpam, libaudit and libcap-ng, and runs none of their constructors, in each
+ * process an inetd or Accept=yes socket execs. The symbols are looked up in the global scope,
+ * so that a preloaded wrapper (libpam_wrapper in the tests) comes first, as it would for a
+ * linked libpam. */
+static struct {
+	gboolean loaded;
+	int (*start)(const char *, const char *, const struct pam_conv *, pam_handle_t **);
+	int (*end)(pam_handle_t *, int);
+	int (*authenticate)(pam_handle_t *, int);
+	int (*acct_mgmt)(pam_handle_t *, int);
+	int (*setcred)(pam_handle_t *, int);
+	int (*open_session)(pam_handle_t *, int);
+	int (*close_session)(pam_handle_t *, int);
+	int (*get_item)(const pam_handle_t *, int, const void **);
+	int (*set_item)(pam_handle_t *, int, const void *);
+	const char *(*strerror)(pam_handle_t *, int);
+} lib;
+
+#define PAM_LIBRARY "libpam.so.0"
+
+static gboolean
+pam_load(GError **error)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} syms[] = {
+#define SYM(f) {"pam_" #f, G_STRUCT_OFFSET(__typeof__(lib), f)}
+		SYM(start),    SYM(end),	  SYM(authenticate),  SYM(acct_mgmt),
+		SYM(setcred),  SYM(open_session), SYM(close_session), SYM(get_item),
+		SYM(set_item), SYM(strerror),
+#undef SYM
+	};
+	__typeof__(lib) next = {.loaded = TRUE};
+
+	if (lib.loaded)
+		return TRUE;
+	if (!dlopen(PAM_LIBRARY, RTLD_NOW | RTLD_GLOBAL)) {
+		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+			    "the pam auth backend needs %s: %s", PAM_LIBRARY, dlerror());
+		return FALSE;
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(syms); i++) {
+		void *f = dlsym(RTLD_DEFAULT, syms[i].name);
+
+		if (!f) {
+			g_set_error(error, MPOP_ERROR, MPOP_ERROR_CONFIG,
+				    "the pam auth backend: %s has no %s", PAM_LIBRARY,
+				    syms[i].name);
+			return FALSE;
+		}
+		memcpy((char *)&next + syms[i].offset, &f, sizeof f);
+	}
+	lib = next;
+	return TRUE;
+}
+
+static gboolean
+pam_check_config(const MpopConfig *cfg, GError **error)
+{
+	(void)cfg;
+	return pam_load(error);
+}
 
 /* What the conversation function may answer with, and what the modules told us. */
 typedef struct {
@@ -148,7 +215,7 @@ pam_identity(pam_handle_t *pamh, MpopAuthIdentity **out_id, char **out_reason)
 	const void *item = NULL;
 	const char *name;
 
-	if (pam_get_item(pamh, PAM_USER, &item) != PAM_SUCCESS || !item || !*(const char *)item) {
+	if (lib.get_item(pamh, PAM_USER, &item) != PAM_SUCCESS || !item || !*(const char *)item) {
 		*out_reason = g_strdup("pam: no PAM_USER after authentication");
 		return MPOP_AUTH_DENIED;
 	}
@@ -172,25 +239,25 @@ pam_run(pam_handle_t *pamh, const char *peer, MpopAuthIdentity **out_id, char **
 
 	/* The client address for modules that log it or decide by it (pam_access). */
 	if (peer && *peer && strcmp(peer, "local") != 0) {
-		rc = pam_set_item(pamh, PAM_RHOST, peer);
+		rc = lib.set_item(pamh, PAM_RHOST, peer);
 		if (rc != PAM_SUCCESS) {
 			*out_reason = g_strdup_printf("pam: cannot set PAM_RHOST: %s",
-						      pam_strerror(pamh, rc));
+						      lib.strerror(pamh, rc));
 			return MPOP_AUTH_TEMPFAIL;
 		}
 	}
 	/* An empty password never logs in, whatever a module's nullok says. */
-	rc = pam_authenticate(pamh, PAM_DISALLOW_NULL_AUTHTOK);
+	rc = lib.authenticate(pamh, PAM_DISALLOW_NULL_AUTHTOK);
 	if (rc != PAM_SUCCESS) {
 		*out_reason =
-			g_strdup_printf("pam: authentication failed: %s", pam_strerror(pamh, rc));
+			g_strdup_printf("pam: authentication failed: %s", lib.strerror(pamh, rc));
 		return result_for(rc);
 	}
 	/* Expired, locked or otherwise refused accounts (PAM_ACCT_EXPIRED, PAM_PERM_DENIED,
 	 * PAM_NEW_AUTHTOK_REQD: POP3 cannot change a password) do not log in. */
-	rc = pam_acct_mgmt(pamh, PAM_DISALLOW_NULL_AUTHTOK);
+	rc = lib.acct_mgmt(pamh, PAM_DISALLOW_NULL_AUTHTOK);
 	if (rc != PAM_SUCCESS) {
-		*out_reason = g_strdup_printf("pam: account refused: %s", pam_strerror(pamh, rc));
+		*out_reason = g_strdup_printf("pam: account refused: %s", lib.strerror(pamh, rc));
 		return result_for(rc);
 	}
 	return pam_identity(pamh, out_id, out_reason);
@@ -202,7 +269,7 @@ typedef struct {
 	pam_handle_t *pamh;
 	PamConvData conv_data;
 	int last_rc;	  /* for pam_end */
-	gboolean cred;	  /* pam_setcred(PAM_ESTABLISH_CRED) succeeded */
+	gboolean cred;	  /* lib.setcred(PAM_ESTABLISH_CRED) succeeded */
 	gboolean session; /* pam_open_session succeeded */
 	pid_t owner;	  /* the process that started it */
 } PamTransaction;
@@ -232,14 +299,14 @@ pam_transaction_free(gpointer data)
 	if (!t)
 		return;
 	if (t->pamh && t->owner != getpid()) {
-		pam_end(t->pamh, t->last_rc | PAM_DATA_SILENT);
+		lib.end(t->pamh, t->last_rc | PAM_DATA_SILENT);
 	} else if (t->pamh) {
 		if (t->session)
-			t->last_rc = pam_close_session(t->pamh, PAM_SILENT);
+			t->last_rc = lib.close_session(t->pamh, PAM_SILENT);
 		if (t->cred)
-			t->last_rc = pam_setcred(t->pamh, PAM_DELETE_CRED | PAM_SILENT);
+			t->last_rc = lib.setcred(t->pamh, PAM_DELETE_CRED | PAM_SILENT);
 		/* libpam wipes its PAM_AUTHTOK copy of the password here. */
-		pam_end(t->pamh, t->last_rc);
+		lib.end(t->pamh, t->last_rc);
 	}
 	g_string_free(t->conv_data.texts, TRUE);
 	g_free(t);
@@ -252,22 +319,29 @@ static PamTransaction *
 pam_transaction_start(const char *service, const char *user, const char *password,
 		      char **out_reason)
 {
-	g_autoptr(PamTransaction) t = g_new0(PamTransaction, 1);
+	g_autoptr(PamTransaction) t = NULL;
+	g_autoptr(GError) error = NULL;
 	struct pam_conv conv = {.conv = pam_conv_password};
 	int rc;
 
+	/* Loaded already by the configuration check, except for a caller that skipped it. */
+	if (!pam_load(&error)) {
+		*out_reason = g_strdup_printf("pam: %s", error->message);
+		return NULL;
+	}
+	t = g_new0(PamTransaction, 1);
 	t->conv_data.password = password;
 	t->conv_data.texts = g_string_new(NULL);
 	t->owner = getpid();
 	conv.appdata_ptr = &t->conv_data;
 	/* pam_start copies conv; the data it points to is t's. */
-	rc = pam_start(service, user, &conv, &t->pamh);
+	rc = lib.start(service, user, &conv, &t->pamh);
 	if (rc != PAM_SUCCESS) {
 		/* A missing or unreadable service file, a module that cannot be loaded. libpam
 		 * has freed the handle itself: no pam_end. */
 		t->pamh = NULL;
 		*out_reason = g_strdup_printf("pam: cannot start service %s: %s", service,
-					      pam_strerror(NULL, rc));
+					      lib.strerror(NULL, rc));
 		return NULL;
 	}
 	return g_steal_pointer(&t);
@@ -338,18 +412,18 @@ pam_session_open(const MpopConfig *cfg, MpopAuthIdentity *id, char **out_reason)
 
 	if (!t || !t->pamh)
 		return TRUE; /* [auth] pam_session is off */
-	rc = pam_setcred(t->pamh, PAM_ESTABLISH_CRED | PAM_SILENT);
+	rc = lib.setcred(t->pamh, PAM_ESTABLISH_CRED | PAM_SILENT);
 	if (rc != PAM_SUCCESS) {
-		*out_reason = g_strdup_printf("pam: pam_setcred: %s", pam_strerror(t->pamh, rc));
+		*out_reason = g_strdup_printf("pam: pam_setcred: %s", lib.strerror(t->pamh, rc));
 		t->last_rc = rc;
 		append_texts(t, out_reason);
 		return FALSE;
 	}
 	t->cred = TRUE;
-	rc = pam_open_session(t->pamh, PAM_SILENT);
+	rc = lib.open_session(t->pamh, PAM_SILENT);
 	if (rc != PAM_SUCCESS) {
 		*out_reason =
-			g_strdup_printf("pam: pam_open_session: %s", pam_strerror(t->pamh, rc));
+			g_strdup_printf("pam: pam_open_session: %s", lib.strerror(t->pamh, rc));
 		t->last_rc = rc;
 		append_texts(t, out_reason);
 		return FALSE;
@@ -378,4 +452,5 @@ const MpopAuthOps mpop_auth_pam_ops = {
 	.authenticate = pam_backend_authenticate,
 	.session_open = pam_session_open,
 	.session_close = pam_session_close,
+	.check_config = pam_check_config,
 };

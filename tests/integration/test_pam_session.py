@@ -96,6 +96,13 @@ def one_session(t, srv, ps, tag):
     t.equal(ps.lines(), [OPEN, CLOSE], f"{tag}: close_session once, as root, after the session")
 
 
+def maps_libpam(pid):
+    """Whether pid has libpam itself (not pam_wrapper's preload) in its address space."""
+    with open(f"/proc/{pid}/maps") as f:
+        return any(os.path.basename(line.split()[-1]).startswith("libpam.so")
+                   for line in f if "/" in line)
+
+
 def scenario(t, fx, ps):
     env = ps.env()
     fx.write_config({"auth.default": "pam", "auth.pam_session": "true"})
@@ -125,6 +132,7 @@ def scenario(t, fx, ps):
     srv = Server(fx, "daemon", env=env)
     srv.start()
     try:
+        t.check(maps_libpam(srv.proc.pid), "daemon: libpam loaded at start for the pam backend")
         one_session(t, srv, ps, "daemon")
         ps.reset()
         p = Pop(srv.port)
@@ -141,6 +149,15 @@ def scenario(t, fx, ps):
         srv.stop()
     text = fx.stderr_text()
     t.check(PASSWORD not in text, "no password in the server's log")
+
+    # No chain names pam: libpam is never loaded (auth-pam.c loads it on demand).
+    fx.write_config = lambda extra: Fixture.write_config(fx, extra)
+    srv = Server(fx, "daemon")
+    srv.start()
+    try:
+        t.check(not maps_libpam(srv.proc.pid), "daemon without the pam backend: no libpam")
+    finally:
+        srv.stop()
 
 
 def main():
