@@ -192,9 +192,13 @@ next_line(MpopSizesReader *r, const char **out_line, size_t *out_len)
 			return -EINVAL;
 		if (r->eof)
 			return r->len == r->pos ? 0 : -EINVAL;
-		memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-		r->len -= r->pos;
-		r->pos = 0;
+		/* Lines already used are dropped only when the buffer is nearly full, so a file
+		 * that fits stays whole in it (mpop_sizes_reader_new reads it twice from there). */
+		if (IO_CHUNK - r->len < MPOP_SIZES_LINE_MAX) {
+			memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+			r->len -= r->pos;
+			r->pos = 0;
+		}
 		n = mpop_read_some(r->fd, r->buf + r->len, IO_CHUNK - r->len);
 		if (n < 0)
 			return (int)n;
@@ -237,9 +241,18 @@ mpop_sizes_reader_new(int fd, guint64 max_bytes)
 		if (mpop_sizes_parse_line(&r->parser, line, len, &rec) < 0)
 			return NULL;
 	}
-	if (rc < 0 || !r->parser.header_seen || lseek(fd, 0, SEEK_SET) != 0)
+	if (rc < 0 || !r->parser.header_seen)
 		return NULL;
-	reader_rewind(r);
+	if (r->total == r->len) {
+		/* The whole file is still in the buffer (the usual case: a cache of up to ~1 000
+		 * messages fits): read it again from there, not from the file. */
+		r->pos = 0;
+		mpop_sizes_parser_init(&r->parser);
+	} else {
+		if (lseek(fd, 0, SEEK_SET) != 0)
+			return NULL;
+		reader_rewind(r);
+	}
 	return g_steal_pointer(&r);
 }
 

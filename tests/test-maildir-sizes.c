@@ -291,6 +291,22 @@ test_reader(void)
 	got = read_cache(dfd, vlen);
 	g_assert_cmpstr(got, ==, "6:a;9:b;");
 	g_clear_pointer(&got, g_free);
+	/* A cache larger than the reader's buffer is read from the file twice (checked whole,
+	 * then used), one that fits from the buffer: the same records either way. */
+	{
+		g_autoptr(GString) big = g_string_new("mpopd-sizes 2\n");
+		g_autoptr(GString) want = g_string_new(NULL);
+
+		for (guint i = 0; i < 4000; i++) {
+			g_string_append_printf(big, "%u %u m%05u.host\n", 1000 + i, 50000 + i, i);
+			g_string_append_printf(want, "%u:m%05u.host;", 1000 + i, i);
+		}
+		g_assert_cmpuint(big->len, >, 64 * 1024);
+		write_cache(dir, big->str, -1);
+		got = read_cache(dfd, 1 << 20);
+		g_assert_cmpstr(got, ==, want->str);
+		g_clear_pointer(&got, g_free);
+	}
 	/* A line longer than any record, without a newline. */
 	{
 		g_autofree char *big = g_strnfill(100000, '7');
