@@ -28,6 +28,7 @@ typedef struct {
 	int dir_fd;	     /* the maildir; -1 when it does not exist (empty maildrop) */
 	int lock_fd;	     /* network filesystems only: holds the OFD write lock on LOCK_NAME */
 	int msg_fd;	     /* the message being streamed */
+	guint64 msg_left;    /* its bytes not read yet, from fstat() at the open */
 	ino_t *inos;	     /* per message: the inode, which survives renames by other clients */
 	gboolean listed_ino; /* readdir()'s d_ino is the inode stat() gives */
 } MaildirPriv;
@@ -565,16 +566,20 @@ relocate(MpopMailbox *mb, guint idx)
 	return -ENOENT;
 }
 
-/* Open message idx, following a rename by another client. Returns an fd or -errno. */
+/* Open message idx, following a rename by another client. Returns an fd or -errno, and its
+ * size in *out_size (G_MAXUINT64 when not known). */
 static int
-open_message(MpopMailbox *mb, guint idx)
+open_message(MpopMailbox *mb, guint idx, guint64 *out_size)
 {
 	MaildirPriv *p = priv_of(mb);
 	int fd = openat(p->dir_fd, mb->msgs[idx].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat sb;
 
-	if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_ino == p->inos[idx])
+	*out_size = G_MAXUINT64;
+	if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_ino == p->inos[idx]) {
+		*out_size = (guint64)sb.st_size;
 		return fd;
+	}
 	if (fd >= 0)
 		close(fd);
 	else if (errno != ENOENT)
@@ -593,7 +598,7 @@ maildir_msg_begin(MpopMailbox *mb, guint idx, GError **error)
 
 	g_return_val_if_fail(p->dir_fd >= 0 && idx < mb->n_msgs, FALSE);
 	mpop_close_fdp(&p->msg_fd);
-	fd = open_message(mb, idx);
+	fd = open_message(mb, idx, &p->msg_left);
 	if (fd == -ENOENT) {
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_CHANGED,
 			    "message was removed by another client");
@@ -608,14 +613,23 @@ maildir_msg_begin(MpopMailbox *mb, guint idx, GError **error)
 	return TRUE;
 }
 
+/* A delivered Maildir message does not change: its end is the size fstat() gave at the open,
+ * which saves the read() that would find it. A file cut short since ends early and the size
+ * check after the stream sees it. */
 static gssize
 maildir_msg_read(MpopMailbox *mb, char *buf, gsize len, GError **error)
 {
-	ssize_t n = mpop_read_some(priv_of(mb)->msg_fd, buf, len);
+	MaildirPriv *p = priv_of(mb);
+	ssize_t n;
 
+	if (p->msg_left == 0)
+		return 0;
+	n = mpop_read_some(p->msg_fd, buf, (gsize)MIN((guint64)len, p->msg_left));
 	if (n < 0)
 		g_set_error(error, MPOP_ERROR, MPOP_ERROR_TEMP, "cannot read message: %s",
 			    g_strerror((int)-n));
+	else if (p->msg_left != G_MAXUINT64)
+		p->msg_left -= (guint64)n;
 	return n;
 }
 
