@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -935,6 +936,16 @@ name_is(const char *name, const char *kind)
 	return name && strncmp(name, kind, n) == 0 && (!name[n] || strcmp(name + n, "-proxy") == 0);
 }
 
+/* A process that served its one connection (inetd, Accept=yes) ends as the daemon's
+ * connection processes do: nothing it holds needs freeing, and libraries' destructors
+ * (GLib's, libc's) would only touch pages to tear down what the exit frees anyway. */
+static G_NORETURN void
+connection_done(int ret)
+{
+	fflush(NULL);
+	_exit(ret);
+}
+
 int
 mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 {
@@ -979,7 +990,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 		l.penalty = open_penalty(cfg->penalty_state);
 		ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,
 				opts->tls, conn_proxy(cfg, opts));
-		goto out;
+		connection_done(ret);
 	}
 	if (opts->mode == MPOP_MODE_AUTO) {
 		/* Accept=yes: exactly one connected socket (named "connection" by systemd). */
@@ -991,7 +1002,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 					opts->tls || (names && name_is(names[0], "pop3s")),
 					names && is_proxy_name(names[0]) ? socket_proxy(cfg)
 									 : conn_proxy(cfg, opts));
-			goto out;
+			connection_done(ret);
 		}
 		if (n > 0) {
 			/* Accept=no: listening sockets; we accept and fork per session. A socket
@@ -1026,7 +1037,7 @@ mpop_listener_run(MpopConfig *cfg, const MpopListenOptions *opts)
 			l.penalty = open_penalty(cfg->penalty_state);
 			ret = serve_one(cfg, l.tls, l.penalty, l.rules, STDIN_FILENO, STDOUT_FILENO,
 					opts->tls, conn_proxy(cfg, opts));
-			goto out;
+			connection_done(ret);
 		}
 	}
 	ret = run_daemon(&l);
