@@ -97,6 +97,14 @@ const Key mpop_config_keys[] = {
 	 .offset = OFF(login_chroot),
 	 .help = "Empty directory the pre-authentication process chroots into; empty: no "
 		 "chroot."},
+	{"server", "login_reuse", KT_UINT, "1", 1, 10000, .offset = OFF(login_reuse),
+	 .help = "Connections one pre-login process serves, one after the other, in the daemon "
+		 "(Accept=no socket or legacy): 1 forks a fresh one for every connection. More "
+		 "saves a fork and a sandbox setup at each login (like Dovecot's login "
+		 "service_count = 0), at a cost: a pre-login process that a client took over "
+		 "sees the user names and passwords of the connections it serves after, and "
+		 "may keep their sockets. inetd and Accept=yes processes serve one connection "
+		 "and ignore it."},
 	{"server", "listen", KT_LIST, "0.0.0.0:110", .check = check_listen, .flags = F_NODUP,
 	 .offset = OFF(listen),
 	 .help = "Addresses the legacy daemon binds itself: numeric IPv4 host:port, "

@@ -59,6 +59,7 @@ typedef struct {
 	guint max_bad_commands; /* then -ERR and close */
 	char *login_user;	/* unprivileged user for the pre-auth dialogue */
 	char *login_chroot;	/* empty: no chroot */
+	guint login_reuse;	/* daemon: connections a pre-login process serves in turn */
 	char **listen;		/* legacy daemon / Accept=no bind addresses "host:port" */
 	char *pid_file;
 	guint max_sessions;

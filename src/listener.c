@@ -7,6 +7,7 @@
 #include "mpopd-build.h"
 #include "login.h"
 #include "penalty.h"
+#include "prelogin-pool.h"
 #include "privsep.h"
 #include "proxy.h"
 #include "sd.h"
@@ -52,7 +53,21 @@ typedef struct {
 	MpopHostRules *rules; /* [access] hosts_allow_deny, NULL: none */
 	guint status_sent;    /* the session count the service manager was last told */
 	guint64 status_at;    /* when (monotonic µs) */
+	GArray *pool;	      /* PoolProc: reusable pre-login processes ([server] login_reuse) */
+	guint generation;     /* of the configuration, raised at each reload */
 } MpopListener;
+
+/* A reusable pre-login process, forked by the daemon with the configuration in force. */
+typedef struct {
+	pid_t pid;
+	int ctl;	  /* the daemon's end of its control socket */
+	pid_t conn;	  /* the connection process it is serving, 0: idle */
+	guint served;	  /* connections given to it */
+	guint generation; /* of the configuration it was forked with */
+} PoolProc;
+
+/* Idle reusable pre-login processes kept beyond this are ended. */
+#define POOL_IDLE_MAX 16
 
 static char *
 sockaddr_name(const struct sockaddr_storage *ss, gboolean with_port)
@@ -385,6 +400,140 @@ update_status(MpopListener *l)
 	return -1;
 }
 
+static gboolean
+pool_wanted(const MpopListener *l)
+{
+	return l->cfg->login_reuse > 1 && l->cfg->privsep && geteuid() == 0;
+}
+
+/* End pool entry i: without its control socket it exits once it is done (reaped as any
+ * child). */
+static void
+pool_retire(MpopListener *l, guint i)
+{
+	PoolProc *p = &g_array_index(l->pool, PoolProc, i);
+
+	close(p->ctl);
+	g_array_remove_index_fast(l->pool, i);
+}
+
+static guint
+pool_idle_count(const MpopListener *l)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < l->pool->len; i++)
+		n += g_array_index(l->pool, PoolProc, i).conn == 0;
+	return n;
+}
+
+/* Close, in a child, the daemon's descriptors it must not keep: the listening sockets, the
+ * signal fd, the pid file, and the pool's control sockets but keep's. */
+static void
+close_daemon_fds(MpopListener *l, int keep)
+{
+	for (guint j = 0; j < l->n_fds; j++)
+		close(l->fds[j]);
+	close(l->sigfd);
+	if (l->pidfile_fd >= 0)
+		close(l->pidfile_fd);
+	for (guint j = 0; l->pool && j < l->pool->len; j++) {
+		int ctl = g_array_index(l->pool, PoolProc, j).ctl;
+		if (ctl != keep)
+			close(ctl);
+	}
+}
+
+/* client: the connection just accepted, which the new process must not hold. */
+static gint
+pool_spawn(MpopListener *l, int client)
+{
+	int sv[2];
+	pid_t daemon = getpid(), pid;
+	PoolProc p = {0};
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t all;
+
+		close(sv[0]);
+		close(client);
+		close_daemon_fds(l, -1);
+		/* The table is the connection processes': the network-facing one never sees it. */
+		mpop_penalty_close(l->penalty);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		signal(SIGTERM, SIG_DFL);
+		mpop_login_pool_main(l->cfg, l->tls, sv[1], daemon);
+	}
+	close(sv[1]);
+	p.pid = pid;
+	p.ctl = sv[0];
+	p.generation = l->generation;
+	g_array_append_val(l->pool, p);
+	return (gint)l->pool->len - 1;
+}
+
+/* An idle reusable pre-login process for the connection just accepted on client (one is
+ * forked when none is idle); -1: none (the connection process forks its own). */
+static gint
+pool_take(MpopListener *l, int client)
+{
+	gint i;
+
+	for (i = 0; i < (gint)l->pool->len; i++)
+		if (g_array_index(l->pool, PoolProc, i).conn == 0)
+			break;
+	if (i == (gint)l->pool->len)
+		i = pool_spawn(l, client);
+	return i;
+}
+
+/* A message on pool entry i's control socket: it is idle again (MPOP_POOL_IDLE), or gone. */
+static void
+pool_event(MpopListener *l, guint i)
+{
+	PoolProc *p = &g_array_index(l->pool, PoolProc, i);
+	char c = 0;
+	ssize_t n = recv(p->ctl, &c, 1, MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n != 1 || c != MPOP_POOL_IDLE) {
+		/* Ended, or saying what it may not: it is no pre-login process of ours any more. */
+		if (n > 0)
+			kill(p->pid, SIGKILL);
+		pool_retire(l, i);
+		return;
+	}
+	p->conn = 0;
+	if (p->served >= l->cfg->login_reuse || p->generation != l->generation || !pool_wanted(l) ||
+	    pool_idle_count(l) > POOL_IDLE_MAX)
+		pool_retire(l, i);
+}
+
+/* A child ended: a pre-login process leaves the pool; one that was serving a connection
+ * process that has ended without it saying it is idle again (a connection refused before
+ * the login, a crash) is ended too. */
+static void
+pool_reaped(MpopListener *l, pid_t pid)
+{
+	for (guint i = 0; i < l->pool->len; i++) {
+		PoolProc *p = &g_array_index(l->pool, PoolProc, i);
+		if (p->pid == pid || p->conn == pid) {
+			pool_retire(l, i);
+			return;
+		}
+	}
+}
+
 static void
 accept_one(MpopListener *l, guint i)
 {
@@ -396,6 +545,7 @@ accept_one(MpopListener *l, guint i)
 	gboolean balancer;
 	guint proxy = (guint)(l->proxy[i] >= 0 ? l->proxy[i] : l->cfg->proxy_protocol);
 	pid_t pid;
+	gint pre;
 
 	if (fd < 0)
 		return;
@@ -418,6 +568,7 @@ accept_one(MpopListener *l, guint i)
 		close(fd);
 		return;
 	}
+	pre = pool_wanted(l) ? pool_take(l, fd) : -1;
 	pid = fork();
 	if (pid < 0) {
 		mpop_log_err("fork failed: %s", g_strerror(errno));
@@ -426,16 +577,23 @@ accept_one(MpopListener *l, guint i)
 	}
 	if (pid == 0) {
 		sigset_t all;
-		for (guint j = 0; j < l->n_fds; j++)
-			close(l->fds[j]);
-		close(l->sigfd);
-		if (l->pidfile_fd >= 0)
-			close(l->pidfile_fd);
+		int ret;
+
+		close_daemon_fds(l, pre >= 0 ? g_array_index(l->pool, PoolProc, pre).ctl : -1);
+		if (pre >= 0)
+			mpop_login_use_pool(g_array_index(l->pool, PoolProc, pre).pid,
+					    g_array_index(l->pool, PoolProc, pre).ctl);
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGTERM, SIG_DFL);
-		_exit(serve_one(l->cfg, l->tls, l->penalty, l->rules, fd, fd, l->implicit_tls[i],
-				proxy));
+		ret = serve_one(l->cfg, l->tls, l->penalty, l->rules, fd, fd, l->implicit_tls[i],
+				proxy);
+		mpop_login_release_pool();
+		_exit(ret);
+	}
+	if (pre >= 0) {
+		g_array_index(l->pool, PoolProc, pre).conn = pid;
+		g_array_index(l->pool, PoolProc, pre).served++;
 	}
 	close(fd);
 	g_hash_table_insert(l->children, GINT_TO_POINTER(pid), g_steal_pointer(&source));
@@ -447,8 +605,10 @@ reap(MpopListener *l)
 	pid_t pid;
 	int status;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		g_hash_table_remove(l->children, GINT_TO_POINTER(pid));
+		pool_reaped(l, pid);
+	}
 }
 
 /* Implicit TLS sockets (systemd's pop3s, listen_tls) need a certificate. */
@@ -522,6 +682,11 @@ next_adopt(MpopListener *l, MpopNextConfig *n)
 	mpop_log_set_level(l->cfg->log_level);
 	mpop_log_open(l->cfg->log_target, l->opts->foreground, l->cfg->log_syslog_socket);
 	(void)mpop_privsep_resolve_login(l->cfg->login_user);
+	/* Pre-login processes forked with the old configuration serve no new connection. */
+	l->generation++;
+	for (guint i = l->pool ? l->pool->len : 0; i-- > 0;)
+		if (g_array_index(l->pool, PoolProc, i).conn == 0)
+			pool_retire(l, i);
 }
 
 static void
@@ -707,19 +872,38 @@ accept_loop(MpopListener *l)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	l->children = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+	l->pool = g_array_new(FALSE, FALSE, sizeof(PoolProc));
 	l->penalty = open_penalty(NULL);
 	if (l->from_systemd)
 		mpop_sd_notify("READY=1\nSTATUS=Serving 0 session(s)");
 	mpop_log_event(MPOP_LOG_NOTICE, "start", NULL, "mpopd %s accepting connections",
 		       MPOPD_VERSION);
 	while (!l->stopping) {
-		struct pollfd pfd[MAX_LISTEN + 1];
-		guint n = l->n_fds;
+		guint n = l->n_fds, np = l->pool->len;
+		g_autofree struct pollfd *pfd = g_new(struct pollfd, n + 1 + np);
+		g_autofree pid_t *pool_pids = g_new(pid_t, np + 1);
+
 		for (guint i = 0; i < n; i++)
 			pfd[i] = (struct pollfd){.fd = l->fds[i], .events = POLLIN};
 		pfd[n] = (struct pollfd){.fd = l->sigfd, .events = POLLIN};
-		if (poll(pfd, n + 1, update_status(l)) < 0 && errno != EINTR)
+		for (guint i = 0; i < np; i++) {
+			PoolProc *p = &g_array_index(l->pool, PoolProc, i);
+			pfd[n + 1 + i] = (struct pollfd){.fd = p->ctl, .events = POLLIN};
+			pool_pids[i] = p->pid;
+		}
+		if (poll(pfd, n + 1 + np, update_status(l)) < 0 && errno != EINTR)
 			break;
+		/* Pre-login processes first: one that is idle again says so before its connection
+		 * process can have ended (a reaped connection process retires a busy one). */
+		for (guint i = 0; i < np; i++) {
+			if (!pfd[n + 1 + i].revents)
+				continue;
+			for (guint j = 0; j < l->pool->len; j++)
+				if (g_array_index(l->pool, PoolProc, j).pid == pool_pids[i]) {
+					pool_event(l, j);
+					break;
+				}
+		}
 		if (pfd[n].revents) {
 			handle_signal(l);
 			/* A reload or refresh may have replaced the sockets just polled. */
@@ -733,6 +917,13 @@ accept_loop(MpopListener *l)
 		mpop_sd_notify("STOPPING=1");
 	mpop_log_event(MPOP_LOG_NOTICE, "stop", NULL, "stopping, ending %u session(s)",
 		       g_hash_table_size(l->children));
+	/* A pre-login process waits for its client, not for its connection process: end it
+	 * (nothing of a login in progress is worth keeping), or the stop would wait for the
+	 * slowest client up to login_timeout. */
+	while (l->pool->len) {
+		kill(g_array_index(l->pool, PoolProc, l->pool->len - 1).pid, SIGKILL);
+		pool_retire(l, l->pool->len - 1);
+	}
 	/* Sessions end without UPDATE: nothing is deleted, nothing is lost. */
 	g_hash_table_iter_init(&it, l->children);
 	while (g_hash_table_iter_next(&it, &pid, NULL))
@@ -740,6 +931,7 @@ accept_loop(MpopListener *l)
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
 	g_hash_table_destroy(l->children);
+	g_array_free(l->pool, TRUE);
 	return l->exit_status;
 }
 

@@ -32,6 +32,7 @@
  */
 #include "login.h"
 #include "log.h"
+#include "prelogin-pool.h"
 #include "privsep.h"
 #include "sandbox.h"
 #include "session.h"
@@ -375,9 +376,15 @@ ask_verdict(MpopSession *s, int chan, MpopAuthResult *out)
 	return TRUE;
 }
 
-/* After a login over TLS: send the connection's record state to the connection process and
- * end without another byte to the client (TLS 1.3), or say that we relay. TRUE: relay. */
-static gboolean
+typedef enum {
+	HANDOVER_FAILED,
+	HANDOVER_DONE, /* the state went to the connection process: not one more byte from us */
+	HANDOVER_RELAY,
+} Handover;
+
+/* After a login over TLS: send the connection's record state to the connection process, and
+ * write nothing more to the client (TLS 1.3), or say that we relay. */
+static Handover
 hand_over_tls(MpopStream *st, int chan)
 {
 	MpopTlsState ts = {0};
@@ -387,24 +394,58 @@ hand_over_tls(MpopStream *st, int chan)
 
 	/* Replies still queued go first, under the keys and numbers we hand over after. */
 	if (!mpop_stream_flush(st))
-		return FALSE;
+		return HANDOVER_FAILED;
 	handed = mpop_tls_export(st, &ts);
 	rec = mpop_tls_state_encode(handed ? &ts : NULL);
 	n = send(chan, g_bytes_get_data(rec, NULL), g_bytes_get_size(rec), MSG_NOSIGNAL);
 
 	explicit_bzero((void *)g_bytes_get_data(rec, NULL), g_bytes_get_size(rec));
 	mpop_tls_state_clear(&ts);
-	if (handed)
-		_exit(n < 0);
-	return n >= 0;
+	if (n < 0)
+		return HANDOVER_FAILED;
+	return handed ? HANDOVER_DONE : HANDOVER_RELAY;
+}
+
+/* One connection's dialogue, in a confined process: until a login, then the hand-over or the
+ * relay. Returns what the process should exit with (0: done). */
+static int
+prelogin_serve(const MpopConfig *cfg, MpopConnection *conn, MpopStream *st, int chan, int data)
+{
+	MpopSession *s = mpop_session_new(cfg, conn, st, cfg->login_timeout);
+	MpopAuthResult res;
+	int ret = 0;
+
+	if (!mpop_session_start(s))
+		goto out;
+	while (mpop_session_loop(s) == MPOP_SESSION_AUTH && ask_verdict(s, chan, &res)) {
+		if (res == MPOP_AUTH_OK) {
+			/* The session now answers: directly, with the TLS state we hand over,
+			 * or through us when OpenSSL must keep the connection. */
+			if (s->st->tls_info) {
+				Handover h = hand_over_tls(s->st, chan);
+
+				if (h == HANDOVER_RELAY)
+					mpop_tls_relay(s->st, data, RELAY_TIMEOUT_MS(cfg));
+				else if (h == HANDOVER_FAILED)
+					ret = 1;
+			}
+			break;
+		}
+		if (!mpop_session_auth_done(s, res))
+			break;
+	}
+	/* Nothing is queued after a hand-over (the stream is marked broken then: no write, no
+	 * close_notify under keys that are the session's now). */
+	mpop_stream_flush(s->st);
+out:
+	mpop_session_free(s); /* sends close_notify, unless handed over */
+	return ret;
 }
 
 static G_GNUC_NORETURN void
 prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, pid_t parent)
 {
 	MpopStream *st = mpop_stream_new(conn->fd_in, conn->fd_out, cfg->idle_timeout);
-	MpopSession *s = NULL;
-	MpopAuthResult res;
 	int r;
 
 	mpop_log_set_forward(forward_log, GINT_TO_POINTER(chan));
@@ -424,23 +465,65 @@ prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, p
 		mpop_log_err("cannot confine the pre-login process: %s", g_strerror(-r));
 		_exit(1);
 	}
-	s = mpop_session_new(cfg, conn, st, cfg->login_timeout);
-	if (!mpop_session_start(s))
-		_exit(0);
-	while (mpop_session_loop(s) == MPOP_SESSION_AUTH && ask_verdict(s, chan, &res)) {
-		if (res == MPOP_AUTH_OK) {
-			/* The session now answers: directly, with the TLS state we hand over,
-			 * or through us when OpenSSL must keep the connection. */
-			if (s->st->tls_info && hand_over_tls(s->st, chan))
-				mpop_tls_relay(s->st, data, RELAY_TIMEOUT_MS(cfg));
-			break;
-		}
-		if (!mpop_session_auth_done(s, res))
-			break;
+	_exit(prelogin_serve(cfg, conn, st, chan, data));
+}
+
+/* ---- a pre-login process that serves connections in turn ([server] login_reuse) ---- */
+
+/* The daemon's child, confined like a per-connection one; the connection processes hand it
+ * their connections over ctl. It tells the daemon MPOP_POOL_IDLE after each, before it lets
+ * go of the connection's channel (so the daemon has heard it by the time the connection
+ * process can end), and ends when the daemon closes ctl. */
+G_GNUC_NORETURN void
+mpop_login_pool_main(const MpopConfig *cfg, MpopTlsContext *tls, int ctl, pid_t daemon)
+{
+	const char idle = MPOP_POOL_IDLE;
+	int r = mpop_privsep_drop_login(cfg->login_user, cfg->login_chroot);
+
+	if (r < 0) {
+		mpop_log_err("cannot drop privileges to %s: %s", cfg->login_user, g_strerror(-r));
+		_exit(1);
 	}
-	mpop_stream_flush(s->st);
-	mpop_session_free(s); /* sends close_notify */
-	_exit(0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != daemon)
+		_exit(1);
+	r = mpop_sandbox_prelogin_reusable();
+	if (r < 0) {
+		mpop_log_err("cannot confine the pre-login process: %s", g_strerror(-r));
+		_exit(1);
+	}
+	for (;;) {
+		MpopConnection conn = {0};
+		int chan = -1, data = -1;
+
+		/* Nothing is logged between connections: no record could reach anyone. */
+		mpop_log_set_forward(forward_log, GINT_TO_POINTER(-1));
+		r = mpop_pool_receive(ctl, &conn, &chan, &data);
+		if (r == 0 || r == -EINVAL)
+			_exit(r < 0);
+		if (r < 0)
+			_exit(1);
+		if (r == 2) { /* a connection process that did not need us after all */
+			if (send(ctl, &idle, 1, MSG_NOSIGNAL) != 1)
+				_exit(0);
+			continue;
+		}
+		conn.tls = tls;
+		mpop_log_set_forward(forward_log, GINT_TO_POINTER(chan));
+		mpop_log_set_session(conn.session_id, conn.peer);
+		mpop_log_set_proxy(conn.proxy);
+		/* The connection process set the socket's options: setsockopt is not ours now. */
+		r = prelogin_serve(cfg, &conn,
+				   mpop_stream_new_with_ops(NULL, NULL, conn.fd_in, conn.fd_out,
+							    cfg->idle_timeout),
+				   chan, data);
+		close(conn.fd_in);
+		if (data >= 0)
+			close(data);
+		mpop_pool_connection_clear(&conn);
+		if (r != 0 || send(ctl, &idle, 1, MSG_NOSIGNAL) != 1)
+			_exit(r);
+		close(chan);
+	}
 }
 
 /* ---- the connection process ---- */
@@ -620,6 +703,50 @@ wait_child(pid_t child, gboolean killed_by_us)
 	return TRUE;
 }
 
+/* The reusable pre-login process the daemon gave this connection process, if any. */
+static pid_t pool_pid;
+static int pool_ctl = -1;
+
+void
+mpop_login_use_pool(pid_t pid, int ctl)
+{
+	pool_pid = pid;
+	pool_ctl = ctl;
+}
+
+void
+mpop_login_release_pool(void)
+{
+	if (pool_ctl < 0)
+		return;
+	(void)mpop_pool_send_skip(pool_ctl);
+	mpop_close_fdp(&pool_ctl);
+}
+
+/* A reusable pre-login process lets go of the connection (closes its end of the channel)
+ * once it is done with it: wait for that before the session writes to the client. One that
+ * does not in time is ended. */
+static void
+await_release(int chan, pid_t child)
+{
+	guint64 deadline = mpop_now_usec() + GRACE_MARGIN_USEC;
+	guint8 buf[MPOP_PRIVSEP_MAX_RECORD];
+	guint records = 0;
+
+	for (;;) {
+		gssize n = next_record(chan, buf, sizeof(buf), deadline);
+
+		if (n > 0 && relay_log_record(buf, (gsize)n, &records))
+			continue;
+		if (n != 0) {
+			mpop_log_err("the pre-login process did not let go of the connection, "
+				     "ending it");
+			kill(child, SIGKILL);
+		}
+		return;
+	}
+}
+
 static int
 run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 {
@@ -627,17 +754,28 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 	MpopAuthRequest req = {0};
 	MpopTlsState ts = {0};
 	g_autoptr(MpopAuthIdentity) id = NULL;
-	gboolean tls, killed = FALSE;
+	gboolean tls, killed = FALSE, pooled = FALSE;
 	int handed = 0;
 	MpopSession *s;
-	pid_t parent = getpid(), child;
+	pid_t parent = getpid(), child = -1;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0 ||
 	    (conn->tls && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, data) < 0)) {
 		mpop_log_err("socketpair: %s", g_strerror(errno));
 		return 1;
 	}
-	child = fork();
+	if (pool_ctl >= 0) {
+		/* Set here: a confined process may not. */
+		mpop_stream_socket_options(conn->fd_out, cfg->idle_timeout);
+		pooled = mpop_pool_send(pool_ctl, conn, conn->fd_in, chan[1], data[1]) == 0;
+		mpop_close_fdp(&pool_ctl);
+		if (pooled)
+			child = pool_pid;
+		else
+			mpop_log_debug("the daemon's pre-login process is gone, forking one");
+	}
+	if (!pooled)
+		child = fork();
 	if (child < 0) {
 		mpop_log_err("fork: %s", g_strerror(errno));
 		return 1;
@@ -662,32 +800,38 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 			mpop_auth_request_clear(&req);
 			if (data[0] >= 0)
 				close(data[0]);
-			wait_child(child, TRUE);
+			if (!pooled)
+				wait_child(child, TRUE);
 			return 1;
 		}
 	}
-	close(chan[0]);
+	/* A reusable one that relays keeps the channel until the relay ends. */
+	if (pooled && id && !(tls && handed == 0))
+		await_release(chan[0], child);
+	if (!(pooled && tls && handed == 0))
+		mpop_close_fdp(&chan[0]);
 	if (handed > 0) {
 		/* It has ended by itself: the client's socket is ours again. */
 		if (data[0] >= 0)
 			close(data[0]);
 		data[0] = -1;
 		tls = FALSE;
-		if (!wait_child(child, FALSE)) {
+		if (!pooled && !wait_child(child, FALSE)) {
 			mpop_tls_state_clear(&ts);
 			mpop_auth_request_clear(&req);
 			return 1;
 		}
 	} else if (!tls) {
-		/* Without TLS the pre-login process has no part in the session. */
-		if (id) {
+		/* Without TLS the pre-login process has no part in the session (a reusable
+		 * one has let go of it already). */
+		if (id && !pooled) {
 			kill(child, SIGKILL);
 			killed = TRUE;
 		}
 		if (data[0] >= 0)
 			close(data[0]);
 		data[0] = -1;
-		if (!wait_child(child, killed))
+		if (!pooled && !wait_child(child, killed))
 			return 1;
 	}
 	if (!id)
@@ -729,6 +873,11 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 		if (data[0] >= 0) {
 			shutdown(data[0], SHUT_WR);
 			close(data[0]);
+		}
+		if (pooled) {
+			await_release(chan[0], child);
+			close(chan[0]);
+			return 0;
 		}
 		return wait_child(child, FALSE) ? 0 : 1;
 	}

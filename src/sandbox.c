@@ -182,8 +182,8 @@ limit(int resource, rlim_t value)
 	return setrlimit(resource, &rl) < 0 ? -errno : 0;
 }
 
-int
-mpop_sandbox_prelogin(void)
+static int
+confine(rlim_t max_fds)
 {
 	int r;
 
@@ -196,7 +196,7 @@ mpop_sandbox_prelogin(void)
 	if (r == 0)
 		r = limit(RLIMIT_FSIZE, 0);
 	if (r == 0)
-		r = limit(RLIMIT_NOFILE, MPOP_SANDBOX_POLL_FDS);
+		r = limit(RLIMIT_NOFILE, max_fds);
 	if (r < 0)
 		return r;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -212,4 +212,16 @@ mpop_sandbox_prelogin(void)
 	__sanitizer_sandbox_on_notify(&(__sanitizer_sandbox_arguments){.coverage_fd = -1});
 #endif
 	return install_filter();
+}
+
+int
+mpop_sandbox_prelogin(void)
+{
+	return confine(MPOP_SANDBOX_POLL_FDS);
+}
+
+int
+mpop_sandbox_prelogin_reusable(void)
+{
+	return confine(MPOP_SANDBOX_POOL_FDS);
 }

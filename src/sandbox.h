@@ -14,3 +14,9 @@
  * set but no filter on an architecture the filter does not know (only x86_64 and aarch64);
  * any other -errno with the process partly confined: the caller must then exit. */
 int mpop_sandbox_prelogin(void);
+
+/* The same for a pre-login process that serves connections in turn ([server] login_reuse):
+ * it receives each connection's descriptors (SCM_RIGHTS), so its descriptor numbers may go
+ * up to this limit instead. */
+#define MPOP_SANDBOX_POOL_FDS 64
+int mpop_sandbox_prelogin_reusable(void);

@@ -47,7 +47,7 @@ mpop_stream_new_with_ops(const MpopStreamOps *ops, gpointer impl, int fd_in, int
 {
 	MpopStream *st = g_new0(MpopStream, 1);
 
-	st->ops = ops;
+	st->ops = ops ? ops : &plain_ops;
 	st->impl = impl;
 	st->fd_in = fd_in;
 	st->fd_out = fd_out;
@@ -56,8 +56,8 @@ mpop_stream_new_with_ops(const MpopStreamOps *ops, gpointer impl, int fd_in, int
 	return st;
 }
 
-MpopStream *
-mpop_stream_new(int fd_in, int fd_out, guint write_timeout_s)
+void
+mpop_stream_socket_options(int fd_out, guint write_timeout_s)
 {
 	struct timeval tv = {.tv_sec = write_timeout_s};
 	int one = 1;
@@ -67,6 +67,12 @@ mpop_stream_new(int fd_in, int fd_out, guint write_timeout_s)
 	(void)setsockopt(fd_out, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* A client that stops reading cannot hold the session (and its lock) forever. */
 	(void)setsockopt(fd_out, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+MpopStream *
+mpop_stream_new(int fd_in, int fd_out, guint write_timeout_s)
+{
+	mpop_stream_socket_options(fd_out, write_timeout_s);
 	return mpop_stream_new_with_ops(&plain_ops, NULL, fd_in, fd_out, write_timeout_s);
 }
 

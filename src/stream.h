@@ -39,7 +39,10 @@ struct MpopStream {
 /* A plain stream on connected descriptors (a socket, or the two ends of a pipe). Sets
  * TCP_NODELAY and the send timeout where the descriptor is a TCP socket. */
 MpopStream *mpop_stream_new(int fd_in, int fd_out, guint write_timeout_s);
-/* A stream with other ops (TLS, tests); impl is the ops' state. */
+/* What mpop_stream_new() sets on the client's socket (TCP_NODELAY, the write timeout). */
+void mpop_stream_socket_options(int fd_out, guint write_timeout_s);
+/* A stream with other ops (TLS, tests), or the plain ones when ops is NULL (without setting
+ * the socket's options); impl is the ops' state. */
 MpopStream *mpop_stream_new_with_ops(const MpopStreamOps *ops, gpointer impl, int fd_in, int fd_out,
 				     guint write_timeout_s);
 /* Frees the implementation and the buffer; the descriptors stay open. NULL is accepted. */
