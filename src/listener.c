@@ -523,14 +523,20 @@ pool_event(MpopListener *l, guint i)
  * process that has ended without it saying it is idle again (a connection refused before
  * the login, a crash) is ended too. */
 static void
-pool_reaped(MpopListener *l, pid_t pid)
+pool_reaped(MpopListener *l, pid_t pid, int status)
 {
 	for (guint i = 0; i < l->pool->len; i++) {
 		PoolProc *p = &g_array_index(l->pool, PoolProc, i);
-		if (p->pid == pid || p->conn == pid) {
-			pool_retire(l, i);
-			return;
-		}
+		if (p->pid != pid && p->conn != pid)
+			continue;
+		/* Still in the pool, so not retired: a crash, or a system call the sandbox
+		 * refused. (SIGKILL: a connection process ended it and said why.) */
+		if (p->pid == pid && WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
+			mpop_log_event(MPOP_LOG_ERR, "prelogin-died", NULL,
+				       "pre-login process %d killed by signal %d (%s)", (int)pid,
+				       WTERMSIG(status), g_strsignal(WTERMSIG(status)));
+		pool_retire(l, i);
+		return;
 	}
 }
 
@@ -607,7 +613,7 @@ reap(MpopListener *l)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		g_hash_table_remove(l->children, GINT_TO_POINTER(pid));
-		pool_reaped(l, pid);
+		pool_reaped(l, pid, status);
 	}
 }
 

@@ -478,7 +478,12 @@ G_GNUC_NORETURN void
 mpop_login_pool_main(const MpopConfig *cfg, MpopTlsContext *tls, int ctl, pid_t daemon)
 {
 	const char idle = MPOP_POOL_IDLE;
-	int r = mpop_privsep_drop_login(cfg->login_user, cfg->login_chroot);
+	int r;
+
+	/* A client gone before we answer must not end the process (the daemon does not ignore
+	 * SIGPIPE; a connection process does, before it forks its own). */
+	signal(SIGPIPE, SIG_IGN);
+	r = mpop_privsep_drop_login(cfg->login_user, cfg->login_chroot);
 
 	if (r < 0) {
 		mpop_log_err("cannot drop privileges to %s: %s", cfg->login_user, g_strerror(-r));
