@@ -80,8 +80,8 @@ test_malformed(void)
 {
 	MpopConnection in = sample(), out = {0};
 	g_autoptr(GBytes) rec = mpop_pool_encode(&in);
-	gsize len;
-	g_autofree guint8 *copy = g_memdup2(g_bytes_get_data(rec, &len), len);
+	gsize len = g_bytes_get_size(rec);
+	g_autofree guint8 *copy = g_memdup2(g_bytes_get_data(rec, NULL), len);
 
 	copy[0] = 'X'; /* magic */
 	g_assert_cmpint(mpop_pool_decode(copy, len, &out), ==, -EINVAL);
