@@ -442,16 +442,12 @@ out:
 	return ret;
 }
 
-static G_GNUC_NORETURN void
-prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, pid_t parent)
+/* Drop to the login user, die with parent, confine; any failure ends the process. */
+static void
+confine(const MpopConfig *cfg, pid_t parent, gboolean reusable)
 {
-	MpopStream *st = mpop_stream_new(conn->fd_in, conn->fd_out, cfg->idle_timeout);
-	int r;
+	int r = mpop_privsep_drop_login(cfg->login_user, cfg->login_chroot);
 
-	mpop_log_set_forward(forward_log, GINT_TO_POINTER(chan));
-	/* The table is the connection process's: the network-facing process never sees it. */
-	mpop_penalty_close(conn->penalty);
-	r = mpop_privsep_drop_login(cfg->login_user, cfg->login_chroot);
 	if (r < 0) {
 		mpop_log_err("cannot drop privileges to %s: %s", cfg->login_user, g_strerror(-r));
 		_exit(1);
@@ -460,11 +456,22 @@ prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, p
 	 * death. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(1);
-	r = mpop_sandbox_prelogin();
+	r = reusable ? mpop_sandbox_prelogin_reusable() : mpop_sandbox_prelogin();
 	if (r < 0) {
 		mpop_log_err("cannot confine the pre-login process: %s", g_strerror(-r));
 		_exit(1);
 	}
+}
+
+static G_GNUC_NORETURN void
+prelogin_main(const MpopConfig *cfg, MpopConnection *conn, int chan, int data, pid_t parent)
+{
+	MpopStream *st = mpop_stream_new(conn->fd_in, conn->fd_out, cfg->idle_timeout);
+
+	mpop_log_set_forward(forward_log, GINT_TO_POINTER(chan));
+	/* The table is the connection process's: the network-facing process never sees it. */
+	mpop_penalty_close(conn->penalty);
+	confine(cfg, parent, FALSE);
 	_exit(prelogin_serve(cfg, conn, st, chan, data));
 }
 
@@ -483,19 +490,7 @@ mpop_login_pool_main(const MpopConfig *cfg, MpopTlsContext *tls, int ctl, pid_t 
 	/* A client gone before we answer must not end the process (the daemon does not ignore
 	 * SIGPIPE; a connection process does, before it forks its own). */
 	signal(SIGPIPE, SIG_IGN);
-	r = mpop_privsep_drop_login(cfg->login_user, cfg->login_chroot);
-
-	if (r < 0) {
-		mpop_log_err("cannot drop privileges to %s: %s", cfg->login_user, g_strerror(-r));
-		_exit(1);
-	}
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != daemon)
-		_exit(1);
-	r = mpop_sandbox_prelogin_reusable();
-	if (r < 0) {
-		mpop_log_err("cannot confine the pre-login process: %s", g_strerror(-r));
-		_exit(1);
-	}
+	confine(cfg, daemon, TRUE);
 	for (;;) {
 		MpopConnection conn = {0};
 		int chan = -1, data = -1;
