@@ -887,29 +887,21 @@ accept_loop(MpopListener *l)
 	while (!l->stopping) {
 		guint n = l->n_fds, np = l->pool->len;
 		g_autofree struct pollfd *pfd = g_new(struct pollfd, n + 1 + np);
-		g_autofree pid_t *pool_pids = g_new(pid_t, np + 1);
 
 		for (guint i = 0; i < n; i++)
 			pfd[i] = (struct pollfd){.fd = l->fds[i], .events = POLLIN};
 		pfd[n] = (struct pollfd){.fd = l->sigfd, .events = POLLIN};
-		for (guint i = 0; i < np; i++) {
-			PoolProc *p = &g_array_index(l->pool, PoolProc, i);
-			pfd[n + 1 + i] = (struct pollfd){.fd = p->ctl, .events = POLLIN};
-			pool_pids[i] = p->pid;
-		}
+		for (guint i = 0; i < np; i++)
+			pfd[n + 1 + i] = (struct pollfd){
+				.fd = g_array_index(l->pool, PoolProc, i).ctl, .events = POLLIN};
 		if (poll(pfd, n + 1 + np, update_status(l)) < 0 && errno != EINTR)
 			break;
 		/* Pre-login processes first: one that is idle again says so before its connection
-		 * process can have ended (a reaped connection process retires a busy one). */
-		for (guint i = 0; i < np; i++) {
-			if (!pfd[n + 1 + i].revents)
-				continue;
-			for (guint j = 0; j < l->pool->len; j++)
-				if (g_array_index(l->pool, PoolProc, j).pid == pool_pids[i]) {
-					pool_event(l, j);
-					break;
-				}
-		}
+		 * process can have ended (a reaped connection process retires a busy one). From
+		 * the end: a retired entry is replaced by the last, which was handled already. */
+		for (guint i = np; i-- > 0;)
+			if (pfd[n + 1 + i].revents)
+				pool_event(l, i);
 		if (pfd[n].revents) {
 			handle_signal(l);
 			/* A reload or refresh may have replaced the sockets just polled. */

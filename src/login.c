@@ -747,6 +747,18 @@ await_release(int chan, pid_t child)
 	}
 }
 
+/* The pre-login process is done with the connection: reap our own child, or, a reusable one
+ * (pooled), wait until it lets go of the connection on chan (-1: nothing to wait for). */
+static gboolean
+prelogin_finished(gboolean pooled, int chan, pid_t child, gboolean killed_by_us)
+{
+	if (!pooled)
+		return wait_child(child, killed_by_us);
+	if (chan >= 0)
+		await_release(chan, child);
+	return TRUE;
+}
+
 static int
 run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 {
@@ -800,23 +812,18 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 			mpop_auth_request_clear(&req);
 			if (data[0] >= 0)
 				close(data[0]);
-			if (!pooled)
-				wait_child(child, TRUE);
+			prelogin_finished(pooled, -1, child, TRUE);
 			return 1;
 		}
 	}
-	/* A reusable one that relays keeps the channel until the relay ends. */
-	if (pooled && id && !(tls && handed == 0))
-		await_release(chan[0], child);
-	if (!(pooled && tls && handed == 0))
-		mpop_close_fdp(&chan[0]);
 	if (handed > 0) {
 		/* It has ended by itself: the client's socket is ours again. */
 		if (data[0] >= 0)
 			close(data[0]);
 		data[0] = -1;
 		tls = FALSE;
-		if (!pooled && !wait_child(child, FALSE)) {
+		if (!prelogin_finished(pooled, chan[0], child, FALSE)) {
+			close(chan[0]);
 			mpop_tls_state_clear(&ts);
 			mpop_auth_request_clear(&req);
 			return 1;
@@ -831,9 +838,14 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 		if (data[0] >= 0)
 			close(data[0]);
 		data[0] = -1;
-		if (!pooled && !wait_child(child, killed))
+		if (!prelogin_finished(pooled, chan[0], child, killed)) {
+			close(chan[0]);
 			return 1;
+		}
 	}
+	/* A reusable pre-login process that relays keeps the channel until the relay ends. */
+	if (!(pooled && tls))
+		mpop_close_fdp(&chan[0]);
 	if (!id)
 		return 0;
 	if (tls) {
@@ -874,12 +886,10 @@ run_privsep(const MpopConfig *cfg, MpopConnection *conn)
 			shutdown(data[0], SHUT_WR);
 			close(data[0]);
 		}
-		if (pooled) {
-			await_release(chan[0], child);
-			close(chan[0]);
-			return 0;
-		}
-		return wait_child(child, FALSE) ? 0 : 1;
+		gboolean ok = prelogin_finished(pooled, chan[0], child, FALSE);
+
+		mpop_close_fdp(&chan[0]);
+		return ok ? 0 : 1;
 	}
 	return 0;
 }
