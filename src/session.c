@@ -296,6 +296,11 @@ mpop_session_loop(MpopSession *s)
 			break;
 		case MPOP_ACT_UPDATE:
 			do_update(s);
+			/* The maildrop's lock goes before the answer: a client that logs in again
+			 * the moment it reads the +OK (a fetcher's next poll, a second device)
+			 * must find it free, not [IN-USE] until this process has ended. */
+			s->p.mb = NULL;
+			g_clear_pointer(&s->mb, mpop_mailbox_close);
 			mpop_stream_flush(st);
 			return MPOP_SESSION_END;
 		case MPOP_ACT_LISTING:

@@ -119,6 +119,66 @@ def in_use(t, fx, srv):
     c.close()
 
 
+RELOGIN_ROUNDS = 25
+
+
+def relogin_after_quit(t, fx, srv, tag):
+    """A client that logs in again the moment it reads QUIT's +OK (a fetcher polling, a
+    second device) finds the maildrop free: the session lets go of its lock before it
+    answers, not when its process ends. No retry here, each login must get in at once."""
+    refused = []
+    for i in range(RELOGIN_ROUNDS):
+        p = Pop(srv.port)
+        _, r = p.login("bob")
+        if not r.startswith(b"+OK"):
+            refused.append((i, r))
+            p.close()
+            continue
+        p.cmd("NOOP")
+        q = p.cmd("QUIT")
+        p.close()
+        if not q.startswith(b"+OK"):
+            refused.append((i, q))
+    t.equal(refused, [], f"relogin {tag}: {RELOGIN_ROUNDS} logins, each right after the "
+            "previous QUIT's +OK, none [IN-USE]")
+
+
+def lock_released_before_goodbye(t, fx, tag):
+    """The same as relogin_after_quit, without depending on timing: under strace, the
+    session process lets go of the maildrop's lock (Maildir: closes the directory it holds
+    flock() on; mbox: removes its dotlock) before it writes QUIT's +OK."""
+    trace = os.path.join(fx.dir, "strace.out")
+    data = f"USER bob\r\nPASS {PASSWORD}\r\nSTAT\r\nQUIT\r\n".encode()
+    r = subprocess.run(["strace", "-f", "-qq", "-s", "4096", "-o", trace, "-e",
+                        "trace=flock,close,link,linkat,unlink,unlinkat,write", MPOPD,
+                        "--inetd", "-c", fx.conf], input=data, capture_output=True,
+                       timeout=WAIT)
+    t.check(b"+OK mpopd signing off" in r.stdout, f"goodbye {tag}: QUIT answered", r.stdout)
+    calls = [ln.partition(" ") for ln in open(trace).read().splitlines()]
+    bye = next((i for i, (_, _, c) in enumerate(calls) if "signing off" in c), None)
+    t.check(bye is not None, f"goodbye {tag}: the trace shows +OK signing off written")
+    if bye is None:
+        return
+    take = release = None
+    for i, (pid, _, c) in enumerate(calls):
+        if not c.endswith("= 0"):
+            continue
+        if take is None:
+            if FORMAT == "maildir" and c.startswith("flock(") and "LOCK_EX" in c:
+                take, owner, fd = i, pid, c[len("flock("):c.index(",")]
+            elif FORMAT == "mbox" and c.startswith("link") and '.lock"' in c:
+                take, owner, fd = i, pid, None
+        elif release is None and pid == owner:
+            if (fd is not None and c.startswith(f"close({fd})")) or \
+                    (fd is None and c.startswith("unlink") and '.lock"' in c):
+                release = i
+    context = [" ".join(x) for x in calls[take or 0:bye + 1]]
+    t.check(take is not None and take < bye, f"goodbye {tag}: the session locked the maildrop",
+            context)
+    t.check(release is not None and release < bye, f"goodbye {tag}: the lock is released "
+            "before QUIT's +OK is written", context)
+
+
 def snapshot_concurrent(t, fx, srv):
     """mbox snapshot mode with flock among mbox_locks: the session cannot hold flock() for
     itself (delivery agents would wait for it), so a second session is let in instead of
@@ -293,10 +353,18 @@ def main():
     with Fixture() as fx, Server(fx, "accept") as srv:
         t.run(new_during_session, fx, srv)
         t.run(exclusive, fx, srv)
+        t.run(relogin_after_quit, fx, srv, "accept")
+        if FORMAT == "maildir":
+            t.run(lock_released_before_goodbye, fx, "maildir")
+    for mode, extra in (("inetd", {}), ("daemon", {}), ("daemon", {"server.login_reuse": "8"})):
+        with Fixture(extra) as fx, Server(fx, mode) as srv:
+            t.run(relogin_after_quit, fx, srv, mode + (" login_reuse" if extra else ""))
     if FORMAT == "mbox":
         # session-lock mode holds the delivery agents' locks: [IN-USE] as for a maildir
         with Fixture({"mailbox.mbox_mode": "session-lock"}) as fx, Server(fx, "inetd") as srv:
             t.run(in_use, fx, srv)
+            t.run(relogin_after_quit, fx, srv, "session-lock")
+            t.run(lock_released_before_goodbye, fx, "session-lock")
         with Fixture({"mailbox.mbox_mode": "spool", "mailbox.spool_dir": "/tmp"}) as fx, \
                 Server(fx, "inetd") as srv:
             t.run(in_use, fx, srv)
