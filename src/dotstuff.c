@@ -3,6 +3,9 @@
 #include "dotstuff.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /*
  * The message is a sequence of lines split at LF; a CR directly before a LF belongs to the
@@ -270,6 +273,69 @@ end_line(MpopStuffer *st, char **o)
 	st->hold_len = 0;
 }
 
+#ifdef __SSE2__
+/* RETR's whole body lines (no TOP limit, output wanted), 16 bytes at a time: a block without
+ * LF is stored as it is, the first LF in a block ends the line. The store of a block may
+ * run past the line's end; what follows overwrites it or is never committed. Stores stay
+ * within MPOP_STUFF_OUT_MAX: a block is stored only with 16 input bytes left, and the output
+ * so far is at most twice the input consumed. Stops at a line start as body_lines_fast(). */
+static const char *
+body_lines_vec(MpopStuffer *st, const char *p, const char *end, char **op)
+{
+	const __m128i nl = _mm_set1_epi8('\n');
+	char *o = *op;
+	guint64 size = st->size;
+
+	while (p < end) {
+		const char *q = p;
+		char *line_out = o;
+
+		if (*p == '>' && st->opts.unquote_from)
+			break;
+		if (*p == '.') /* RFC 1939 §3 */
+			*o++ = '.';
+		for (;;) {
+			__m128i v;
+			unsigned m;
+
+			if (end - q < 16) {
+				const char *lf = memchr(q, '\n', (size_t)(end - q));
+				if (lf == NULL) {
+					*op = line_out;
+					st->size = size;
+					return p; /* the line is not complete: from its start later
+						   */
+				}
+				memcpy(o, q, (size_t)(lf - q));
+				o += lf - q;
+				q = lf;
+				break;
+			}
+			v = _mm_loadu_si128((const __m128i *)q);
+			m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl));
+			_mm_storeu_si128((__m128i *)o, v);
+			if (m == 0) {
+				o += 16;
+				q += 16;
+				continue;
+			}
+			o += __builtin_ctz(m);
+			q += __builtin_ctz(m);
+			break;
+		}
+		/* q is the LF; a CR before it was copied and is the line end's own. */
+		if (q == p || q[-1] != '\r')
+			*o++ = '\r';
+		*o++ = '\n';
+		size += (guint64)(o - line_out) - (*p == '.');
+		p = q + 1;
+	}
+	st->size = size;
+	*op = o;
+	return p;
+}
+#endif
+
 /* The hot path of RETR: whole body lines that need no hold, one memchr and one memcpy each.
  * Stops before a line it cannot finish alone (no LF yet, or a possible mboxrd quote). */
 static const char *
@@ -278,6 +344,10 @@ body_lines_fast(MpopStuffer *st, const char *p, const char *end, char **op)
 	char *o = *op;
 	guint64 size = st->size;
 
+#ifdef __SSE2__
+	if (o != NULL && st->body_lines < 0)
+		return body_lines_vec(st, p, end, op);
+#endif
 	while (p < end) {
 		const char *lf = memchr(p, '\n', (size_t)(end - p));
 		size_t n;

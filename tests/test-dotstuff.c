@@ -225,7 +225,8 @@ static void
 check_all_ways(const MpopStuffOpts *opts, gint64 top, const char *in, size_t len,
 	       const char *expect, size_t expect_len, GRand *rand)
 {
-	static const gssize chunks[] = {0, 1, 2, 3, 7, -1, -1, -1, -1};
+	/* 16 and 33: whole and split 16-byte blocks of the vector path (SSE2). */
+	static const gssize chunks[] = {0, 1, 2, 3, 7, 16, 33, -1, -1, -1, -1};
 	guint64 size0 = 0, ref_size;
 	g_autoptr(GString) ref = reference(opts, top, in, len, &ref_size);
 
@@ -337,6 +338,42 @@ test_random(void)
 	}
 }
 
+/* Body lines of every length from 0 to 80 (the vector path copies 16-byte blocks and ends
+ * a line at the first LF of a block: lines ending at, before and after a block edge), with
+ * LF or CRLF, a leading '.' or '>', CRs inside, against the reference in every chunking. */
+static void
+test_long_lines(void)
+{
+	static const char fill[] = "abcdefghijklmnopqrstuvwxyz0123456789 .>\r\t=+/";
+	g_autoptr(GRand) rand = g_rand_new_with_seed(1081);
+	guint iters = g_test_slow() ? 4000 : 400;
+
+	for (guint it = 0; it < iters; it++) {
+		g_autoptr(GString) msg = g_string_new("Subject: lines\n\n");
+		MpopStuffOpts opts = {g_rand_boolean(rand), NULL};
+		guint lines = (guint)g_rand_int_range(rand, 1, 40);
+
+		for (guint l = 0; l < lines; l++) {
+			guint len = (guint)g_rand_int_range(rand, 0, 81);
+			guint lead = (guint)g_rand_int_range(rand, 0, 6);
+
+			if (lead == 0)
+				g_string_append_c(msg, '.');
+			else if (lead == 1)
+				g_string_append(msg, ">From ");
+			for (guint k = 0; k < len; k++)
+				g_string_append_c(
+					msg, fill[g_rand_int_range(rand, 0, sizeof(fill) - 1)]);
+			g_string_append(msg, g_rand_boolean(rand) ? "\r\n" : "\n");
+		}
+		if (g_rand_boolean(rand)) /* a last line without LF, maybe ending in CR */
+			g_string_append(msg, g_rand_boolean(rand) ? "tail" : "tail\r");
+		check_all_ways(&opts, -1, msg->str, msg->len, NULL, 0, rand);
+		check_all_ways(&opts, g_rand_int_range(rand, 0, 5), msg->str, msg->len, NULL, 0,
+			       rand);
+	}
+}
+
 /* The size of a whole message by the stuffer fed one byte at a time. */
 static guint64
 fed_size(const MpopStuffOpts *opts, const char *in, size_t len)
@@ -395,5 +432,6 @@ main(int argc, char **argv)
 	g_test_add_func("/dotstuff/size-and-done", test_size_and_done);
 	g_test_add_func("/dotstuff/random", test_random);
 	g_test_add_func("/dotstuff/measure-long", test_measure_long);
+	g_test_add_func("/dotstuff/long-lines", test_long_lines);
 	return g_test_run();
 }
