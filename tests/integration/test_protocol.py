@@ -147,32 +147,36 @@ def lock_released_before_goodbye(t, fx, tag):
     """The same as relogin_after_quit, without depending on timing: under strace, the
     session process lets go of the maildrop's lock (Maildir: closes the directory it holds
     flock() on; mbox: removes its dotlock) before it writes QUIT's +OK."""
-    trace = os.path.join(fx.dir, "strace.out")
+    prefix = os.path.join(fx.dir, "strace")
     data = f"USER bob\r\nPASS {PASSWORD}\r\nSTAT\r\nQUIT\r\n".encode()
-    r = subprocess.run(["strace", "-f", "-qq", "-s", "4096", "-o", trace, "-e",
+    # -ff: a file per process, so no call is split into "unfinished" and "resumed" lines
+    r = subprocess.run(["strace", "-ff", "-qq", "-s", "4096", "-o", prefix, "-e",
                         "trace=flock,close,link,linkat,unlink,unlinkat,write", MPOPD,
                         "--inetd", "-c", fx.conf], input=data, capture_output=True,
                        timeout=WAIT)
     t.check(b"+OK mpopd signing off" in r.stdout, f"goodbye {tag}: QUIT answered", r.stdout)
-    calls = [ln.partition(" ") for ln in open(trace).read().splitlines()]
-    bye = next((i for i, (_, _, c) in enumerate(calls) if "signing off" in c), None)
-    t.check(bye is not None, f"goodbye {tag}: the trace shows +OK signing off written")
+    traces = [open(os.path.join(fx.dir, f)).read().splitlines() for f in os.listdir(fx.dir)
+              if f.startswith("strace.")]
+    calls = next((c for c in traces if any("signing off" in ln for ln in c)), [])
+    bye = next((i for i, c in enumerate(calls) if "signing off" in c), None)
+    t.check(bye is not None, f"goodbye {tag}: the trace shows +OK signing off written",
+            [len(c) for c in traces])
     if bye is None:
         return
     take = release = None
-    for i, (pid, _, c) in enumerate(calls):
+    for i, c in enumerate(calls):  # the session process's calls, in order
         if not c.endswith("= 0"):
             continue
         if take is None:
             if FORMAT == "maildir" and c.startswith("flock(") and "LOCK_EX" in c:
-                take, owner, fd = i, pid, c[len("flock("):c.index(",")]
+                take, fd = i, c[len("flock("):c.index(",")]
             elif FORMAT == "mbox" and c.startswith("link") and '.lock"' in c:
-                take, owner, fd = i, pid, None
-        elif release is None and pid == owner:
+                take, fd = i, None
+        elif release is None:
             if (fd is not None and c.startswith(f"close({fd})")) or \
                     (fd is None and c.startswith("unlink") and '.lock"' in c):
                 release = i
-    context = [" ".join(x) for x in calls[take or 0:bye + 1]]
+    context = calls[take or 0:bye + 1]
     t.check(take is not None and take < bye, f"goodbye {tag}: the session locked the maildrop",
             context)
     t.check(release is not None and release < bye, f"goodbye {tag}: the lock is released "
