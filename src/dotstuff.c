@@ -300,11 +300,11 @@ body_lines_vec(MpopStuffer *st, const char *p, const char *end, char **op)
 
 			if (end - q < 16) {
 				const char *lf = memchr(q, '\n', (size_t)(end - q));
+				/* Not a whole line: it starts the next call. */
 				if (lf == NULL) {
 					*op = line_out;
 					st->size = size;
-					return p; /* the line is not complete: from its start later
-						   */
+					return p;
 				}
 				memcpy(o, q, (size_t)(lf - q));
 				o += lf - q;
