@@ -155,8 +155,10 @@ def lock_released_before_goodbye(t, fx, tag):
                         "--inetd", "-c", fx.conf], input=data, capture_output=True,
                        timeout=WAIT)
     t.check(b"+OK mpopd signing off" in r.stdout, f"goodbye {tag}: QUIT answered", r.stdout)
-    traces = [open(os.path.join(fx.dir, f)).read().splitlines() for f in os.listdir(fx.dir)
-              if f.startswith("strace.")]
+    traces = []
+    for name in sorted(f for f in os.listdir(fx.dir) if f.startswith("strace.")):
+        with open(os.path.join(fx.dir, name)) as f:
+            traces.append(f.read().splitlines())
     calls = next((c for c in traces if any("signing off" in ln for ln in c)), [])
     bye = next((i for i, c in enumerate(calls) if "signing off" in c), None)
     t.check(bye is not None, f"goodbye {tag}: the trace shows +OK signing off written",
