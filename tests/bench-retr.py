@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from peers import free_port  # tests/peers.py, next to this file
+
 
 def main():
     mpopd, ctl = sys.argv[1], sys.argv[2]
@@ -47,10 +49,7 @@ def main():
     h = subprocess.run([ctl, "passwd"], input=b"pw\n", capture_output=True).stdout.decode().strip()
     with open(os.path.join(top, "users"), "w") as f:
         f.write(f"bench:{h}:{uid}:{uid}:{mbox}\n")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     conf = os.path.join(top, "mpopd.conf")
     with open(conf, "w") as f:
         f.write(f"[server]\nlisten=127.0.0.1:{port}\npid_file=\nlogin_chroot=\n"

@@ -65,6 +65,7 @@ import grp
 import os
 import poplib
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -79,7 +80,31 @@ CACHE_DIR = os.environ.get("MPOPD_PEERS_CACHE") or os.path.join(
     os.environ.get("BUILDDIR") or tempfile.gettempdir(), "peers-cache")
 
 
+def _ephemeral_ports():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
+    """A port on 127.0.0.1 that nothing is bound to, outside the kernel's ephemeral range:
+    a port from that range (what bind() to port 0 hands out) can become a client's source
+    port in a test running alongside before the server binds it, and an established
+    connection on it makes the server's bind fail with EADDRINUSE."""
+    lo, hi = _ephemeral_ports()
+    ranges = [r for r in ((10000, lo - 1), (hi + 1, 65535)) if r[1] - r[0] >= 1000]
+    for _ in range(100 if ranges else 0):
+        first, last = random.choice(ranges)
+        port = random.randint(first, last)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
